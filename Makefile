@@ -1,0 +1,51 @@
+# aqm-llm: one-command setup, build, demo and tests.
+#   make demo   # fresh clone -> .venv, pinned deps, C++ build, Wi-Fi comparison table
+#   make test   # same setup, then C++ unit tests (ctest) and pytest
+# A second call reuses the environment and the incremental CMake build in build/cmake.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip -q --disable-pip-version-check
+BUILD  := build/cmake
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+export CMAKE_BUILD_PARALLEL_LEVEL := $(JOBS)
+
+NATIVE_SOURCES := $(shell find ns3_module scenarios cmake examples python -type f \
+	\( -name '*.cc' -o -name '*.h' -o -name 'CMakeLists.txt' -o -name '*.cmake' -o -name '*.in' \) 2>/dev/null)
+
+.PHONY: all venv build demo test test-cpp test-py bench clean distclean
+
+all: build
+
+venv: $(VENV)/.deps-stamp
+$(VENV)/.deps-stamp: requirements.txt requirements-nodeps.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PIP) install --no-deps -r requirements-nodeps.txt 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -c "import torch, ns3, numpy" 2>/dev/null || $(PY) -c "import importlib.util as u; assert u.find_spec('torch') and u.find_spec('ns3'), 'dependency install failed'"
+	touch $@
+
+build: $(VENV)/.build-stamp
+$(VENV)/.build-stamp: $(VENV)/.deps-stamp $(NATIVE_SOURCES) pyproject.toml CMakeLists.txt
+	$(PIP) install --no-build-isolation --no-deps -e . 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -c "import aqm_llm.native as n; n.check_installed()"
+	touch $@
+
+demo: build
+	$(VENV)/bin/aqm-llm compare wifi --qdisc fq-codel-l4s,pie-l4s,fifo --seed 1 -o demo-results
+
+test-cpp: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-py: build
+	$(PY) -m pytest -q tests
+
+test: test-cpp
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf build demo-results
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,175 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-only
+ */
+#include "aqm-queue-disc-registry.h"
+
+#include "ns3/abort.h"
+#include "ns3/boolean.h"
+#include "ns3/data-rate.h"
+#include "ns3/double.h"
+#include "ns3/log.h"
+#include "ns3/net-device.h"
+#include "ns3/nstime.h"
+#include "ns3/queue-size.h"
+#include "ns3/string.h"
+#include "ns3/traffic-control-layer.h"
+#include "ns3/uinteger.h"
+
+#include <sstream>
+
+namespace ns3
+{
+
+NS_LOG_COMPONENT_DEFINE("AqmQueueDiscRegistry");
+
+const std::vector<AqmQueueDiscSpec>&
+AqmQueueDiscRegistry::Specs()
+{
+    static const std::vector<AqmQueueDiscSpec> specs = {
+        {"fifo", "ns3::FifoQueueDisc", "tail drop FIFO"},
+        {"red", "ns3::RedQueueDisc", "adaptive RED (ARED), ECN"},
+        {"codel", "ns3::CoDelQueueDisc", "CoDel, ECN"},
+        {"fq-codel", "ns3::FqCoDelQueueDisc", "FQ-CoDel, ECN"},
+        {"fq-codel-l4s", "ns3::FqCoDelQueueDisc", "FQ-CoDel, ECN, ECT(1) marked at a 1 ms step"},
+        {"pie", "ns3::PieQueueDisc", "PIE (RFC 8033), ECN"},
+        {"pie-l4s", "ns3::PieQueueDisc", "PIE, ECN, ECT(1) marked at a 1 ms step"},
+        {"fq-pie", "ns3::FqPieQueueDisc", "FQ-PIE, ECN"},
+        {"cobalt", "ns3::CobaltQueueDisc", "COBALT (CoDel + BLUE), ECN"},
+        {"fq-cobalt", "ns3::FqCobaltQueueDisc", "FQ-COBALT, ECN"},
+        {"dualpi2", "ns3::DualPi2QueueDisc", "DualQ Coupled PI2 (RFC 9332)"},
+        {"l4s-llm", "ns3::L4sLlmQueueDisc", "LLM-driven dual queue (aqm-llm)"},
+    };
+    return specs;
+}
+
+std::vector<std::string>
+AqmQueueDiscRegistry::Names()
+{
+    std::vector<std::string> names;
+    for (const auto& spec : Specs())
+    {
+        // Names whose TypeId is not (yet) part of this build are not offered.
+        TypeId tid;
+        if (TypeId::LookupByNameFailSafe(spec.typeId, &tid))
+        {
+            names.push_back(spec.name);
+        }
+    }
+    return names;
+}
+
+bool
+AqmQueueDiscRegistry::IsKnown(const std::string& name)
+{
+    for (const auto& n : Names())
+    {
+        if (n == name)
+        {
+            return true;
+        }
+    }
+    return false;
+}
+
+const AqmQueueDiscSpec&
+AqmQueueDiscRegistry::Get(const std::string& name)
+{
+    for (const auto& spec : Specs())
+    {
+        if (spec.name == name && IsKnown(name))
+        {
+            return spec;
+        }
+    }
+    std::ostringstream allowed;
+    for (const auto& n : Names())
+    {
+        allowed << " " << n;
+    }
+    NS_ABORT_MSG("unknown queue disc '" << name << "'; allowed:" << allowed.str());
+}
+
+void
+AqmQueueDiscRegistry::Configure(Ptr<QueueDisc> qdisc,
+                                const std::string& name,
+                                const AqmQueueDiscOptions& options)
+{
+    const auto& spec = Get(name);
+    NS_LOG_FUNCTION(qdisc << name);
+    qdisc->SetAttribute("MaxSize", QueueSizeValue(options.limit));
+    if (spec.typeId == "ns3::FifoQueueDisc")
+    {
+        return;
+    }
+    if (spec.typeId == "ns3::RedQueueDisc")
+    {
+        // Adaptive RED derives its thresholds and weight from the link.
+        qdisc->SetAttribute("ARED", BooleanValue(true));
+        qdisc->SetAttribute("MeanPktSize", UintegerValue(1500));
+        qdisc->SetAttribute("LinkBandwidth", DataRateValue(options.linkRate));
+        qdisc->SetAttribute("LinkDelay", TimeValue(options.linkDelay));
+    }
+    qdisc->SetAttribute("UseEcn", BooleanValue(options.useEcn));
+    if (name == "fq-codel-l4s" || name == "pie-l4s")
+    {
+        qdisc->SetAttribute("UseEcn", BooleanValue(true));
+        qdisc->SetAttribute("UseL4s", BooleanValue(true));
+        qdisc->SetAttribute("CeThreshold", TimeValue(options.l4sThreshold));
+    }
+}
+
+namespace
+{
+/// Create the root queue disc through TrafficControlHelper so that device queue
+/// wiring (NetDeviceQueueInterface, wake callbacks) is done the standard way.
+Ptr<QueueDisc>
+InstallRoot(TrafficControlHelper& tch, Ptr<NetDevice> device)
+{
+    Ptr<TrafficControlLayer> tc = device->GetNode()->GetObject<TrafficControlLayer>();
+    NS_ABORT_MSG_IF(!tc, "node has no traffic control layer (install the internet stack first)");
+    if (tc->GetRootQueueDiscOnDevice(device))
+    {
+        tc->DeleteRootQueueDiscOnDevice(device);
+    }
+    QueueDiscContainer qdiscs = tch.Install(device);
+    return qdiscs.Get(0);
+}
+} // namespace
+
+Ptr<QueueDisc>
+AqmQueueDiscRegistry::Install(Ptr<NetDevice> device,
+                              const std::string& name,
+                              const AqmQueueDiscOptions& options)
+{
+    const auto& spec = Get(name);
+    TrafficControlHelper tch;
+    tch.SetRootQueueDisc(spec.typeId);
+    Ptr<QueueDisc> qdisc = InstallRoot(tch, device);
+    Configure(qdisc, name, options);
+    return qdisc;
+}
+
+Ptr<QueueDisc>
+AqmQueueDiscRegistry::InstallMq(Ptr<NetDevice> device,
+                                const std::string& name,
+                                const AqmQueueDiscOptions& options,
+                                uint32_t childIndex)
+{
+    const auto& spec = Get(name);
+    TrafficControlHelper tch;
+    uint16_t handle = tch.SetRootQueueDisc("ns3::MqQueueDisc");
+    // One class per transmit queue; Wi-Fi has four (AC_BE, AC_BK, AC_VI, AC_VO).
+    const uint16_t nQueues = 4;
+    auto classes = tch.AddQueueDiscClasses(handle, nQueues, "ns3::QueueDiscClass");
+    tch.AddChildQueueDiscs(handle, classes, spec.typeId);
+    Ptr<QueueDisc> root = InstallRoot(tch, device);
+    NS_ABORT_MSG_IF(childIndex >= root->GetNQueueDiscClasses(),
+                    "child index " << childIndex << " out of range");
+    for (std::size_t i = 0; i < root->GetNQueueDiscClasses(); ++i)
+    {
+        Configure(root->GetQueueDiscClass(i)->GetQueueDisc(), name, options);
+    }
+    return root->GetQueueDiscClass(childIndex)->GetQueueDisc();
+}
+
+} // namespace ns3

@@ -1,0 +1,95 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-only
+ */
+#ifndef AQM_QUEUE_DISC_REGISTRY_H
+#define AQM_QUEUE_DISC_REGISTRY_H
+
+#include "ns3/data-rate.h"
+#include "ns3/nstime.h"
+#include "ns3/queue-disc.h"
+#include "ns3/queue-size.h"
+#include "ns3/traffic-control-helper.h"
+
+#include <string>
+#include <vector>
+
+namespace ns3
+{
+
+/**
+ * \ingroup aqm-llm
+ * \brief What every queue disc under comparison is configured with.
+ *
+ * The same limit and ECN choice apply to every name, so that a comparison changes
+ * the algorithm and nothing else.
+ */
+struct AqmQueueDiscOptions
+{
+    QueueSize limit{"1000p"};       //!< MaxSize of the queue disc (packets or bytes)
+    bool useEcn{true};              //!< mark ECN-capable packets instead of dropping them
+    Time l4sThreshold{MilliSeconds(1)}; //!< CE threshold for ECT(1) in the *-l4s variants
+    DataRate linkRate{"100Mbps"};   //!< bottleneck rate (RED's adaptive parameters)
+    Time linkDelay{MilliSeconds(10)}; //!< bottleneck one-way delay (RED's adaptive parameters)
+};
+
+/**
+ * \ingroup aqm-llm
+ * \brief One queue disc name of aqm-llm's common set, its ns-3 TypeId and attributes.
+ */
+struct AqmQueueDiscSpec
+{
+    std::string name;        //!< short name used on every command line (e.g. "fq-codel-l4s")
+    std::string typeId;      //!< ns-3 TypeId name (e.g. "ns3::FqCoDelQueueDisc")
+    std::string description; //!< one line for help texts
+};
+
+/**
+ * \ingroup aqm-llm
+ * \brief The queue discs compared by aqm-llm, by one set of names.
+ *
+ * Names: fifo red codel fq-codel fq-codel-l4s pie pie-l4s fq-pie cobalt fq-cobalt, plus
+ * those of this module (dualpi2, l4s-llm) once built. Use it from any ns-3 program:
+ *
+ * \code
+ *   AqmQueueDiscRegistry::Install(bottleneckDevice, "fq-codel-l4s", options);
+ * \endcode
+ */
+class AqmQueueDiscRegistry
+{
+  public:
+    /// \brief All known specs, in a stable order.
+    static const std::vector<AqmQueueDiscSpec>& Specs();
+    /// \brief All known names, in a stable order.
+    static std::vector<std::string> Names();
+    /// \brief Whether \p name is one of Names().
+    static bool IsKnown(const std::string& name);
+    /// \brief The spec for \p name; aborts with the allowed names if it is unknown.
+    static const AqmQueueDiscSpec& Get(const std::string& name);
+
+    /**
+     * \brief Install queue disc \p name as the root queue disc of \p device.
+     * \return the installed queue disc
+     */
+    static Ptr<QueueDisc> Install(Ptr<NetDevice> device,
+                                  const std::string& name,
+                                  const AqmQueueDiscOptions& options);
+
+    /**
+     * \brief Install an MqQueueDisc root on a multi-queue \p device (Wi-Fi) with queue disc
+     * \p name as the child of every transmit queue.
+     * \return the child queue disc of transmit queue \p childIndex (AC_BE is 0 on Wi-Fi)
+     */
+    static Ptr<QueueDisc> InstallMq(Ptr<NetDevice> device,
+                                    const std::string& name,
+                                    const AqmQueueDiscOptions& options,
+                                    uint32_t childIndex = 0);
+
+    /// \brief Set the attributes that \p name takes from \p options on \p qdisc.
+    static void Configure(Ptr<QueueDisc> qdisc,
+                          const std::string& name,
+                          const AqmQueueDiscOptions& options);
+};
+
+} // namespace ns3
+
+#endif /* AQM_QUEUE_DISC_REGISTRY_H */

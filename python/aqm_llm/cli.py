@@ -1,0 +1,2 @@
+def main() -> int:  # placeholder
+    return 0
