@@ -3,6 +3,7 @@
 #   make test   # same setup, then C++ unit tests (ctest) and pytest
 # A second call reuses the environment and the incremental CMake build in build/cmake.
 
+SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -28,7 +29,9 @@ $(VENV)/.deps-stamp: requirements.txt requirements-nodeps.txt
 
 build: $(VENV)/.build-stamp
 $(VENV)/.build-stamp: $(VENV)/.deps-stamp $(NATIVE_SOURCES) pyproject.toml CMakeLists.txt
-	$(PIP) install --no-build-isolation --no-deps -e . 2>&1 | grep -v "is ignored: it is neither" || true
+	@mkdir -p build
+	# flock: one build at a time in build/cmake (several shells may call make at once).
+	flock build/.build-lock $(PIP) install --no-build-isolation --no-deps -e . 2>&1 | grep -v "is ignored: it is neither" ; test $${PIPESTATUS[0]} -eq 0
 	$(PY) -c "import aqm_llm.native as n; n.check_installed()"
 	touch $@
 

@@ -49,11 +49,16 @@ def scenario_binary(scenario: str) -> Path:
     return libexec_dir() / f"aqm-llm-{scenario}"
 
 
+def tool_binary(tool: str) -> Path:
+    """A helper program of the module (ns3_module/tools/<tool>.cc)."""
+    return libexec_dir() / "tools" / f"aqm-llm-{tool}"
+
+
 def installed_scenarios() -> list[str]:
     if not libexec_dir().is_dir():
         return []
     names = [p.name.removeprefix("aqm-llm-") for p in libexec_dir().iterdir()
-             if p.name.startswith("aqm-llm-") and os.access(p, os.X_OK)]
+             if p.is_file() and p.name.startswith("aqm-llm-") and os.access(p, os.X_OK)]
     return sorted(names)
 
 
