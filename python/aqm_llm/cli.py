@@ -1,2 +1,162 @@
-def main() -> int:  # placeholder
+"""The `aqm-llm` command line: one CLI over the library API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from aqm_llm.errors import ConfigError, SimulationError
+
+
+def _parse_sets(items: Sequence[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items:
+        if "=" not in item or item.startswith("="):
+            raise ConfigError(f"bad --set '{item}': expected key=value")
+        key, value = item.split("=", 1)
+        params[key.strip()] = value.strip()
+    return params
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from aqm_llm.runner import run
+    from aqm_llm.table import print_table
+
+    metrics = run(args.scenario, qdisc=args.qdisc, seed=args.seed, params=_parse_sets(args.set),
+                  output_dir=args.output_dir, timeseries=args.timeseries, progress=not args.json)
+    if args.json:
+        print(json.dumps(metrics, indent=1))
+    else:
+        print_table([metrics], title=f"{args.scenario} (seed {args.seed})")
+        print(f"metrics: {metrics['run']['metrics_path']}")
     return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from aqm_llm.runner import run
+    from aqm_llm.table import markdown, print_table
+    from aqm_llm.scenarios import describe
+
+    qdiscs = [q.strip() for q in args.qdisc.split(",") if q.strip()]
+    allowed = describe(args.scenario).qdiscs
+    for q in qdiscs:
+        if q not in allowed:
+            raise ConfigError(f"unknown queue disc '{q}'; allowed: {', '.join(allowed)}")
+    params = _parse_sets(args.set)
+    results = []
+    for q in qdiscs:
+        results.append(run(args.scenario, qdisc=q, seed=args.seed, params=params,
+                           output_dir=args.output_dir, timeseries=True, progress=True))
+    print_table(results, title=f"{args.scenario}: queue discs compared (seed {args.seed})")
+    out = Path(args.output_dir)
+    (out / "comparison.md").write_text(markdown(results) + "\n")
+    from aqm_llm.plots import comparison_plots
+
+    written = comparison_plots(results, out)
+    print(f"table: {out / 'comparison.md'}; plots: {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def _cmd_scenarios(args: argparse.Namespace) -> int:
+    from aqm_llm.scenarios import available, describe
+
+    if not args.name:
+        for name in available():
+            print(name)
+        return 0
+    spec = describe(args.name)
+    for p in spec.params.values():
+        extra = f" [{', '.join(p.choices)}]" if p.choices else ""
+        print(f"{p.name:22s} {p.kind:7s} default {p.default!s:12s} {p.help}{extra}")
+    return 0
+
+
+def _cmd_build_flags(args: argparse.Namespace) -> int:
+    from aqm_llm.native import build_flags
+
+    flags = build_flags()
+    if args.cmake:
+        print(f"-DCMAKE_PREFIX_PATH={flags.cmake_prefix}")
+    elif args.cflags:
+        print(" ".join(flags.cxxflags))
+    elif args.libs:
+        print(" ".join(flags.ldflags))
+    else:
+        print(flags.shell())
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    try:
+        module = importlib.import_module(f"aqm_llm.bench.{args.what}")
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"benchmark '{args.what}' is not available in this build ({exc.name})") from exc
+    return int(module.main(list(args.rest)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aqm-llm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run one simulation; prints a table (or JSON) and writes the metrics JSON")
+    p.add_argument("scenario")
+    p.add_argument("--qdisc", default="fq-codel-l4s")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="scenario parameter (repeatable); `aqm-llm scenarios NAME` lists them")
+    p.add_argument("--json", action="store_true", help="print the metrics JSON instead of a table")
+    p.add_argument("--timeseries", action="store_true", help="also write a time-series CSV")
+    p.add_argument("-o", "--output-dir", default=None, help="where metrics are written (default results/runs)")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("compare", help="run several queue discs on one scenario and print one table")
+    p.add_argument("scenario")
+    p.add_argument("--qdisc", required=True, help="comma-separated names")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-o", "--output-dir", default="results/compare")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("scenarios", help="list scenarios, or one scenario's parameters")
+    p.add_argument("name", nargs="?")
+    p.set_defaults(func=_cmd_scenarios)
+
+    p = sub.add_parser("build-flags", help="compiler/linker flags to build your own ns-3 program with our module")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--cflags", action="store_true")
+    g.add_argument("--libs", action="store_true")
+    g.add_argument("--cmake", action="store_true", help="CMAKE_PREFIX_PATH for find_package(AqmLlm)")
+    p.set_defaults(func=_cmd_build_flags)
+
+    p = sub.add_parser("bench", help="performance figures: bridge | inference | sim")
+    p.add_argument("what")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if getattr(args, "seed", 1) < 1:
+            raise ConfigError(f"bad value '{args.seed}' for seed: must be >= 1")
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"aqm-llm: error: {exc}", file=sys.stderr)
+        return 2
+    except SimulationError as exc:
+        print(f"aqm-llm: simulation failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("aqm-llm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,140 @@
-"""Run one scenario simulation (placeholder, filled below)."""
+"""Run one scenario simulation and return its metrics (the library side of `aqm-llm run`)."""
 
-def run(*args, **kwargs):  # pragma: no cover
-    raise NotImplementedError
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from aqm_llm import native
+from aqm_llm.errors import ConfigError, SimulationError
+from aqm_llm.scenarios import describe, parse_seconds
+
+# Parameters the runner sets itself; a user who passes them gets a clear error.
+_RUNNER_OWNED = ("output", "progress")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to simulate: scenario, queue disc, seed and scenario parameters."""
+
+    scenario: str
+    qdisc: str
+    seed: int = 1
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def key(self) -> str:
+        """A short stable identifier of this configuration (file names, result rows)."""
+        blob = json.dumps([self.scenario, self.qdisc, self.seed, sorted((k, str(v)) for k, v in self.params.items())])
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def build_command(spec: RunSpec, output: Path, timeseries: Path | None = None,
+                  progress: bool = False) -> list[str]:
+    """Validate the spec and return the scenario program's command line."""
+    scenario = describe(spec.scenario)
+    for owned in _RUNNER_OWNED:
+        if owned in spec.params:
+            raise ConfigError(f"parameter '{owned}' is set by the runner; use the CLI's options instead")
+    if "qdisc" in spec.params or "seed" in spec.params:
+        raise ConfigError("pass qdisc and seed as their own arguments, not as --set")
+    values = dict(spec.params)
+    values["qdisc"] = spec.qdisc
+    values["seed"] = spec.seed
+    if timeseries is not None:
+        values["timeseries"] = str(timeseries)
+    args = scenario.normalise(values)
+    duration = parse_seconds(args.get("duration", scenario.params["duration"].default)) or 0.0
+    warmup = parse_seconds(args.get("warmup", scenario.params["warmup"].default)) or 0.0
+    if warmup >= duration:
+        raise ConfigError(f"bad value '{args.get('warmup', scenario.params['warmup'].default)}' for warmup: "
+                          f"must be below duration ({args.get('duration', scenario.params['duration'].default)})")
+    cmd = [str(native.scenario_binary(spec.scenario))]
+    cmd += [f"--{k}={v}" for k, v in args.items()]
+    cmd += [f"--output={output}"]
+    if progress:
+        cmd.append("--progress=true")
+    return cmd
+
+
+def run_simulation(cmd: list[str], progress: bool = False, label: str = "",
+                   timeout: float | None = None, env: Mapping[str, str] | None = None) -> None:
+    """Run a scenario program; ConfigError on exit 2 (bad input), SimulationError otherwise."""
+    stderr_lines: list[str] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=100, desc=label or "simulating", unit="%", leave=False,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=dict(env) if env is not None else None)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith("@progress "):
+                if bar is not None:
+                    now, total = (float(x) for x in line.split()[1:3])
+                    bar.n = round(100 * now / total) if total else 0
+                    bar.set_postfix_str(f"sim {now:.1f}/{total:.0f} s", refresh=True)
+                continue
+            stderr_lines.append(line.rstrip("\n"))
+            del stderr_lines[:-50]
+        rc = proc.wait(timeout=timeout)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    if rc == 2:
+        msg = stderr_lines[-1] if stderr_lines else "invalid input"
+        raise ConfigError(msg.split(": ", 1)[-1] if ": " in msg else msg)
+    if rc != 0:
+        tail = "\n".join(stderr_lines[-20:])
+        raise SimulationError(f"scenario program exited with status {rc}:\n{tail}")
+
+
+def default_output_dir() -> Path:
+    return Path(os.environ.get("AQM_LLM_RESULTS", "results")) / "runs"
+
+
+def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
+        params: Mapping[str, Any] | None = None, *, output_dir: str | Path | None = None,
+        timeseries: bool = False, progress: bool = False) -> dict[str, Any]:
+    """Run one simulation and return its metrics (also written as JSON under output_dir).
+
+    >>> m = run("dumbbell", qdisc="fq-codel-l4s", seed=1, params={"duration": "10s", "warmup": "2s"})
+    >>> m["classes"]["l4s"]["sojourn_ms"]["p99"]
+    """
+    spec = RunSpec(scenario=scenario, qdisc=qdisc, seed=seed, params=dict(params or {}))
+    out_dir = Path(output_dir) if output_dir is not None else default_output_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{scenario}-{qdisc}-s{seed}-{spec.key()}"
+    output = out_dir / f"{stem}.json"
+    ts_path = out_dir / f"{stem}.timeseries.csv" if timeseries else None
+    partial = out_dir / f".{stem}.{os.getpid()}.partial.json"
+    cmd = build_command(spec, output=partial, timeseries=ts_path, progress=progress)
+    started = time.time()
+    try:
+        run_simulation(cmd, progress=progress, label=f"{scenario}/{qdisc}/seed {seed}")
+        metrics = json.loads(partial.read_text())
+    finally:
+        partial.unlink(missing_ok=True)
+    metrics["run"] = {
+        "key": spec.key(), "qdisc": qdisc, "seed": seed, "params": {k: str(v) for k, v in spec.params.items()},
+        "started_unix": started, "wall_s": time.time() - started,
+        "command": [c for c in cmd if not c.startswith(("--output=", "--progress="))],
+        "timeseries": str(ts_path) if ts_path else None, "metrics_path": str(output),
+    }
+    # Write atomically: a killed run leaves no half-written metrics file.
+    tmp = output.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(metrics, indent=1))
+    tmp.replace(output)
+    return metrics

@@ -1,0 +1,108 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-only
+ */
+#ifndef AQM_LLM_SCENARIO_PARAMS_H
+#define AQM_LLM_SCENARIO_PARAMS_H
+
+#include "ns3/data-rate.h"
+#include "ns3/nstime.h"
+#include "ns3/queue-size.h"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace aqmllm
+{
+
+/**
+ * \brief The scenario parameters a program accepts: declared once, parsed from
+ * `--name=value`, validated, and described as JSON (`--describe`) so that the Python
+ * runner validates a user's input against the same declaration before starting a run.
+ */
+class ParamSet
+{
+  public:
+    /// Kinds of values, as named in the `--describe` JSON.
+    enum class Kind
+    {
+        Int,
+        Double,
+        Bool,
+        String,
+        Time,     //!< ns-3 time string: "30s", "500ms"
+        Rate,     //!< ns-3 data rate: "100Mbps"
+        Size,     //!< ns-3 queue size: "1000p", "1500000B"
+        Choice,   //!< one of a fixed list of strings
+    };
+
+    /// One declared parameter.
+    struct Spec
+    {
+        std::string name;
+        Kind kind;
+        std::string defaultValue;
+        std::string help;
+        std::optional<double> min; //!< numeric lower bound (Int, Double; seconds for Time; bit/s for Rate)
+        std::optional<double> max; //!< numeric upper bound
+        std::vector<std::string> choices;
+    };
+
+    explicit ParamSet(std::string program);
+
+    ParamSet& Int(const std::string& name, long def, const std::string& help,
+                  std::optional<double> min = {}, std::optional<double> max = {});
+    ParamSet& Double(const std::string& name, double def, const std::string& help,
+                     std::optional<double> min = {}, std::optional<double> max = {});
+    ParamSet& Bool(const std::string& name, bool def, const std::string& help);
+    ParamSet& String(const std::string& name, const std::string& def, const std::string& help);
+    ParamSet& Time(const std::string& name, const std::string& def, const std::string& help,
+                   std::optional<double> minSeconds = {}, std::optional<double> maxSeconds = {});
+    ParamSet& Rate(const std::string& name, const std::string& def, const std::string& help,
+                   std::optional<double> minBps = {}, std::optional<double> maxBps = {});
+    ParamSet& Size(const std::string& name, const std::string& def, const std::string& help);
+    ParamSet& Choice(const std::string& name, const std::string& def,
+                     const std::vector<std::string>& choices, const std::string& help);
+
+    /**
+     * \brief Parse `--name=value` arguments. `--describe` prints the declaration as JSON
+     * and exits 0; any bad input prints one line naming it and exits 2.
+     */
+    void Parse(int argc, char* argv[]);
+
+    long GetInt(const std::string& name) const;
+    double GetDouble(const std::string& name) const;
+    bool GetBool(const std::string& name) const;
+    std::string GetString(const std::string& name) const;
+    ns3::Time GetTime(const std::string& name) const;
+    ns3::DataRate GetRate(const std::string& name) const;
+    ns3::QueueSize GetSize(const std::string& name) const;
+
+    /// \brief The declaration as a JSON array.
+    std::string DescribeJson() const;
+    /// \brief The parsed values (every parameter, defaults included) as a JSON object.
+    std::string ValuesJson() const;
+
+    /// \brief Exit(2) with one line "PROGRAM: MESSAGE".
+    [[noreturn]] void Fail(const std::string& message) const;
+
+  private:
+    ParamSet& Add(Spec spec);
+    const Spec& Find(const std::string& name) const;
+    /// \return an error message, empty if \p value is valid for \p spec
+    std::string Check(const Spec& spec, const std::string& value) const;
+
+    std::string m_program;
+    std::vector<Spec> m_specs;
+    std::map<std::string, std::string> m_values;
+};
+
+/// \brief JSON string literal with escapes.
+std::string JsonString(const std::string& s);
+/// \brief JSON number (finite) or null.
+std::string JsonNumber(double v);
+
+} // namespace aqmllm
+
+#endif
