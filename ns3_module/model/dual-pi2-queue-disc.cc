@@ -1,0 +1,532 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-only
+ */
+#include "dual-pi2-queue-disc.h"
+
+#include "ns3/abort.h"
+#include "ns3/boolean.h"
+#include "ns3/double.h"
+#include "ns3/drop-tail-queue.h"
+#include "ns3/enum.h"
+#include "ns3/log.h"
+#include "ns3/net-device-queue-interface.h"
+#include "ns3/queue-item.h"
+#include "ns3/random-variable-stream.h"
+#include "ns3/simulator.h"
+#include "ns3/uinteger.h"
+
+#include <algorithm>
+
+namespace ns3
+{
+
+NS_LOG_COMPONENT_DEFINE("DualPi2QueueDisc");
+
+NS_OBJECT_ENSURE_REGISTERED(DualPi2QueueDisc);
+
+namespace
+{
+constexpr uint8_t ECN_MASK = 0x03;
+constexpr uint8_t ECN_ECT0 = 0x02;
+constexpr uint8_t ECN_CE = 0x03;
+
+/// \return the ECN field of \p item, or Not-ECT (0) if it has no IP header
+uint8_t
+EcnOf(Ptr<const QueueDiscItem> item)
+{
+    uint8_t tos = 0;
+    if (!item->GetUint8Value(QueueItem::IP_DSFIELD, tos))
+    {
+        return 0;
+    }
+    return tos & ECN_MASK;
+}
+} // namespace
+
+TypeId
+DualPi2QueueDisc::GetTypeId()
+{
+    static TypeId tid =
+        TypeId("ns3::DualPi2QueueDisc")
+            .SetParent<QueueDisc>()
+            .SetGroupName("AqmLlm")
+            .AddConstructor<DualPi2QueueDisc>()
+            .AddAttribute("MaxSize",
+                          "The shared buffer of both queues, in packets (\"1000p\") or bytes "
+                          "(\"1500000B\"); a packet that does not fit is dropped at enqueue.",
+                          QueueSizeValue(QueueSize("10000p")),
+                          MakeQueueSizeAccessor(&QueueDisc::SetMaxSize, &QueueDisc::GetMaxSize),
+                          MakeQueueSizeChecker())
+            .AddAttribute("UseEcn",
+                          "Mark ECT(0) Classic packets CE instead of dropping them (below "
+                          "overload). L packets (ECT(1), CE) are always marked, never dropped "
+                          "below overload.",
+                          BooleanValue(true),
+                          MakeBooleanAccessor(&DualPi2QueueDisc::m_useEcn),
+                          MakeBooleanChecker())
+            .AddAttribute("Target",
+                          "PI2 target of the queue delay (RFC 9332: 15 ms).",
+                          TimeValue(MilliSeconds(15)),
+                          MakeTimeAccessor(&DualPi2QueueDisc::m_target),
+                          MakeTimeChecker(Time(0)))
+            .AddAttribute("Tupdate",
+                          "PI2 update interval. Default: RFC 9332 Appendix A, "
+                          "min(target, RTT_max/3) = 15 ms for RTT_max 100 ms (Linux: 16 ms).",
+                          TimeValue(MilliSeconds(15)),
+                          MakeTimeAccessor(&DualPi2QueueDisc::m_tUpdate),
+                          MakeTimeChecker(NanoSeconds(1)))
+            .AddAttribute("Alpha",
+                          "PI2 integral gain in Hz. Default: RFC 9332 Appendix A, "
+                          "0.1 * Tupdate / RTT_max^2 = 0.15 for RTT_max 100 ms (Linux: 0.16).",
+                          DoubleValue(0.15),
+                          MakeDoubleAccessor(&DualPi2QueueDisc::m_alpha),
+                          MakeDoubleChecker<double>(0.0))
+            .AddAttribute("Beta",
+                          "PI2 proportional gain in Hz. Default: RFC 9332 Appendix A, "
+                          "0.3 / RTT_max = 3.0 for RTT_max 100 ms (Linux: 3.2).",
+                          DoubleValue(3.0),
+                          MakeDoubleAccessor(&DualPi2QueueDisc::m_beta),
+                          MakeDoubleChecker<double>(0.0))
+            .AddAttribute("CouplingFactor",
+                          "Coupling factor k: p_CL = k * p', p_C = p'^2, p_Cmax = min(1/k^2, 1).",
+                          DoubleValue(2.0),
+                          MakeDoubleAccessor(&DualPi2QueueDisc::m_k),
+                          MakeDoubleChecker<double>(0.0))
+            .AddAttribute("BaseDelay",
+                          "Delay that drives the PI2 controller: the Classic queue's "
+                          "head-of-line sojourn (Classic, RFC 9332 A.1) or the larger of both "
+                          "queues' (Max, Linux sch_dualpi2).",
+                          EnumValue(BASE_DELAY_CLASSIC),
+                          MakeEnumAccessor<BaseDelaySource>(&DualPi2QueueDisc::m_baseDelay),
+                          MakeEnumChecker(BASE_DELAY_CLASSIC, "Classic", BASE_DELAY_MAX, "Max"))
+            .AddAttribute("LMarking",
+                          "Native AQM of the L queue on each packet's sojourn: Ramp (MinTh, "
+                          "Range; RFC 9332), Step (StepThreshold; Linux) or None (p_L = p_CL).",
+                          EnumValue(L_MARKING_RAMP),
+                          MakeEnumAccessor<LMarking>(&DualPi2QueueDisc::m_lMarking),
+                          MakeEnumChecker(L_MARKING_RAMP,
+                                          "Ramp",
+                                          L_MARKING_STEP,
+                                          "Step",
+                                          L_MARKING_NONE,
+                                          "None"))
+            .AddAttribute("MinTh",
+                          "Start of the L queue's marking ramp (RFC 9332: 800 us).",
+                          TimeValue(MicroSeconds(800)),
+                          MakeTimeAccessor(&DualPi2QueueDisc::m_minTh),
+                          MakeTimeChecker(Time(0)))
+            .AddAttribute("Range",
+                          "Width of the L queue's marking ramp (RFC 9332: 400 us); marking "
+                          "probability 1 from MinTh + Range on.",
+                          TimeValue(MicroSeconds(400)),
+                          MakeTimeAccessor(&DualPi2QueueDisc::m_range),
+                          MakeTimeChecker(Time(0)))
+            .AddAttribute("StepThreshold",
+                          "L queue step threshold (LMarking=Step): mark if sojourn > threshold.",
+                          TimeValue(MilliSeconds(1)),
+                          MakeTimeAccessor(&DualPi2QueueDisc::m_stepThreshold),
+                          MakeTimeChecker(Time(0)))
+            .AddAttribute("ThLen",
+                          "Th_len of RFC 9332: no native L marking while the L queue holds at "
+                          "most this many packets, counting the one being dequeued (1: a lone "
+                          "packet is not marked; 0: off).",
+                          UintegerValue(1),
+                          MakeUintegerAccessor(&DualPi2QueueDisc::m_thLen),
+                          MakeUintegerChecker<uint32_t>())
+            .AddAttribute("DropOnOverload",
+                          "When the L queue saturates (k p' >= 1), drop L packets with p_C like "
+                          "Classic ones (true, RFC 9332 / Linux drop_on_overload) or only mark "
+                          "them and cap p' at 1/k (false, Linux overflow).",
+                          BooleanValue(true),
+                          MakeBooleanAccessor(&DualPi2QueueDisc::m_dropOnOverload),
+                          MakeBooleanChecker())
+            .AddAttribute("Scheduler",
+                          "Scheduler between the queues: Weighted (byte credit, C gets "
+                          "ClassicWeight while both are backlogged) or TimeShifted (serve C when "
+                          "its head waited TimeShift longer than the L head).",
+                          EnumValue(SCHEDULER_WEIGHTED),
+                          MakeEnumAccessor<SchedulerType>(&DualPi2QueueDisc::m_scheduler),
+                          MakeEnumChecker(SCHEDULER_WEIGHTED,
+                                          "Weighted",
+                                          SCHEDULER_TIME_SHIFTED,
+                                          "TimeShifted"))
+            .AddAttribute("ClassicWeight",
+                          "Share of the bytes the Weighted scheduler gives the C queue while "
+                          "both queues are backlogged (Linux classic_protection: 10%).",
+                          DoubleValue(0.1),
+                          MakeDoubleAccessor(&DualPi2QueueDisc::m_classicWeight),
+                          MakeDoubleChecker<double>(0.0, 1.0))
+            .AddAttribute("TimeShift",
+                          "Time shift of the TimeShifted scheduler.",
+                          TimeValue(MilliSeconds(50)),
+                          MakeTimeAccessor(&DualPi2QueueDisc::m_timeShift),
+                          MakeTimeChecker(Time(0)))
+            .AddAttribute("ExcludeBlockedTime",
+                          "Wi-Fi: native L marking uses the sojourn up to the previous service "
+                          "instant (max(0, t_prevService - t_enqueue)), excluding the last wait "
+                          "behind a stopped device queue. The PI2 controller and the coupled "
+                          "marking keep the raw sojourn.",
+                          BooleanValue(false),
+                          MakeBooleanAccessor(&DualPi2QueueDisc::m_excludeBlockedTime),
+                          MakeBooleanChecker())
+            .AddAttribute("DeterministicMarking",
+                          "Use RFC 9332's recur() (accumulate p, act each time it reaches 1) "
+                          "instead of random draws.",
+                          BooleanValue(false),
+                          MakeBooleanAccessor(&DualPi2QueueDisc::m_deterministic),
+                          MakeBooleanChecker())
+            .AddTraceSource("ProbBase",
+                            "Base probability p' of the PI2 controller",
+                            MakeTraceSourceAccessor(&DualPi2QueueDisc::m_probBase),
+                            "ns3::TracedValueCallback::Double")
+            .AddTraceSource("ProbC",
+                            "Classic drop/mark probability p_C = p'^2",
+                            MakeTraceSourceAccessor(&DualPi2QueueDisc::m_probC),
+                            "ns3::TracedValueCallback::Double")
+            .AddTraceSource("ProbCL",
+                            "Coupled L4S marking probability p_CL = min(k p', 1)",
+                            MakeTraceSourceAccessor(&DualPi2QueueDisc::m_probCL),
+                            "ns3::TracedValueCallback::Double")
+            .AddTraceSource("ProbL",
+                            "L marking probability p_L = max(p'_L, p_CL) applied to the last "
+                            "dequeued L packet (1 while saturated)",
+                            MakeTraceSourceAccessor(&DualPi2QueueDisc::m_probL),
+                            "ns3::TracedValueCallback::Double")
+            .AddTraceSource("SojournL",
+                            "Sojourn time of each packet dequeued from the L queue",
+                            MakeTraceSourceAccessor(&DualPi2QueueDisc::m_sojournL),
+                            "ns3::Time::TracedCallback")
+            .AddTraceSource("SojournC",
+                            "Sojourn time of each packet dequeued from the C queue",
+                            MakeTraceSourceAccessor(&DualPi2QueueDisc::m_sojournC),
+                            "ns3::Time::TracedCallback")
+            .AddTraceSource("LMarkingDelay",
+                            "Delay the native L AQM used for each L packet (the sojourn, less "
+                            "the blocked time with ExcludeBlockedTime)",
+                            MakeTraceSourceAccessor(&DualPi2QueueDisc::m_lMarkingDelay),
+                            "ns3::Time::TracedCallback");
+    return tid;
+}
+
+DualPi2QueueDisc::DualPi2QueueDisc()
+    : QueueDisc(QueueDiscSizePolicy::MULTIPLE_QUEUES)
+{
+    NS_LOG_FUNCTION(this);
+    m_uv = CreateObject<UniformRandomVariable>();
+}
+
+DualPi2QueueDisc::~DualPi2QueueDisc()
+{
+    NS_LOG_FUNCTION(this);
+}
+
+void
+DualPi2QueueDisc::DoDispose()
+{
+    NS_LOG_FUNCTION(this);
+    Simulator::Cancel(m_updateEvent);
+    m_uv = nullptr;
+    QueueDisc::DoDispose();
+}
+
+int64_t
+DualPi2QueueDisc::AssignStreams(int64_t stream)
+{
+    NS_LOG_FUNCTION(this << stream);
+    m_uv->SetStream(stream);
+    return 1;
+}
+
+const DualPi2Controller&
+DualPi2QueueDisc::GetController() const
+{
+    return m_controller;
+}
+
+Time
+DualPi2QueueDisc::HeadSojourn(std::size_t i) const
+{
+    if (GetNInternalQueues() <= i)
+    {
+        return Time(0);
+    }
+    Ptr<const QueueDiscItem> head = GetInternalQueue(i)->Peek();
+    return head ? Simulator::Now() - head->GetTimeStamp() : Time(0);
+}
+
+Time
+DualPi2QueueDisc::GetQueueDelayL() const
+{
+    return HeadSojourn(L_QUEUE);
+}
+
+Time
+DualPi2QueueDisc::GetQueueDelayC() const
+{
+    return HeadSojourn(C_QUEUE);
+}
+
+bool
+DualPi2QueueDisc::CheckConfig()
+{
+    NS_LOG_FUNCTION(this);
+    if (GetNQueueDiscClasses() > 0)
+    {
+        NS_LOG_ERROR("DualPi2QueueDisc cannot have classes");
+        return false;
+    }
+    if (GetNPacketFilters() > 0)
+    {
+        NS_LOG_ERROR("DualPi2QueueDisc classifies by ECN itself and takes no packet filters");
+        return false;
+    }
+    if (GetNInternalQueues() == 0)
+    {
+        // Each queue may hold the whole buffer; the shared limit is enforced at enqueue.
+        AddInternalQueue(CreateObjectWithAttributes<DropTailQueue<QueueDiscItem>>(
+            "MaxSize",
+            QueueSizeValue(GetMaxSize())));
+        AddInternalQueue(CreateObjectWithAttributes<DropTailQueue<QueueDiscItem>>(
+            "MaxSize",
+            QueueSizeValue(GetMaxSize())));
+    }
+    if (GetNInternalQueues() != 2)
+    {
+        NS_LOG_ERROR("DualPi2QueueDisc needs exactly two internal queues (L, C)");
+        return false;
+    }
+    if (m_k <= 0.0)
+    {
+        NS_LOG_ERROR("CouplingFactor must be positive");
+        return false;
+    }
+    return true;
+}
+
+void
+DualPi2QueueDisc::InitializeParams()
+{
+    NS_LOG_FUNCTION(this);
+    DualPi2Controller::Params params;
+    params.target = m_target;
+    params.tupdate = m_tUpdate;
+    params.alpha = m_alpha;
+    params.beta = m_beta;
+    params.k = m_k;
+    params.delaySource = m_baseDelay == BASE_DELAY_MAX ? DualPi2Controller::DelaySource::MAX
+                                                       : DualPi2Controller::DelaySource::CLASSIC;
+    // Without drop on overload, keep p_CL <= 1 as Linux does (no windup above saturation).
+    params.maxProbBase = m_dropOnOverload ? 1.0 : std::min(1.0, 1.0 / m_k);
+    m_controller = DualPi2Controller(params);
+    m_probBase = 0.0;
+    m_probC = 0.0;
+    m_probCL = 0.0;
+    m_probL = 0.0;
+    m_credit = 0.0;
+    m_countL = m_countLDrop = m_countC = 0.0;
+    m_lastService = m_prevService = Simulator::Now();
+    m_updateEvent =
+        Simulator::Schedule(m_tUpdate, &DualPi2QueueDisc::UpdateProbability, this);
+}
+
+void
+DualPi2QueueDisc::UpdateProbability()
+{
+    NS_LOG_FUNCTION(this);
+    m_controller.Update(HeadSojourn(C_QUEUE), HeadSojourn(L_QUEUE));
+    m_probBase = m_controller.GetProbBase();
+    m_probC = m_controller.GetProbC();
+    m_probCL = m_controller.GetProbCL();
+    NS_LOG_DEBUG("p'=" << m_controller.GetProbBase() << " delay=" << m_controller.GetLastDelay());
+    m_updateEvent =
+        Simulator::Schedule(m_tUpdate, &DualPi2QueueDisc::UpdateProbability, this);
+}
+
+bool
+DualPi2QueueDisc::DoEnqueue(Ptr<QueueDiscItem> item)
+{
+    NS_LOG_FUNCTION(this << item);
+    if (GetCurrentSize() + item > GetMaxSize())
+    {
+        NS_LOG_LOGIC("buffer full, dropping " << item);
+        DropBeforeEnqueue(item, FORCED_DROP);
+        return false;
+    }
+    item->SetTimeStamp(Simulator::Now());
+    // RFC 9332 classifier: ECN field modulo 2 == 1 (ECT(1) or CE) -> L
+    const std::size_t queue = (EcnOf(item) & 0x01) ? L_QUEUE : C_QUEUE;
+    bool ok = GetInternalQueue(queue)->Enqueue(item);
+    NS_ASSERT_MSG(ok, "internal queue cannot be full below the shared limit");
+    return ok;
+}
+
+bool
+DualPi2QueueDisc::ScheduleL()
+{
+    const bool hasL = !GetInternalQueue(L_QUEUE)->IsEmpty();
+    const bool hasC = !GetInternalQueue(C_QUEUE)->IsEmpty();
+    if (!hasL || !hasC)
+    {
+        return hasL;
+    }
+    if (m_scheduler == SCHEDULER_TIME_SHIFTED)
+    {
+        // Serve C only if its head waited more than TimeShift longer than L's head.
+        return HeadSojourn(C_QUEUE) - m_timeShift <= HeadSojourn(L_QUEUE);
+    }
+    // Weighted: credit >= 0 serves L (credit -= w * size), < 0 serves C
+    // (credit += (1 - w) * size); in the long run C gets the byte share w.
+    return m_credit >= 0.0;
+}
+
+bool
+DualPi2QueueDisc::Decide(double p, double& count)
+{
+    if (m_deterministic)
+    {
+        return DualPi2Controller::Recur(count, p);
+    }
+    if (p <= 0.0)
+    {
+        return false;
+    }
+    if (p >= 1.0)
+    {
+        return true;
+    }
+    return m_uv->GetValue(0.0, 1.0) < p;
+}
+
+bool
+DualPi2QueueDisc::IsServiceInstant(Ptr<const QueueDiscItem> item) const
+{
+    Ptr<NetDeviceQueueInterface> ndqi = GetNetDeviceQueueInterface();
+    if (!ndqi || item->GetTxQueueIndex() >= ndqi->GetNTxQueues())
+    {
+        return true;
+    }
+    return !ndqi->GetTxQueue(item->GetTxQueueIndex())->IsStopped();
+}
+
+Ptr<QueueDiscItem>
+DualPi2QueueDisc::DoDequeue()
+{
+    NS_LOG_FUNCTION(this);
+    const Time now = Simulator::Now();
+    bool serviceKnown = false;
+    Time prevService = m_prevService;
+
+    while (!GetInternalQueue(L_QUEUE)->IsEmpty() || !GetInternalQueue(C_QUEUE)->IsEmpty())
+    {
+        const bool both =
+            !GetInternalQueue(L_QUEUE)->IsEmpty() && !GetInternalQueue(C_QUEUE)->IsEmpty();
+        const bool fromL = ScheduleL();
+        const std::size_t qi = fromL ? L_QUEUE : C_QUEUE;
+        const std::size_t lPacketsBefore = GetInternalQueue(L_QUEUE)->GetNPackets();
+
+        if (!serviceKnown)
+        {
+            // Service instants for ExcludeBlockedTime (see the class documentation).
+            serviceKnown = true;
+            if (IsServiceInstant(GetInternalQueue(qi)->Peek()))
+            {
+                if (now > m_lastService)
+                {
+                    m_prevService = m_lastService;
+                    m_lastService = now;
+                }
+                prevService = m_prevService;
+            }
+            else
+            {
+                prevService = now > m_lastService ? m_lastService : m_prevService;
+            }
+        }
+
+        Ptr<QueueDiscItem> item = GetInternalQueue(qi)->Dequeue();
+        NS_ASSERT(item);
+        const Time sojourn = now - item->GetTimeStamp();
+        const uint8_t ecn = EcnOf(item);
+        if (both && m_scheduler == SCHEDULER_WEIGHTED)
+        {
+            const double size = item->GetSize();
+            m_credit += fromL ? -m_classicWeight * size : (1.0 - m_classicWeight) * size;
+        }
+
+        if (fromL)
+        {
+            m_sojournL(sojourn);
+            if (!m_controller.IsLSaturated())
+            {
+                Time markDelay = sojourn;
+                if (m_excludeBlockedTime)
+                {
+                    markDelay = std::max(Time(0), prevService - item->GetTimeStamp());
+                }
+                m_lMarkingDelay(markDelay);
+                double nativeP = 0.0;
+                if (lPacketsBefore > m_thLen)
+                {
+                    switch (m_lMarking)
+                    {
+                    case L_MARKING_RAMP:
+                        nativeP = DualPi2Controller::RampProb(markDelay, m_minTh, m_range);
+                        break;
+                    case L_MARKING_STEP:
+                        nativeP = DualPi2Controller::StepProb(markDelay, m_stepThreshold);
+                        break;
+                    case L_MARKING_NONE:
+                        break;
+                    }
+                }
+                const double pCL = m_controller.GetProbCL();
+                const double pL = std::max(nativeP, pCL);
+                m_probL = pL;
+                if (Decide(pL, m_countL) && ecn != ECN_CE)
+                {
+                    Mark(item, nativeP >= pCL ? L4S_NATIVE_MARK : L4S_COUPLED_MARK);
+                }
+            }
+            else
+            {
+                // Overload saturation: revert to Classic drop, mark the rest (p_CL = 1).
+                m_lMarkingDelay(sojourn);
+                m_probL = 1.0;
+                if (m_dropOnOverload && Decide(m_controller.GetProbC(), m_countLDrop))
+                {
+                    DropAfterDequeue(item, OVERLOAD_L4S_DROP);
+                    continue;
+                }
+                if (ecn != ECN_CE)
+                {
+                    Mark(item, OVERLOAD_L4S_MARK);
+                }
+            }
+            return item;
+        }
+
+        m_sojournC(sojourn);
+        if (Decide(m_controller.GetProbC(), m_countC))
+        {
+            if (ecn != ECN_ECT0 || !m_useEcn)
+            {
+                DropAfterDequeue(item, UNFORCED_CLASSIC_DROP);
+                continue;
+            }
+            if (m_controller.IsClassicOverloaded())
+            {
+                DropAfterDequeue(item, OVERLOAD_CLASSIC_DROP);
+                continue;
+            }
+            if (!Mark(item, UNFORCED_CLASSIC_MARK))
+            {
+                DropAfterDequeue(item, UNFORCED_CLASSIC_DROP);
+                continue;
+            }
+        }
+        return item;
+    }
+    return nullptr;
+}
+
+} // namespace ns3
