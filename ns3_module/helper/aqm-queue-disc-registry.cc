@@ -110,6 +110,10 @@ AqmQueueDiscRegistry::Configure(Ptr<QueueDisc> qdisc,
         qdisc->SetAttribute("LinkDelay", TimeValue(options.linkDelay));
     }
     qdisc->SetAttribute("UseEcn", BooleanValue(options.useEcn));
+    if (spec.typeId == "ns3::DualPi2QueueDisc")
+    {
+        qdisc->SetAttribute("ExcludeBlockedTime", BooleanValue(options.excludeBlockedTime));
+    }
     if (name == "fq-codel-l4s" || name == "pie-l4s")
     {
         qdisc->SetAttribute("UseEcn", BooleanValue(true));

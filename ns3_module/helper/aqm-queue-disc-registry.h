@@ -30,6 +30,9 @@ struct AqmQueueDiscOptions
     Time l4sThreshold{MilliSeconds(1)}; //!< CE threshold for ECT(1) in the *-l4s variants
     DataRate linkRate{"100Mbps"};   //!< bottleneck rate (RED's adaptive parameters)
     Time linkDelay{MilliSeconds(10)}; //!< bottleneck one-way delay (RED's adaptive parameters)
+    /// Queue discs that support it (dualpi2) leave the time a packet waited behind a stopped
+    /// device queue (a full Wi-Fi MAC queue) out of the delay used for L4S marking.
+    bool excludeBlockedTime{false};
 };
 
 /**

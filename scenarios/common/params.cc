@@ -362,6 +362,22 @@ ParamSet::Parse(int argc, char* argv[])
     }
 }
 
+ParamSet&
+ParamSet::SetDefault(const std::string& name, const std::string& value)
+{
+    for (auto& s : m_specs)
+    {
+        if (s.name == name)
+        {
+            s.defaultValue = value;
+            m_values[name] = value;
+            return *this;
+        }
+    }
+    Find(name); // fails with the allowed names
+    return *this;
+}
+
 long
 ParamSet::GetInt(const std::string& name) const
 {

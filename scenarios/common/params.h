@@ -71,6 +71,9 @@ class ParamSet
      */
     void Parse(int argc, char* argv[]);
 
+    /// \brief Change a declared parameter's default (a scenario's own choice), before Parse.
+    ParamSet& SetDefault(const std::string& name, const std::string& value);
+
     long GetInt(const std::string& name) const;
     double GetDouble(const std::string& name) const;
     bool GetBool(const std::string& name) const;

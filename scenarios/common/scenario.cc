@@ -24,6 +24,7 @@ DeclareCommonParams(ParamSet& p)
         .Size("buffer", "1000p", "queue disc limit (packets or bytes)")
         .Bool("aqm_ecn", true, "AQMs mark ECN-capable packets instead of dropping them")
         .Time("l4s_threshold", "1ms", "CE-marking step for ECT(1) in fq-codel-l4s and pie-l4s", 1e-6, 1)
+        .Bool("exclude_blocked_time", false, "dualpi2: leave time spent behind a stopped device queue out of the L4S marking delay (Wi-Fi)")
         .Int("segment_size", 1448, "TCP segment size in bytes (ns-3's default 536 spoils results)", 500, 8960)
         .Int("tcp_buffer", 0, "TCP send/receive buffer in bytes (0: 4x the bandwidth-delay product, at least 1 MiB)", 0, 1e9)
         .String("output", "", "metrics JSON path (empty: stdout)")
@@ -71,6 +72,7 @@ QueueDiscOptionsFrom(const ParamSet& p, DataRate linkRate, Time linkDelay)
     o.l4sThreshold = p.GetTime("l4s_threshold");
     o.linkRate = linkRate;
     o.linkDelay = linkDelay;
+    o.excludeBlockedTime = p.GetBool("exclude_blocked_time");
     return o;
 }
 
