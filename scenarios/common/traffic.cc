@@ -266,6 +266,17 @@ TrafficInstaller::InstallBulk(const TrafficMix& mix, const EndpointFor& senderFo
         sink.Stop(m_stop);
         sink.Get(0)->TraceConnectWithoutContext(
             "Rx", MakeCallback(&TrafficInstaller::OnSinkRx, this, id));
+        if (l4s)
+        {
+            // ACK every segment at L4S receivers: ns-3's DCTCP with delayed ACKs under-counts
+            // CE marks (measured L4S/classic goodput ratio under dualpi2: 2.27 with delayed
+            // ACKs, 1.42 without), while TCP Prague, for which DCTCP stands in, gets every
+            // mark fed back through AccECN. Accepted sockets inherit it from the listener.
+            Ptr<PacketSink> ps = DynamicCast<PacketSink>(sink.Get(0));
+            Simulator::Schedule(NanoSeconds(1), [ps]() {
+                ps->GetListeningSocket()->SetAttribute("DelAckCount", UintegerValue(1));
+            });
+        }
 
         Ptr<TcpFlowSender> app = CreateObject<TcpFlowSender>();
         app->Setup(InetSocketAddress(rec.dst, rec.dstPort), cc, rec.ecn, 0);
