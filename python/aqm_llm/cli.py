@@ -21,12 +21,30 @@ def _parse_sets(items: Sequence[str]) -> dict[str, str]:
     return params
 
 
+def _agent_spec(args: argparse.Namespace):
+    from aqm_llm.runner import AgentSpec
+
+    if args.agent_threads < 1:
+        raise ConfigError(f"bad value '{args.agent_threads}' for --agent-threads: must be >= 1")
+    return AgentSpec(agent=args.agent, checkpoint=args.checkpoint, backbone=args.backbone,
+                     threads=args.agent_threads, seed=args.seed)
+
+
+def _add_agent_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("l4s-llm agent (started and stopped by the runner)")
+    g.add_argument("--agent", default="llm", help="'llm' or module:Class implementing aqm_llm.agent.interface.Agent")
+    g.add_argument("--checkpoint", default=None, help="trained policy directory (default: the shipped one, if any)")
+    g.add_argument("--backbone", default=None, help="'smollm2' or a local transformers causal-LM path")
+    g.add_argument("--agent-threads", type=int, default=2, help="torch threads of the agent process")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from aqm_llm.runner import run
     from aqm_llm.table import print_table
 
     metrics = run(args.scenario, qdisc=args.qdisc, seed=args.seed, params=_parse_sets(args.set),
-                  output_dir=args.output_dir, timeseries=args.timeseries, progress=not args.json)
+                  output_dir=args.output_dir, timeseries=args.timeseries, progress=not args.json,
+                  agent=_agent_spec(args))
     if args.json:
         print(json.dumps(metrics, indent=1))
     else:
@@ -49,7 +67,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     results = []
     for q in qdiscs:
         results.append(run(args.scenario, qdisc=q, seed=args.seed, params=params,
-                           output_dir=args.output_dir, timeseries=True, progress=True))
+                           output_dir=args.output_dir, timeseries=True, progress=True,
+                           agent=_agent_spec(args)))
     print_table(results, title=f"{args.scenario}: queue discs compared (seed {args.seed})")
     out = Path(args.output_dir)
     (out / "comparison.md").write_text(markdown(results) + "\n")
@@ -112,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics JSON instead of a table")
     p.add_argument("--timeseries", action="store_true", help="also write a time-series CSV")
     p.add_argument("-o", "--output-dir", default=None, help="where metrics are written (default results/runs)")
+    _add_agent_options(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("compare", help="run several queue discs on one scenario and print one table")
@@ -120,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("-o", "--output-dir", default="results/compare")
+    _add_agent_options(p)
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("scenarios", help="list scenarios, or one scenario's parameters")

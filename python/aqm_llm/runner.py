@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
+import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -101,13 +104,91 @@ def run_simulation(cmd: list[str], progress: bool = False, label: str = "",
         raise SimulationError(f"scenario program exited with status {rc}:\n{tail}")
 
 
+@dataclass(frozen=True)
+class AgentSpec:
+    """The agent process that serves an l4s-llm run (started and stopped by the runner)."""
+
+    agent: str = "llm"             # "llm" (encoder + backbone + head) or "module:Class"
+    checkpoint: str | None = None  # trained policy directory; None: the shipped default, if any
+    backbone: str | None = None    # "smollm2" (default) or a local transformers model path
+    threads: int = 2               # torch threads of the agent process
+    seed: int = 1
+    startup_timeout_s: float = 300.0  # loading the backbone takes ~20 s on 2 cores
+
+    def command(self, stats_path: Path | None) -> list[str]:
+        cmd = [sys.executable, "-m", "aqm_llm.agent.server", "--agent", self.agent,
+               "--threads", str(self.threads), "--seed", str(self.seed)]
+        if self.checkpoint:
+            cmd += ["--checkpoint", self.checkpoint]
+        if self.backbone:
+            cmd += ["--backbone", self.backbone]
+        if stats_path is not None:
+            cmd += ["--stats", str(stats_path)]
+        return cmd
+
+
+class AgentProcess:
+    """Runs the agent server for one simulation; the user never manages two processes.
+
+    The server creates the shared-memory channel and prints ``READY <channel-name>``; the
+    runner hands the name to the scenario program. On exit the agent is terminated (SIGTERM,
+    which also removes its segment) and killed if it does not go.
+    """
+
+    def __init__(self, spec: AgentSpec, stats_path: Path | None = None) -> None:
+        self.spec = spec
+        self.stats_path = stats_path
+        self.proc: subprocess.Popen[str] | None = None
+        self.channel = ""
+        self.stderr_tail: list[str] = []
+
+    def __enter__(self) -> "AgentProcess":
+        self.proc = subprocess.Popen(self.spec.command(self.stats_path), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + self.spec.startup_timeout_s
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("READY "):
+                self.channel = line.split()[1]
+                break
+            # Anything else the agent prints on stdout before READY (e.g. "policy is untrained").
+            print(f"agent: {line.rstrip()}", file=sys.stderr)
+        if not self.channel:
+            self.__exit__(None, None, None)
+            raise SimulationError("agent did not start: " + "\n".join(self.stderr_tail[-20:]))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stderr is not None:
+            self.stderr_tail = self.proc.stderr.read().splitlines()[-50:]
+
+
 def default_output_dir() -> Path:
     return Path(os.environ.get("AQM_LLM_RESULTS", "results")) / "runs"
 
 
+def needs_agent(qdisc: str, params: Mapping[str, Any]) -> bool:
+    """An l4s-llm run needs an agent process unless its queue disc runs a teacher alone."""
+    return qdisc == "l4s-llm" and str(params.get("llm_mode", "agent")) != "teacher" \
+        and not params.get("agent_channel")
+
+
 def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
         params: Mapping[str, Any] | None = None, *, output_dir: str | Path | None = None,
-        timeseries: bool = False, progress: bool = False) -> dict[str, Any]:
+        timeseries: bool = False, progress: bool = False,
+        agent: AgentSpec | None = None) -> dict[str, Any]:
     """Run one simulation and return its metrics (also written as JSON under output_dir).
 
     >>> m = run("dumbbell", qdisc="fq-codel-l4s", seed=1, params={"duration": "10s", "warmup": "2s"})
@@ -120,17 +201,33 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
     output = out_dir / f"{stem}.json"
     ts_path = out_dir / f"{stem}.timeseries.csv" if timeseries else None
     partial = out_dir / f".{stem}.{os.getpid()}.partial.json"
-    cmd = build_command(spec, output=partial, timeseries=ts_path, progress=progress)
+    build_command(spec, output=partial, timeseries=ts_path, progress=progress)  # validate first
+    use_agent = needs_agent(qdisc, spec.params)
+    agent_spec = agent or AgentSpec(seed=seed)
+    stats_path = out_dir / f".{stem}.{os.getpid()}.agent.json"
     started = time.time()
+    agent_stats: dict[str, Any] | None = None
     try:
-        run_simulation(cmd, progress=progress, label=f"{scenario}/{qdisc}/seed {seed}")
+        with (AgentProcess(agent_spec, stats_path) if use_agent else nullcontext()) as agent_proc:
+            run_params = dict(spec.params)
+            if agent_proc is not None:
+                run_params["agent_channel"] = agent_proc.channel
+            cmd = build_command(RunSpec(scenario, qdisc, seed, run_params), output=partial,
+                                timeseries=ts_path, progress=progress)
+            run_simulation(cmd, progress=progress, label=f"{scenario}/{qdisc}/seed {seed}")
         metrics = json.loads(partial.read_text())
+        if use_agent and stats_path.exists():
+            agent_stats = json.loads(stats_path.read_text())
     finally:
         partial.unlink(missing_ok=True)
+        stats_path.unlink(missing_ok=True)
+    if agent_stats is not None:
+        metrics["agent"] = {**agent_stats, "spec": {"agent": agent_spec.agent, "checkpoint": agent_spec.checkpoint,
+                                                    "backbone": agent_spec.backbone, "threads": agent_spec.threads}}
     metrics["run"] = {
         "key": spec.key(), "qdisc": qdisc, "seed": seed, "params": {k: str(v) for k, v in spec.params.items()},
         "started_unix": started, "wall_s": time.time() - started,
-        "command": [c for c in cmd if not c.startswith(("--output=", "--progress="))],
+        "command": [c for c in cmd if not c.startswith(("--output=", "--progress=", "--agent_channel="))],
         "timeseries": str(ts_path) if ts_path else None, "metrics_path": str(output),
     }
     # Write atomically: a killed run leaves no half-written metrics file.
