@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from aqm_llm import bridge as B
+from aqm_llm.bench.machine import machine_info
 from aqm_llm.bench.peer import PeerProcess
 
 SECTION_BEGIN = "<!-- bench-bridge:begin -->"
@@ -267,24 +268,6 @@ def describe(transport: str, busy: bool) -> Row:
 
 
 # ---------------------------------------------------------------------------- report
-
-
-def machine_info() -> dict[str, str]:
-    model = "unknown"
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        m = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
-        model = m.group(1).strip() if m else model
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return {
-        "cpu": f"{model}, {os.cpu_count()} logical cores ({usable} usable)",
-        "os": f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
-              f"numpy {np.__version__}",
-        "load": load,
-    }
 
 
 def render(rows: list[Row], cfg: BenchConfig, machine: dict[str, str], command: str,
