@@ -215,6 +215,11 @@ MetricsCollector::AttachSocket(FlowRecord& flow, Ptr<Socket> socket)
 void
 MetricsCollector::OnRtt(uint32_t flowId, Time, Time rtt)
 {
+    if (rtt.IsStrictlyPositive())
+    {
+        m_rttBinSumMs += rtt.GetSeconds() * 1e3;
+        ++m_rttBinCount;
+    }
     if (InWindow() && rtt.IsStrictlyPositive())
     {
         m_flows.ById(flowId)->rttMs.push_back(rtt.GetSeconds() * 1e3);
@@ -302,6 +307,24 @@ MetricsCollector::EnableTimeSeries(const std::string& path, Time interval)
 }
 
 void
+MetricsCollector::AddTimeSeriesColumn(const std::string& name,
+                                      std::function<double(double, double)> value)
+{
+    m_tsColumns.emplace_back(name, std::move(value));
+}
+
+void
+MetricsCollector::AddRttTimeSeriesColumn(const std::string& name)
+{
+    AddTimeSeriesColumn(name, [this](double, double) {
+        const double v = m_rttBinCount ? m_rttBinSumMs / m_rttBinCount : std::nan("");
+        m_rttBinSumMs = 0;
+        m_rttBinCount = 0;
+        return v;
+    });
+}
+
+void
 MetricsCollector::SampleTimeSeries()
 {
     if (m_tsFlows.empty() && m_ts)
@@ -317,7 +340,12 @@ MetricsCollector::SampleTimeSeries()
                 *m_ts << ",flow" << f.id << "_mbps";
             }
         }
-        *m_ts << ",short_flows_mbps\n";
+        *m_ts << ",short_flows_mbps";
+        for (const auto& column : m_tsColumns)
+        {
+            *m_ts << "," << column.first;
+        }
+        *m_ts << "\n";
     }
     const double dt = m_tsInterval.GetSeconds();
     *m_ts << Simulator::Now().GetSeconds();
@@ -349,7 +377,14 @@ MetricsCollector::SampleTimeSeries()
             f.rxBytesBin = 0;
         }
     }
-    *m_ts << "," << JsonNumber(shortBytes * 8.0 / dt / 1e6) << "\n";
+    *m_ts << "," << JsonNumber(shortBytes * 8.0 / dt / 1e6);
+    const double now = Simulator::Now().GetSeconds();
+    for (const auto& column : m_tsColumns)
+    {
+        const double v = column.second(now - dt, now);
+        *m_ts << "," << (std::isfinite(v) ? JsonNumber(v) : std::string(""));
+    }
+    *m_ts << "\n";
     if (Simulator::Now() + m_tsInterval <= m_stop)
     {
         Simulator::Schedule(m_tsInterval, &MetricsCollector::SampleTimeSeries, this);

@@ -65,6 +65,14 @@ class MetricsCollector
     void SetBaseRtt(ns3::Time rtt) { m_baseRtt = rtt; }
     /// \brief Write a time series every \p interval to \p path (CSV).
     void EnableTimeSeries(const std::string& path, ns3::Time interval);
+    /**
+     * \brief An extra time-series column, appended after the standard ones: at each sample
+     * \p value is called with the interval [t0, t1] in seconds (NaN writes an empty cell).
+     * Call before the simulation starts.
+     */
+    void AddTimeSeriesColumn(const std::string& name, std::function<double(double, double)> value);
+    /// \brief A time-series column with the mean RTT sample (LastRTT, all flows) in each interval.
+    void AddRttTimeSeriesColumn(const std::string& name = "rtt_ms");
     /// \brief Extra JSON members ("name": value) for scenario-specific facts.
     void AddExtra(const std::string& name, const std::string& jsonValue) { m_extra[name] = jsonValue; }
 
@@ -118,6 +126,9 @@ class MetricsCollector
     ns3::Time m_tsInterval;
     std::vector<uint32_t> m_tsFlows;
     std::map<std::string, std::string> m_extra;
+    std::vector<std::pair<std::string, std::function<double(double, double)>>> m_tsColumns;
+    double m_rttBinSumMs{0}; //!< RTT samples (all flows) since the last time-series sample
+    uint64_t m_rttBinCount{0};
 };
 
 } // namespace aqmllm
