@@ -70,7 +70,8 @@ def run_simulation(cmd: list[str], progress: bool = False, label: str = "",
     """Run a scenario program; ConfigError on exit 2 (bad input), SimulationError otherwise."""
     stderr_lines: list[str] = []
     bar = None
-    if progress:
+    # A bar only on a terminal: in logs and pipes it would only garble the error lines.
+    if progress and sys.stderr.isatty():
         from tqdm import tqdm
 
         bar = tqdm(total=100, desc=label or "simulating", unit="%", leave=False,
