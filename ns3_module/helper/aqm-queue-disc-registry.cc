@@ -15,6 +15,7 @@
 #include "ns3/traffic-control-layer.h"
 #include "ns3/uinteger.h"
 
+#include <cctype>
 #include <sstream>
 
 namespace ns3
@@ -114,6 +115,25 @@ AqmQueueDiscRegistry::Configure(Ptr<QueueDisc> qdisc,
     {
         qdisc->SetAttribute("ExcludeBlockedTime", BooleanValue(options.excludeBlockedTime));
     }
+    if (spec.typeId == "ns3::L4sLlmQueueDisc")
+    {
+        auto word = [](const std::string& w, const char* what) {
+            NS_ABORT_MSG_IF(w.empty(), "empty " << what);
+            std::string s = w;
+            s[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(s[0])));
+            return StringValue(s); // "agent" -> "Agent" (the enum's names)
+        };
+        qdisc->SetAttribute("ExcludeBlockedTime", BooleanValue(options.excludeBlockedTime));
+        qdisc->SetAttribute("LinkRate", DataRateValue(options.linkRate));
+        qdisc->SetAttribute("ChannelName", StringValue(options.agentChannel));
+        qdisc->SetAttribute("DecisionInterval", TimeValue(options.decisionInterval));
+        qdisc->SetAttribute("DecisionDelay", TimeValue(options.decisionDelay));
+        qdisc->SetAttribute("AgentTimeout", TimeValue(options.agentTimeout));
+        qdisc->SetAttribute("Mode", word(options.llmMode, "llm mode"));
+        qdisc->SetAttribute("Teacher", StringValue(options.teacher));
+        qdisc->SetAttribute("RecordActor", word(options.recordActor, "record actor"));
+        qdisc->SetAttribute("RecordPath", StringValue(options.recordPath));
+    }
     if (name == "fq-codel-l4s" || name == "pie-l4s")
     {
         qdisc->SetAttribute("UseEcn", BooleanValue(true));
@@ -171,7 +191,16 @@ AqmQueueDiscRegistry::InstallMq(Ptr<NetDevice> device,
                     "child index " << childIndex << " out of range");
     for (std::size_t i = 0; i < root->GetNQueueDiscClasses(); ++i)
     {
-        Configure(root->GetQueueDiscClass(i)->GetQueueDisc(), name, options);
+        AqmQueueDiscOptions childOptions = options;
+        if (i != childIndex)
+        {
+            // l4s-llm: one agent channel and one record file serve the main child only;
+            // the other access classes run the acting teacher on their own.
+            childOptions.agentChannel.clear();
+            childOptions.recordPath.clear();
+            childOptions.llmMode = "teacher";
+        }
+        Configure(root->GetQueueDiscClass(i)->GetQueueDisc(), name, childOptions);
     }
     return root->GetQueueDiscClass(childIndex)->GetQueueDisc();
 }

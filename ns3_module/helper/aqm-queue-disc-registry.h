@@ -33,6 +33,16 @@ struct AqmQueueDiscOptions
     /// Queue discs that support it (dualpi2) leave the time a packet waited behind a stopped
     /// device queue (a full Wi-Fi MAC queue) out of the delay used for L4S marking.
     bool excludeBlockedTime{false};
+
+    // l4s-llm (L4sLlmQueueDisc): the agent, its timing, and the teachers that can stand in
+    std::string agentChannel;                //!< the agent's shared-memory channel ("": none)
+    Time decisionInterval{MilliSeconds(16)}; //!< decision epoch
+    Time decisionDelay{Seconds(0)};          //!< simulated time before a decision takes effect
+    Time agentTimeout{Seconds(1)};           //!< wall-clock time the agent has per request
+    std::string llmMode{"agent"};            //!< agent | teacher | record
+    std::string teacher{"dualpi2"};          //!< acting teacher (teacher mode; record mode)
+    std::string recordActor{"auto"};         //!< record mode: auto | agent | teacher
+    std::string recordPath;                  //!< record mode: the record file
 };
 
 /**

@@ -26,21 +26,9 @@ NS_OBJECT_ENSURE_REGISTERED(DualPi2QueueDisc);
 
 namespace
 {
-constexpr uint8_t ECN_MASK = 0x03;
-constexpr uint8_t ECN_ECT0 = 0x02;
-constexpr uint8_t ECN_CE = 0x03;
-
-/// \return the ECN field of \p item, or Not-ECT (0) if it has no IP header
-uint8_t
-EcnOf(Ptr<const QueueDiscItem> item)
-{
-    uint8_t tos = 0;
-    if (!item->GetUint8Value(QueueItem::IP_DSFIELD, tos))
-    {
-        return 0;
-    }
-    return tos & ECN_MASK;
-}
+using dualq::ECN_CE;
+using dualq::ECN_ECT0;
+using dualq::EcnOf;
 } // namespace
 
 TypeId
@@ -145,7 +133,7 @@ DualPi2QueueDisc::GetTypeId()
                           "ClassicWeight while both are backlogged) or TimeShifted (serve C when "
                           "its head waited TimeShift longer than the L head).",
                           EnumValue(SCHEDULER_WEIGHTED),
-                          MakeEnumAccessor<SchedulerType>(&DualPi2QueueDisc::m_scheduler),
+                          MakeEnumAccessor<SchedulerType>(&DualPi2QueueDisc::m_schedulerType),
                           MakeEnumChecker(SCHEDULER_WEIGHTED,
                                           "Weighted",
                                           SCHEDULER_TIME_SHIFTED,
@@ -322,9 +310,14 @@ DualPi2QueueDisc::InitializeParams()
     m_probC = 0.0;
     m_probCL = 0.0;
     m_probL = 0.0;
-    m_credit = 0.0;
+    m_scheduler.Configure(m_schedulerType == SCHEDULER_TIME_SHIFTED
+                              ? dualq::DualQueueScheduler::Type::TIME_SHIFTED
+                              : dualq::DualQueueScheduler::Type::WEIGHTED,
+                          m_classicWeight,
+                          m_timeShift);
+    m_scheduler.Reset();
     m_countL = m_countLDrop = m_countC = 0.0;
-    m_lastService = m_prevService = Simulator::Now();
+    m_service.Reset(Simulator::Now());
     m_updateEvent =
         Simulator::Schedule(m_tUpdate, &DualPi2QueueDisc::UpdateProbability, this);
 }
@@ -363,20 +356,10 @@ DualPi2QueueDisc::DoEnqueue(Ptr<QueueDiscItem> item)
 bool
 DualPi2QueueDisc::ScheduleL()
 {
-    const bool hasL = !GetInternalQueue(L_QUEUE)->IsEmpty();
-    const bool hasC = !GetInternalQueue(C_QUEUE)->IsEmpty();
-    if (!hasL || !hasC)
-    {
-        return hasL;
-    }
-    if (m_scheduler == SCHEDULER_TIME_SHIFTED)
-    {
-        // Serve C only if its head waited more than TimeShift longer than L's head.
-        return HeadSojourn(C_QUEUE) - m_timeShift <= HeadSojourn(L_QUEUE);
-    }
-    // Weighted: credit >= 0 serves L (credit -= w * size), < 0 serves C
-    // (credit += (1 - w) * size); in the long run C gets the byte share w.
-    return m_credit >= 0.0;
+    return m_scheduler.PickL(!GetInternalQueue(L_QUEUE)->IsEmpty(),
+                             !GetInternalQueue(C_QUEUE)->IsEmpty(),
+                             HeadSojourn(L_QUEUE),
+                             HeadSojourn(C_QUEUE));
 }
 
 bool
@@ -400,12 +383,7 @@ DualPi2QueueDisc::Decide(double p, double& count)
 bool
 DualPi2QueueDisc::IsServiceInstant(Ptr<const QueueDiscItem> item) const
 {
-    Ptr<NetDeviceQueueInterface> ndqi = GetNetDeviceQueueInterface();
-    if (!ndqi || item->GetTxQueueIndex() >= ndqi->GetNTxQueues())
-    {
-        return true;
-    }
-    return !ndqi->GetTxQueue(item->GetTxQueueIndex())->IsStopped();
+    return dualq::IsServiceInstant(*this, item);
 }
 
 Ptr<QueueDiscItem>
@@ -414,7 +392,7 @@ DualPi2QueueDisc::DoDequeue()
     NS_LOG_FUNCTION(this);
     const Time now = Simulator::Now();
     bool serviceKnown = false;
-    Time prevService = m_prevService;
+    Time prevService;
 
     while (!GetInternalQueue(L_QUEUE)->IsEmpty() || !GetInternalQueue(C_QUEUE)->IsEmpty())
     {
@@ -428,30 +406,15 @@ DualPi2QueueDisc::DoDequeue()
         {
             // Service instants for ExcludeBlockedTime (see the class documentation).
             serviceKnown = true;
-            if (IsServiceInstant(GetInternalQueue(qi)->Peek()))
-            {
-                if (now > m_lastService)
-                {
-                    m_prevService = m_lastService;
-                    m_lastService = now;
-                }
-                prevService = m_prevService;
-            }
-            else
-            {
-                prevService = now > m_lastService ? m_lastService : m_prevService;
-            }
+            prevService =
+                m_service.OnDequeue(now, IsServiceInstant(GetInternalQueue(qi)->Peek()));
         }
 
         Ptr<QueueDiscItem> item = GetInternalQueue(qi)->Dequeue();
         NS_ASSERT(item);
         const Time sojourn = now - item->GetTimeStamp();
         const uint8_t ecn = EcnOf(item);
-        if (both && m_scheduler == SCHEDULER_WEIGHTED)
-        {
-            const double size = item->GetSize();
-            m_credit += fromL ? -m_classicWeight * size : (1.0 - m_classicWeight) * size;
-        }
+        m_scheduler.OnServed(fromL, both, item->GetSize());
 
         if (fromL)
         {

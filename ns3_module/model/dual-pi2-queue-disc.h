@@ -5,6 +5,7 @@
 #define DUAL_PI2_QUEUE_DISC_H
 
 #include "dual-pi2-controller.h"
+#include "dual-queue-common.h"
 
 #include "ns3/event-id.h"
 #include "ns3/nstime.h"
@@ -178,7 +179,7 @@ class DualPi2QueueDisc : public QueueDisc
     Time m_stepThreshold;            //!< step threshold
     uint32_t m_thLen;                //!< native marking only if the L queue held > ThLen packets
     bool m_dropOnOverload;           //!< L packets subject to Classic drop on overload
-    SchedulerType m_scheduler;       //!< scheduler type
+    SchedulerType m_schedulerType;   //!< scheduler type
     double m_classicWeight;          //!< C share of the weighted scheduler
     Time m_timeShift;                //!< time shift of the time-shifted scheduler
     bool m_excludeBlockedTime;       //!< Wi-Fi: exclude the last device stall from L marking
@@ -188,12 +189,11 @@ class DualPi2QueueDisc : public QueueDisc
     DualPi2Controller m_controller;  //!< PI2 controller
     EventId m_updateEvent;           //!< next PI2 update
     Ptr<UniformRandomVariable> m_uv; //!< random draws
-    double m_credit{0.0};            //!< weighted scheduler credit [bytes]; < 0: C's turn
+    dualq::DualQueueScheduler m_scheduler; //!< scheduler between L and C
     double m_countL{0.0};            //!< recur() accumulator, L marking
     double m_countLDrop{0.0};        //!< recur() accumulator, L overload drop
     double m_countC{0.0};            //!< recur() accumulator, C
-    Time m_lastService{0};           //!< latest service instant
-    Time m_prevService{0};           //!< the service instant before m_lastService
+    dualq::ServiceInstantTracker m_service; //!< service instants (ExcludeBlockedTime)
 
     // Traces
     TracedValue<double> m_probBase{0.0}; //!< p'

@@ -3,7 +3,11 @@
  */
 #include "scenario.h"
 
+#include "ns3/aqm-teachers.h"
 #include "ns3/core-module.h"
+#include "ns3/l4s-llm-queue-disc.h"
+#include "ns3/network-module.h"
+#include "ns3/traffic-control-layer.h"
 
 #include <chrono>
 #include <fstream>
@@ -30,7 +34,15 @@ DeclareCommonParams(ParamSet& p)
         .String("output", "", "metrics JSON path (empty: stdout)")
         .String("timeseries", "", "time-series CSV path (empty: none)")
         .Time("timeseries_interval", "100ms", "time-series sampling interval", 0.001, 60)
-        .Bool("progress", false, "print '@progress <t> <total>' lines on stderr");
+        .Bool("progress", false, "print '@progress <t> <total>' lines on stderr")
+        .String("agent_channel", "", "l4s-llm: the agent's shared-memory channel (set by the runner; empty: no agent, DualPI2 fallback)")
+        .Time("decision_interval", "16ms", "l4s-llm: decision epoch (one request to the agent per epoch)", 1e-4, 10)
+        .Time("decision_delay", "0s", "l4s-llm: simulated time before a decision takes effect", 0, 10)
+        .Time("agent_timeout", "1s", "l4s-llm: wall-clock time the agent has per request before the epoch falls back to DualPI2", 0.001, 3600)
+        .Choice("llm_mode", "agent", {"agent", "teacher", "record"}, "l4s-llm: who decides (record: one acts, every teacher in shadow, all logged to record_path)")
+        .Choice("teacher", "dualpi2", AqmTeacher::DefaultSet(), "l4s-llm: the teacher that acts in teacher mode (and in record mode when record_actor is teacher)")
+        .Choice("record_actor", "auto", {"auto", "agent", "teacher"}, "l4s-llm record mode: who acts (auto: the agent if agent_channel is set, else the teacher)")
+        .String("record_path", "", "l4s-llm record mode: the record file (one record per epoch)");
     TrafficMix::Declare(p);
 }
 
@@ -59,6 +71,11 @@ SetupRun(const ParamSet& p)
     {
         p.Fail("no traffic: set l4s_flows, classic_flows, short_flows_per_s or udp_rate");
     }
+    if (p.GetString("qdisc") == "l4s-llm" && p.GetString("llm_mode") == "record" &&
+        p.GetString("record_path").empty())
+    {
+        p.Fail("llm_mode=record needs record_path");
+    }
     RngSeedManager::SetSeed(1);
     RngSeedManager::SetRun(p.GetInt("seed"));
 }
@@ -73,6 +90,14 @@ QueueDiscOptionsFrom(const ParamSet& p, DataRate linkRate, Time linkDelay)
     o.linkRate = linkRate;
     o.linkDelay = linkDelay;
     o.excludeBlockedTime = p.GetBool("exclude_blocked_time");
+    o.agentChannel = p.GetString("agent_channel");
+    o.decisionInterval = p.GetTime("decision_interval");
+    o.decisionDelay = p.GetTime("decision_delay");
+    o.agentTimeout = p.GetTime("agent_timeout");
+    o.llmMode = p.GetString("llm_mode");
+    o.teacher = p.GetString("teacher");
+    o.recordActor = p.GetString("record_actor");
+    o.recordPath = p.GetString("record_path");
     return o;
 }
 
@@ -87,6 +112,63 @@ Progress(Time step, Time stop)
     {
         Simulator::Schedule(step, &Progress, step, stop);
     }
+}
+
+void
+CollectLlm(Ptr<QueueDisc> qdisc, std::vector<Ptr<L4sLlmQueueDisc>>& out)
+{
+    if (!qdisc)
+    {
+        return;
+    }
+    if (auto llm = DynamicCast<L4sLlmQueueDisc>(qdisc))
+    {
+        out.push_back(llm);
+    }
+    for (std::size_t i = 0; i < qdisc->GetNQueueDiscClasses(); ++i)
+    {
+        CollectLlm(qdisc->GetQueueDiscClass(i)->GetQueueDisc(), out);
+    }
+}
+
+/// The agent-facing facts of every L4sLlmQueueDisc of the run (fallbacks, reproducible,
+/// agent_epochs, and the details of the one that talked to the agent as "llm").
+void
+ReportLlm(MetricsCollector& metrics)
+{
+    std::vector<Ptr<L4sLlmQueueDisc>> qdiscs;
+    for (auto it = NodeList::Begin(); it != NodeList::End(); ++it)
+    {
+        Ptr<Node> node = *it;
+        Ptr<TrafficControlLayer> tc = node->GetObject<TrafficControlLayer>();
+        for (uint32_t d = 0; tc && d < node->GetNDevices(); ++d)
+        {
+            CollectLlm(tc->GetRootQueueDiscOnDevice(node->GetDevice(d)), qdiscs);
+        }
+    }
+    if (qdiscs.empty())
+    {
+        return;
+    }
+    uint64_t fallbacks = 0;
+    uint64_t agentEpochs = 0;
+    bool reproducible = true;
+    Ptr<L4sLlmQueueDisc> main = qdiscs.front();
+    for (const auto& q : qdiscs)
+    {
+        fallbacks += q->GetFallbackCount();
+        agentEpochs += q->GetAgentEpochCount();
+        reproducible = reproducible && q->IsReproducible();
+        if (q->GetAgentEpochCount() + q->GetFallbackCount() >
+            main->GetAgentEpochCount() + main->GetFallbackCount())
+        {
+            main = q;
+        }
+    }
+    metrics.AddExtra("fallbacks", std::to_string(fallbacks));
+    metrics.AddExtra("reproducible", reproducible ? "true" : "false");
+    metrics.AddExtra("agent_epochs", std::to_string(agentEpochs));
+    metrics.AddExtra("llm", main->GetReportJson());
 }
 } // namespace
 
@@ -103,6 +185,7 @@ RunAndWrite(const std::string& scenario, const ParamSet& params, MetricsCollecto
     Simulator::Stop(stop);
     Simulator::Run();
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ReportLlm(metrics);
     const std::string json = metrics.Json(scenario, params, wall);
     Simulator::Destroy();
     const std::string out = params.GetString("output");

@@ -1,0 +1,383 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-only
+ */
+#ifndef L4S_LLM_QUEUE_DISC_H
+#define L4S_LLM_QUEUE_DISC_H
+
+#include "agent-messages.h"
+#include "aqm-teachers.h"
+#include "dual-pi2-controller.h"
+#include "dual-queue-common.h"
+
+#include "ns3/data-rate.h"
+#include "ns3/event-id.h"
+#include "ns3/nstime.h"
+#include "ns3/queue-disc.h"
+#include "ns3/traced-callback.h"
+#include "ns3/traced-value.h"
+
+#include <array>
+#include <deque>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ns3
+{
+
+class AgentChannel;
+class UniformRandomVariable;
+
+/**
+ * \ingroup aqm-llm
+ * \brief The LLM-driven dual-queue AQM of aqm-llm: an L/C dual queue whose drop and mark
+ * decisions come, once per decision epoch, from an agent over the shared-memory bridge.
+ *
+ * Queues: as DualPi2QueueDisc, ECT(1) and CE go to the L queue, Not-ECT and ECT(0) to the C
+ * queue; one shared buffer (MaxSize, packets or bytes; a packet that does not fit is dropped
+ * at enqueue, FORCED_DROP); a weighted scheduler gives C ClassicWeight of the bytes while both
+ * are backlogged.
+ *
+ * Epochs: every DecisionInterval (16 ms) the queue disc closes an interval and writes one
+ * agent::Request (agent-messages.h):
+ * - series (W = 16 intervals, oldest first; always the full window, intervals before the start
+ *   read 0 and the capacity row the initial estimate): L and C head-of-line sojourn at the end
+ *   of the interval (s), queue bytes at the end, arrival rate (bits offered, forced drops
+ *   included) and departure rate (bits forwarded), CE marks and drops in the interval, and the
+ *   capacity estimate (bit/s: the departure rate of an interval in which the queue never ran
+ *   empty; else the previous estimate, or the departure rate if higher; LinkRate seeds it);
+ * - scalars: the burst allowance (RFC 8033 rule on the fallback's p' and the C delay, MaxBurst),
+ *   the fallback's p', p_L = max(ramp(L head), p_CL) and p_C = p'^2 (the fallback controller is
+ *   updated every epoch whether it acts or not);
+ * - descriptors of up to BatchSize (K) head-of-queue packets, in the order the scheduler would
+ *   send them if nothing else arrived: uid (an id this queue disc gives each packet at enqueue,
+ *   1, 2, ...: ns-3 packet uids are shared by copies and fragments, e.g. by the TCP segments cut
+ *   from one send-buffer entry, so they cannot name a packet), class, size, sojourn so far (with
+ *   ExcludeBlockedTime, measured only up to the latest service instant while the device is
+ *   stopped), ECN codepoint, flow hash;
+ * - rewards of the interval just closed (the effect of the previous decision): utilisation
+ *   (departure rate / capacity estimate, in [0, 1]), mean sojourn of the L and of the C packets
+ *   dequeued in it (s), loss (drops / arrivals, in [0, 1]).
+ *
+ * Decisions and how they apply at dequeue: a decision is a Reply: a per-packet action for each
+ * described packet, matched by that id (forward unchanged, drop, CE-mark; a mark on a Not-ECT
+ * packet, or on an ECT(0) one with UseEcn false, is a drop; a mark on a CE packet leaves it as
+ * it is and is not counted), and epoch probabilities for the packets it does not cover: an L
+ * packet is marked with p_l_mark; a C packet is dropped with p_c_drop, else marked with p_c_mark
+ * (a drop if it cannot carry a mark). Draws come from one seeded stream (AssignStreams). A
+ * decision takes effect DecisionDelay of simulated time after its epoch (0: at once) and stays in
+ * force until the next one takes effect; the same delay applies to every actor (agent, teacher,
+ * fallback), so decisions take effect in epoch order. Before the first one, the fallback acts.
+ *
+ * Who decides (Mode):
+ * - Agent: the agent, over the channel named by ChannelName (attached at initialisation; the
+ *   agent creates it). Lockstep: the simulation waits for the reply (deterministic runs).
+ * - Teacher: the teacher named by Teacher (AqmTeacher: dualpi2, pie-step, codel-like, NAME@S);
+ *   no agent needed (ChannelName is ignored).
+ * - Record: RecordActor acts (Auto: the agent if ChannelName is set, else Teacher); every
+ *   teacher of Teachers runs in shadow on the same requests (and the agent, if attached, also
+ *   when a teacher acts), and one record per epoch goes to RecordPath (format below).
+ *
+ * Fallback (the agent acting): the queue disc's own DualPi2Controller decides an epoch in the
+ * manner of DualPi2QueueDisc (per packet at dequeue: native L ramp MinTh/Range on the packet's
+ * sojourn, coupled p_CL, C with p_C, overload drops; FALLBACK_* reasons) when
+ * - the agent misses AgentTimeout (default 1 s: ten times the worst p99 decision latency
+ *   expected of the CPU agent, whose forward pass on 64 tokens took about 0.2 s on the project's
+ *   2-core machine; FirstCallTimeout, default 30 s, covers the first call's warm-up);
+ *   the late reply is discarded; after MaxConsecutiveTimeouts consecutive timeouts (default 10;
+ *   0: never) the agent is abandoned: the channel is closed and the rest of the run uses the
+ *   fallback without waiting;
+ * - the reply is invalid, or the agent rejected the request;
+ * - the agent is gone (killed, crashed, closed the channel): detected at once (pidfd watchdog),
+ *   and the rest of the run uses the fallback without calling it again;
+ * - no agent: Mode=Agent with an empty ChannelName, or the channel could not be attached; a
+ *   one-line warning on stderr says so and every epoch is a fallback.
+ * Each such epoch counts in Fallbacks (GetFallbackCount(), trace source "Fallbacks"); a run with
+ * any fallback is not reproducible (its decisions depended on timing or on a missing agent). A
+ * reply with status kReplyFallback (the agent asks for the fallback) is honoured and counted
+ * apart (agent-requested), not as a fallback. Agent failures never abort the simulation; the
+ * first of each kind is reported on stderr.
+ *
+ * Record file (Mode=Record, RecordPath), little-endian:
+ * - bytes 0..7 "AQMLLMRC"; uint32 format version (1); uint32 H = offset of the first record
+ *   (a multiple of 64); then a UTF-8 JSON object padded with spaces up to H: record_size,
+ *   request_size, reply_size, protocol_version, layout_hash, teachers (names, in reply order),
+ *   acting, mode, decision_interval_s, decision_delay_s, batch_size, window, unit,
+ *   record_header (field name, numpy dtype string, offset), actor_codes, agent_outcomes,
+ *   series/scalars/rewards (names by index).
+ * - then fixed-size records of 64 + sizeof(Request) + (1 + T) * sizeof(Reply) bytes
+ *   (64 + 2808 + (1 + T) * 560): the EpochRecordHeader below, the request exactly as the
+ *   bridge carried it (seq 0 when no agent was consulted), the agent's reply as it carried it
+ *   (zeros if not consulted or no valid reply; agent_outcome says), then the reply of each of the
+ *   T teachers (in the "teachers" order). numpy: np.fromfile(path, dtype, offset=H) with a
+ *   structured dtype built from the bridge's REQUEST_DTYPE and REPLY_DTYPE.
+ */
+class L4sLlmQueueDisc : public QueueDisc
+{
+  public:
+    /// \return the object TypeId
+    static TypeId GetTypeId();
+
+    L4sLlmQueueDisc();
+    ~L4sLlmQueueDisc() override;
+
+    /// Who decides.
+    enum Mode
+    {
+        MODE_AGENT,   //!< the agent (fallback on failure)
+        MODE_TEACHER, //!< one teacher, no agent
+        MODE_RECORD,  //!< one acts, every teacher in shadow, all logged to RecordPath
+    };
+
+    /// Who acts in Record mode.
+    enum RecordActor
+    {
+        RECORD_ACTOR_AUTO,    //!< the agent if ChannelName is set, else Teacher
+        RECORD_ACTOR_AGENT,   //!< the agent (fallback on failure)
+        RECORD_ACTOR_TEACHER, //!< Teacher
+    };
+
+    /// EpochRecordHeader::actor and the Decision trace: who decided (>= 0: teacher index).
+    enum ActorCode : int32_t
+    {
+        ACTOR_FALLBACK = -2, //!< the DualPI2 fallback
+        ACTOR_AGENT = -1,    //!< the agent
+    };
+
+    /// What became of the agent in an epoch.
+    enum AgentOutcome : uint32_t
+    {
+        OUTCOME_NOT_CONSULTED = 0,      //!< no agent call this epoch (teacher mode)
+        OUTCOME_OK = 1,                 //!< valid reply, status ok
+        OUTCOME_AGENT_FALLBACK = 2,     //!< valid reply asking for the fallback
+        OUTCOME_TIMEOUT = 3,            //!< no reply within the timeout
+        OUTCOME_INVALID = 4,            //!< invalid reply, or the agent rejected the request
+        OUTCOME_PEER_GONE = 5,          //!< the agent is gone (this epoch or before)
+        OUTCOME_NO_AGENT = 6,           //!< no channel configured, or attaching failed
+        OUTCOME_ABANDONED = 7,          //!< given up after MaxConsecutiveTimeouts
+        OUTCOME_COUNT = 8,
+    };
+
+    /// Fixed 64-byte header of each record of the record file.
+    struct EpochRecordHeader
+    {
+        uint64_t epoch;            //!< epoch index (= the request's header.epoch)
+        int64_t simTimeNs;         //!< simulation time of the epoch, ns
+        int32_t actor;             //!< ActorCode or teacher index: whose decision was applied
+        uint32_t agentOutcome;     //!< AgentOutcome
+        uint32_t teacherCount;     //!< T
+        uint32_t flags;            //!< bit 0: fallback counted; bit 1: agent reply present
+        double agentLatencyS;      //!< wall time of the agent call, s (0: none; not reproducible)
+        int64_t effectiveTimeNs;   //!< when the decision takes effect, ns
+        uint64_t reserved[2];      //!< zero
+    };
+
+    /**
+     * \brief TracedCallback signature of the Decision trace.
+     * \param epoch the epoch index
+     * \param actor ActorCode or teacher index
+     * \param outcome AgentOutcome
+     */
+    typedef void (*DecisionTracedCallback)(uint64_t epoch, int32_t actor, uint32_t outcome);
+
+    static constexpr std::size_t L_QUEUE = 0; //!< index of the L queue
+    static constexpr std::size_t C_QUEUE = 1; //!< index of the C queue
+
+    // Reasons for drops and marks (QueueDisc::Stats by reason)
+    static constexpr const char* FORCED_DROP = "Forced drop"; //!< buffer full at enqueue
+    static constexpr const char* AGENT_DROP = "Agent drop"; //!< per-packet agent drop (or mark of a packet that cannot carry one)
+    static constexpr const char* AGENT_MARK = "Agent mark"; //!< per-packet agent mark
+    static constexpr const char* AGENT_EPOCH_DROP = "Agent epoch drop"; //!< agent epoch probability
+    static constexpr const char* AGENT_EPOCH_MARK = "Agent epoch mark"; //!< agent epoch probability
+    static constexpr const char* TEACHER_DROP = "Teacher drop"; //!< per-packet teacher drop
+    static constexpr const char* TEACHER_MARK = "Teacher mark"; //!< per-packet teacher mark
+    static constexpr const char* TEACHER_EPOCH_DROP = "Teacher epoch drop"; //!< teacher epoch probability
+    static constexpr const char* TEACHER_EPOCH_MARK = "Teacher epoch mark"; //!< teacher epoch probability
+    static constexpr const char* FALLBACK_DROP = "Fallback drop"; //!< DualPI2 fallback drop
+    static constexpr const char* FALLBACK_MARK = "Fallback mark"; //!< DualPI2 fallback mark
+
+    /**
+     * \brief Use fixed random variable streams.
+     * \param stream first stream index to use
+     * \return the number of stream indices assigned (1)
+     */
+    int64_t AssignStreams(int64_t stream);
+
+    /// \return epochs that fell back because of the agent (see the class documentation)
+    uint64_t GetFallbackCount() const;
+    /// \return decision epochs so far
+    uint64_t GetEpochCount() const;
+    /// \return epochs decided by the agent
+    uint64_t GetAgentEpochCount() const;
+    /// \return epochs decided by a teacher
+    uint64_t GetTeacherEpochCount() const;
+    /// \return epochs whose agent outcome was \p outcome
+    uint64_t GetOutcomeCount(AgentOutcome outcome) const;
+    /// \return whether no fallback fired
+    bool IsReproducible() const;
+    /// \return a JSON object with the counts above, the mode and the agent's latency (ms)
+    std::string GetReportJson() const;
+    /// \return the fallback's PI2 controller
+    const DualPi2Controller& GetFallbackController() const;
+    /// \return the names of the teachers that run (acting one included), in record order
+    std::vector<std::string> GetTeacherNames() const;
+    /// \return AgentOutcome as a word ("timeout")
+    static const char* OutcomeName(uint32_t outcome);
+
+  protected:
+    void DoDispose() override;
+
+  private:
+    bool DoEnqueue(Ptr<QueueDiscItem> item) override;
+    Ptr<QueueDiscItem> DoDequeue() override;
+    bool CheckConfig() override;
+    void InitializeParams() override;
+
+    /// A decision in force: who decided, per-packet actions, epoch probabilities.
+    struct Decision
+    {
+        int32_t actor{ACTOR_FALLBACK};                     //!< ActorCode or teacher index
+        uint64_t epoch{0};                                 //!< epoch it came from
+        std::vector<std::pair<uint64_t, uint8_t>> actions; //!< (uid, ActionCode)
+        double pLMark{0};                                  //!< p_l_mark
+        double pCDrop{0};                                  //!< p_c_drop
+        double pCMark{0};                                  //!< p_c_mark
+    };
+
+    /// What a dequeued packet gets.
+    enum class Verdict
+    {
+        FORWARD,
+        MARK,
+        DROP,
+    };
+
+    /// One decision epoch (periodic).
+    void Epoch();
+    /// Close the current interval into the history window.
+    void CloseInterval(Time now);
+    /// Fill m_request for the epoch.
+    void BuildRequest(Time now);
+    /**
+     * \brief Ask the agent (if any).
+     * \param reply the reply (valid if the return is OUTCOME_OK or OUTCOME_AGENT_FALLBACK)
+     * \param latency set to the call's wall time, s
+     * \return the outcome
+     */
+    AgentOutcome ConsultAgent(agent::Reply& reply, double& latency);
+    /// Take \p d into force now or after DecisionDelay.
+    void Install(Decision d);
+    /// Event: the oldest pending decision takes effect.
+    void InstallPending();
+    /// Append one record (Mode=Record).
+    void WriteRecord(int32_t actor, AgentOutcome outcome, bool fallback, double latency,
+                     const agent::Reply* agentReply, Time effective);
+    /// Open RecordPath and write the file header.
+    void OpenRecord();
+    /// Warn once per kind on stderr.
+    void WarnOnce(AgentOutcome outcome, const std::string& message);
+    /**
+     * \brief The verdict of the decision in force on a dequeued packet.
+     * \param reason set to the reason to count it under
+     */
+    Verdict Judge(uint64_t id, bool isL, uint8_t ecn, Time sojourn, Time markDelay,
+                  std::size_t lPacketsBefore, const char*& dropReason, const char*& markReason);
+    /// \return true with probability \p p (no draw for p <= 0 or p >= 1)
+    bool Draw(double p);
+    /// \return the head-of-line sojourn of internal queue \p i (0 if empty)
+    Time HeadSojourn(std::size_t i) const;
+    /// \return the internal queue \p i as a DualQueueFifo
+    Ptr<DualQueueFifo> Fifo(std::size_t i) const;
+    /// Count a drop/mark in the interval stats and the QueueDisc stats.
+    void DropDequeued(Ptr<QueueDiscItem> item, const char* reason);
+
+    // Attributes
+    bool m_useEcn;                 //!< mark ECT(0) C packets instead of dropping them
+    Time m_interval;               //!< decision interval
+    uint32_t m_batchSize;          //!< K
+    Time m_decisionDelay;          //!< delay before a decision takes effect
+    std::string m_channelName;     //!< agent channel
+    Time m_agentTimeout;           //!< per-call timeout
+    Time m_firstCallTimeout;       //!< timeout of the first call
+    uint32_t m_maxConsecutiveTimeouts; //!< abandon the agent after this many (0: never)
+    Mode m_mode;                   //!< who decides
+    std::string m_teacherName;     //!< the acting teacher
+    std::string m_teacherList;     //!< shadow teachers (Record)
+    RecordActor m_recordActor;     //!< who acts in Record mode
+    std::string m_recordPath;      //!< record file
+    double m_classicWeight;        //!< C's byte share
+    bool m_excludeBlockedTime;     //!< Wi-Fi blocked-time exclusion
+    DataRate m_linkRate;           //!< initial capacity estimate (0: none)
+    Time m_maxBurst;               //!< burst allowance after a quiet period
+    Time m_target;                 //!< fallback PI2 target
+    double m_alpha;                //!< fallback PI2 integral gain
+    double m_beta;                 //!< fallback PI2 proportional gain
+    double m_k;                    //!< coupling factor
+    Time m_minTh;                  //!< fallback L ramp start
+    Time m_range;                  //!< fallback L ramp width
+
+    // Queues, scheduler, fallback
+    dualq::DualQueueScheduler m_scheduler; //!< scheduler between L and C
+    dualq::ServiceInstantTracker m_service; //!< service instants
+    DualPi2Controller m_fallback;          //!< the fallback controller
+    Ptr<UniformRandomVariable> m_uv;       //!< draws
+    EventId m_epochEvent;                  //!< next epoch
+
+    // Agent
+    std::unique_ptr<AgentChannel> m_channel; //!< attached channel (null: none)
+    bool m_agentDead{false};                 //!< gone or abandoned: never call again
+    AgentOutcome m_deadOutcome{OUTCOME_NO_AGENT}; //!< outcome reported while dead
+    bool m_agentActs{false};                 //!< the agent is the actor (else a teacher)
+    bool m_firstCall{true};                  //!< no call made yet
+    uint32_t m_consecutiveTimeouts{0};       //!< timeouts in a row
+    std::vector<double> m_latencies;         //!< wall time of successful calls, s
+    std::array<bool, OUTCOME_COUNT> m_warned{}; //!< warned about this outcome
+
+    // Teachers
+    std::vector<std::unique_ptr<AqmTeacher>> m_teachers; //!< running teachers
+    int32_t m_actingTeacher{-1};                         //!< index of the acting teacher
+    std::vector<agent::Reply> m_teacherReplies;          //!< this epoch's teacher replies
+
+    // Decisions
+    Decision m_current;            //!< in force
+    std::deque<Decision> m_pending; //!< waiting for their DecisionDelay
+
+    // Epoch state
+    agent::Request m_request;      //!< this epoch's request
+    uint64_t m_epoch{0};           //!< next epoch index
+    uint64_t m_nextId{0};          //!< last packet id given at enqueue
+    std::array<std::array<double, agent::kWindow>, agent::kSeriesDefined> m_history{}; //!< series
+    double m_capacity{0};          //!< capacity estimate, bit/s
+    double m_burstAllowance{0};    //!< s
+    double m_prevDelayC{0};        //!< C delay at the previous epoch, s
+    // current interval
+    uint64_t m_ivArrivedBytes{0};
+    uint64_t m_ivArrivedPackets{0};
+    uint64_t m_ivDepartedBytes{0};
+    uint64_t m_ivMarks{0};
+    uint64_t m_ivDrops{0};
+    double m_ivSojournSum[2]{0, 0};
+    uint64_t m_ivSojournCount[2]{0, 0};
+    bool m_ivIdle{true};           //!< the queue disc was empty at some point of the interval
+
+    // Counters
+    TracedValue<uint64_t> m_fallbacks{0}; //!< fallbacks
+    uint64_t m_agentEpochs{0};
+    uint64_t m_teacherEpochs{0};
+    uint64_t m_agentRequestedFallbacks{0};
+    std::array<uint64_t, OUTCOME_COUNT> m_outcomes{};
+
+    // Record file
+    std::unique_ptr<std::ofstream> m_record; //!< open record file
+    std::vector<char> m_recordBuffer;        //!< one record
+
+    // Traces
+    TracedCallback<uint64_t, int32_t, uint32_t> m_decisionTrace; //!< epoch, actor, outcome
+    TracedCallback<Time> m_sojournL;      //!< sojourn of each dequeued L packet
+    TracedCallback<Time> m_sojournC;      //!< sojourn of each dequeued C packet
+};
+
+} // namespace ns3
+
+#endif /* L4S_LLM_QUEUE_DISC_H */
