@@ -118,6 +118,58 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return int(module.main(list(args.rest)))
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import signal
+
+    from aqm_llm.sweep import ClusterConfig, load_spec, plan, run_sweep
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    spec = load_spec(args.file)
+    if args.dry_run:
+        from aqm_llm.results import ResultsDB
+
+        runs = plan(spec)
+        done: set[str] = set()
+        if Path(args.db).is_file():
+            with ResultsDB(args.db) as db:
+                done = db.done_keys(r.key() for r in runs)
+        for r in runs:
+            print(f"{'done ' if r.key() in done else 'to run'} {r.key()} cores={r.cores()} {r.label()}")
+        print(f"{len(runs)} runs, {len(runs) - len(done)} to run")
+        return 0
+    cluster = ClusterConfig(workers=args.workers, cores_per_worker=args.cores_per_worker, scheduler=args.scheduler)
+    # SIGTERM (a batch system's stop) ends the sweep like Ctrl-C: rows so far kept, runs stopped.
+    signal.signal(signal.SIGTERM, interrupt)
+    summary = run_sweep(spec, args.db, cluster=cluster, run_dir=args.run_dir, progress=not args.no_progress)
+    print(f"{spec.name}: {summary.total} runs: {summary.skipped} already in {args.db}, {summary.ok} ran ok, "
+          f"{summary.failed} failed")
+    if summary.failed:
+        for label, err in summary.failures:
+            print(f"  failed: {label}: {err}", file=sys.stderr)
+        print("failed runs are recorded; running the sweep again retries them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from aqm_llm.results import export
+
+    path = export(args.db, args.output, with_metrics=args.with_metrics)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from aqm_llm.report import write_report
+
+    rep = write_report(args.db, args.output_dir)
+    print(f"report: {rep.index} ({rep.sections} sections, {len(rep.images)} plots, {rep.ok_runs} runs"
+          + (f", {rep.failed_runs} failed" if rep.failed_runs else "") + ")")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aqm-llm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +210,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("sweep", help="run a grid of scenario x qdisc x params x seeds on Dask; resumable")
+    p.add_argument("file", help="sweep file (YAML; see docs/sweeps.md)")
+    p.add_argument("--db", default="results.db", help="results database (SQLite), created if missing")
+    p.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes (default: from CPUs)")
+    p.add_argument("--cores-per-worker", type=int, default=None,
+                   help="cores each local worker offers to runs (default: CPUs / workers)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="use an existing Dask cluster (workers need --resources cores=N)")
+    p.add_argument("--run-dir", default=None, help="metrics/time-series files (default: <db stem>-runs/)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true", help="validate and list the runs; run nothing")
+    p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("export", help="write a results database as CSV or Parquet")
+    p.add_argument("db")
+    p.add_argument("-o", "--output", required=True, help="out.csv or out.parquet")
+    p.add_argument("--with-metrics", action="store_true", help="include the full metrics JSON column")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("report", help="static HTML report (tables, CDFs, time series, CI bars) of a results database")
+    p.add_argument("db")
+    p.add_argument("-o", "--output-dir", default="report")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

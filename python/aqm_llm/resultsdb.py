@@ -1,0 +1,224 @@
+"""The results database (SQLite): one row per run, committed as soon as the run ends.
+
+Schema (version 1; also in docs/results-schema.md)::
+
+    runs                       one row per run identity
+      id           INTEGER PRIMARY KEY AUTOINCREMENT   stable: a retried failed run keeps its id
+      key          TEXT NOT NULL UNIQUE  run identity: RunSpec.key() (sha256 of scenario, qdisc, seed,
+                                         params), extended by agent policy / variant where they apply
+      sweep        TEXT      name of the sweep that wrote the row
+      scenario     TEXT NOT NULL
+      qdisc        TEXT NOT NULL
+      seed         INTEGER NOT NULL
+      params       TEXT NOT NULL   JSON object, values as the scenario program's command-line strings
+      variant      TEXT NOT NULL   '' unless a custom task sets one (e.g. 'record')
+      agent        TEXT      JSON {agent, checkpoint, backbone, threads} for runs with an agent, else NULL
+      status       TEXT NOT NULL   'ok' or 'failed'
+      error        TEXT      failed runs: the error and the tail of the program's stderr
+      attempts     INTEGER   how many times the run was tried (failed runs are retried on the next sweep)
+      started, finished REAL unix seconds, on the worker
+      wall_s       REAL      finished - started
+      worker       TEXT      Dask worker address (host) that ran it
+      versions     TEXT      JSON of software versions (aqm_llm, ns3, compiler; python)
+      metrics      TEXT      the full metrics JSON the scenario wrote (NULL if failed)
+      -- flat copies of the main metrics (NULL if failed or absent):
+      utilisation, total_goodput_mbps,
+      l4s_goodput_mbps, classic_goodput_mbps,
+      l4s_sojourn_mean_ms, l4s_sojourn_p99_ms, classic_sojourn_mean_ms, classic_sojourn_p99_ms,
+      loss_rate, mark_rate, jain_fairness, rtt_mean_ms                 REAL
+      fallbacks    INTEGER,  reproducible INTEGER (0/1)
+    timeseries                 the run's time-series CSV, gzip-compressed (runs with timeseries on)
+      key          TEXT PRIMARY KEY REFERENCES runs(key)
+      csv_gz       BLOB NOT NULL
+    meta                       name/value pairs: schema_version
+
+Durability: WAL journal, synchronous=FULL, one transaction per run. A successful row is never
+overwritten; a failed one is replaced (same id, attempts + 1) when the run is tried again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from aqm_llm.errors import ConfigError
+
+SCHEMA_VERSION = 1
+
+
+def _get(m: Mapping[str, Any], *path: str) -> Any:
+    cur: Any = m
+    for p in path:
+        if not isinstance(cur, Mapping) or p not in cur:
+            return None
+        cur = cur[p]
+    return cur
+
+
+def _bool(v: Any) -> int | None:
+    return None if v is None else int(bool(v))
+
+
+# (column, SQL type, value from the metrics dict): the one place that defines the flat columns.
+FLAT_COLUMNS: tuple[tuple[str, str, Callable[[Mapping[str, Any]], Any]], ...] = (
+    ("utilisation", "REAL", lambda m: _get(m, "utilisation")),
+    ("total_goodput_mbps", "REAL", lambda m: _get(m, "total_goodput_mbps")),
+    ("l4s_goodput_mbps", "REAL", lambda m: _get(m, "classes", "l4s", "goodput_mbps")),
+    ("classic_goodput_mbps", "REAL", lambda m: _get(m, "classes", "classic", "goodput_mbps")),
+    ("l4s_sojourn_mean_ms", "REAL", lambda m: _get(m, "classes", "l4s", "sojourn_ms", "mean")),
+    ("l4s_sojourn_p99_ms", "REAL", lambda m: _get(m, "classes", "l4s", "sojourn_ms", "p99")),
+    ("classic_sojourn_mean_ms", "REAL", lambda m: _get(m, "classes", "classic", "sojourn_ms", "mean")),
+    ("classic_sojourn_p99_ms", "REAL", lambda m: _get(m, "classes", "classic", "sojourn_ms", "p99")),
+    ("loss_rate", "REAL", lambda m: _get(m, "loss_rate")),
+    ("mark_rate", "REAL", lambda m: _get(m, "mark_rate")),
+    ("jain_fairness", "REAL", lambda m: _get(m, "jain_fairness")),
+    ("rtt_mean_ms", "REAL", lambda m: _get(m, "rtt_ms", "mean")),
+    ("fallbacks", "INTEGER", lambda m: _get(m, "fallbacks")),
+    ("reproducible", "INTEGER", lambda m: _bool(_get(m, "reproducible"))),
+)
+FLAT_NAMES = tuple(c[0] for c in FLAT_COLUMNS)
+
+_IDENTITY = ("key", "sweep", "scenario", "qdisc", "seed", "params", "variant", "agent")
+_OUTCOME = ("status", "error", "started", "finished", "wall_s", "worker", "versions", "metrics")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  key TEXT NOT NULL UNIQUE,
+  sweep TEXT,
+  scenario TEXT NOT NULL,
+  qdisc TEXT NOT NULL,
+  seed INTEGER NOT NULL,
+  params TEXT NOT NULL,
+  variant TEXT NOT NULL DEFAULT '',
+  agent TEXT,
+  status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+  error TEXT,
+  attempts INTEGER NOT NULL DEFAULT 1,
+  started REAL,
+  finished REAL,
+  wall_s REAL,
+  worker TEXT,
+  versions TEXT,
+  metrics TEXT,
+  {", ".join(f"{name} {sqltype}" for name, sqltype, _ in FLAT_COLUMNS)}
+);
+CREATE INDEX IF NOT EXISTS runs_by_config ON runs (scenario, qdisc, status);
+CREATE TABLE IF NOT EXISTS timeseries (
+  key TEXT PRIMARY KEY REFERENCES runs(key),
+  csv_gz BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything one row holds, as the sweep hands it to the database."""
+
+    key: str
+    sweep: str
+    scenario: str
+    qdisc: str
+    seed: int
+    params: Mapping[str, str]
+    variant: str
+    agent: Mapping[str, Any] | None
+    status: str
+    error: str | None
+    started: float
+    finished: float
+    worker: str
+    versions: Mapping[str, Any]
+    metrics: Mapping[str, Any] | None
+    timeseries_gz: bytes | None = None
+
+
+def connect(path: str | Path, create: bool = True) -> sqlite3.Connection:
+    """Open the database (WAL, FULL sync, 30 s busy timeout), creating the schema if asked."""
+    p = Path(path)
+    if not create and not p.is_file():
+        raise ConfigError(f"no results database at {p}")
+    if create:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(p, timeout=30.0, isolation_level=None)  # explicit transactions only
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        if create:
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        else:
+            has = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()
+            if not has:
+                raise ConfigError(f"{p} is not an aqm-llm results database (no runs table)")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise ConfigError(f"{p}: not a usable SQLite database ({exc})") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class ResultsDB:
+    """The database as a sweep uses it: which keys are done, and record one run per transaction."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.conn = connect(self.path)
+
+    def __enter__(self) -> "ResultsDB":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def done_keys(self, keys: Iterable[str] | None = None) -> set[str]:
+        """Keys of successful runs (among ``keys`` if given)."""
+        done = {k for (k,) in self.conn.execute("SELECT key FROM runs WHERE status = 'ok'")}
+        return done if keys is None else done & set(keys)
+
+    def record(self, rec: RunRecord) -> bool:
+        """Write one run in its own transaction; False if an 'ok' row for the key was already there."""
+        m = rec.metrics or {}
+        flat = [fn(m) for _, _, fn in FLAT_COLUMNS] if rec.metrics else [None] * len(FLAT_COLUMNS)
+        values = [rec.key, rec.sweep, rec.scenario, rec.qdisc, rec.seed, json.dumps(dict(rec.params), sort_keys=True),
+                  rec.variant, json.dumps(dict(rec.agent)) if rec.agent else None,
+                  rec.status, rec.error, rec.started, rec.finished, rec.finished - rec.started, rec.worker,
+                  json.dumps(dict(rec.versions)), json.dumps(rec.metrics) if rec.metrics is not None else None, *flat]
+        columns = (*_IDENTITY, *_OUTCOME, *FLAT_NAMES)
+        assert len(columns) == len(values)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "key")
+        sql = (f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(values))}) "
+               f"ON CONFLICT(key) DO UPDATE SET {updates}, attempts = runs.attempts + 1 "
+               "WHERE runs.status = 'failed'")
+        for attempt in range(5):
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    changed = self.conn.execute(sql, values).rowcount > 0
+                    if changed:
+                        if rec.timeseries_gz is not None:
+                            self.conn.execute("INSERT OR REPLACE INTO timeseries (key, csv_gz) VALUES (?, ?)",
+                                              (rec.key, rec.timeseries_gz))
+                        else:
+                            self.conn.execute("DELETE FROM timeseries WHERE key = ?", (rec.key,))
+                    self.conn.execute("COMMIT")
+                    return changed
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                # Another sweep writing the same file past the busy timeout: try again shortly.
+                if "locked" not in str(exc) or attempt == 4:
+                    raise
+                time.sleep(1.0 + attempt)
+        return False

@@ -1,0 +1,100 @@
+"""One run of a sweep: its identity (the results database's unique key) and the cores it needs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from aqm_llm.errors import ConfigError
+from aqm_llm.runner import AgentSpec, RunSpec, build_command, needs_agent
+from aqm_llm.scenarios import describe
+
+# Set per run by the sweep itself: a sweep-wide `timeseries` switch, the agent's channel per process.
+_SWEEP_OWNED = {"timeseries": "use the sweep's `timeseries: true|false`",
+                "agent_channel": "the runner creates one channel per run"}
+
+
+def cores_needed(qdisc: str, params: Mapping[str, Any], agent: AgentSpec | None = None) -> int:
+    """Cores one run occupies while it runs: the simulation, plus the agent's threads if it has one.
+
+    An l4s-llm run served by an agent process needs the agent's torch threads + 1 (the
+    simulation); every other queue disc, and l4s-llm running a teacher alone, needs 1.
+    """
+    if needs_agent(qdisc, params):
+        return (agent or AgentSpec()).threads + 1
+    return 1
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """A run as a sweep schedules it.
+
+    ``variant`` separates runs of the same configuration that a custom task treats
+    differently (e.g. "record" for experience collection); it is part of the key.
+    """
+
+    spec: RunSpec
+    agent: AgentSpec | None = None
+    variant: str = ""
+    timeseries: bool = True
+
+    def key(self) -> str:
+        """The results database's unique key: the runner's key unless agent or variant add to it."""
+        base = self.spec.key()
+        extra = self.identity_extra()
+        if not extra:
+            return base  # same key as `aqm-llm run` gives the same configuration
+        blob = json.dumps([base, extra], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def identity_extra(self) -> dict[str, Any]:
+        """What besides the RunSpec changes the result (agent policy, variant)."""
+        extra: dict[str, Any] = {}
+        if self.variant:
+            extra["variant"] = self.variant
+        if self.uses_agent():
+            a = self.agent or AgentSpec()
+            # Threads and timeouts are resources, not identity: the agent is deterministic per seed.
+            extra["agent"] = {"agent": a.agent, "checkpoint": a.checkpoint, "backbone": a.backbone}
+        return extra
+
+    def uses_agent(self) -> bool:
+        return needs_agent(self.spec.qdisc, self.spec.params)
+
+    def cores(self) -> int:
+        return cores_needed(self.spec.qdisc, self.spec.params, self.agent)
+
+    def label(self) -> str:
+        params = " ".join(f"{k}={v}" for k, v in sorted(self.spec.params.items()))
+        var = f" [{self.variant}]" if self.variant else ""
+        return f"{self.spec.scenario}/{self.spec.qdisc}/seed {self.spec.seed}{var} {params}".rstrip()
+
+
+def canonical(run: SweepRun | RunSpec) -> SweepRun:
+    """Validate a run and return it with parameter values as the program's command-line strings.
+
+    Normalising (64 -> "64", True -> "true") makes the key the same however the value was written.
+    Raises ConfigError naming the run if any part of it is bad.
+    """
+    sr = run if isinstance(run, SweepRun) else SweepRun(spec=run)
+    spec = sr.spec
+    try:
+        if not isinstance(spec.seed, int) or isinstance(spec.seed, bool) or spec.seed < 1:
+            raise ConfigError(f"bad value '{spec.seed}' for seed: must be an integer >= 1")
+        for name, why in _SWEEP_OWNED.items():
+            if name in spec.params:
+                raise ConfigError(f"parameter '{name}' is set by the sweep: {why}")
+        scenario = describe(spec.scenario)
+        if spec.qdisc not in scenario.qdiscs:
+            raise ConfigError(f"unknown queue disc '{spec.qdisc}' for scenario {spec.scenario}; "
+                              f"allowed: {', '.join(scenario.qdiscs)}")
+        params = scenario.normalise(dict(spec.params)) if spec.params else {}
+        norm = RunSpec(spec.scenario, spec.qdisc, spec.seed, params)
+        # The runner's own checks (runner-owned parameters, warm-up below duration).
+        build_command(norm, output=Path("/dev/null"), timeseries=Path("/dev/null") if sr.timeseries else None)
+    except ConfigError as exc:
+        raise ConfigError(f"{sr.label()}: {exc}") from None
+    return SweepRun(spec=norm, agent=sr.agent, variant=sr.variant, timeseries=sr.timeseries)

@@ -1,0 +1,248 @@
+"""Sweep files: a grid (plus explicit combinations) of scenario x queue disc x parameters x seeds.
+
+Format (YAML; every key but one of ``scenarios``/``include`` is optional)::
+
+    name: compare                     # label stored with each row (default: the file's stem)
+    description: free text            # ignored
+    scenarios: [dumbbell, wifi]
+    qdiscs: [fq-codel-l4s, dualpi2, fifo]
+    seeds: [1, 2, 3]                  # or {count: 3, start: 1}; default [1]
+    params: {duration: 20s, warmup: 5s}           # fixed for every run
+    grid: {bottleneck_rate: [50Mbps, 100Mbps]}    # cartesian product over the lists
+    per_scenario:                     # only for that scenario; a list value is a grid axis there
+      wifi: {mac_queue: 64, channel_width: [20, 40]}
+    include:                          # explicit extra combinations
+      - {scenario: dumbbell, qdisc: red, params: {rtt: 40ms}, seeds: [1]}
+    timeseries: true                  # write and store each run's time series (default true; the report uses it)
+    agent: {threads: 2, checkpoint: models/x}     # l4s-llm runs: the agent process (see runner.AgentSpec)
+
+Runs = scenarios x qdiscs x (grid and that scenario's per_scenario grid) x seeds, each with
+``params``, then that scenario's fixed ``per_scenario`` values, then the grid values merged in
+that order (later wins). An ``include`` entry runs its scenario and queue disc with ``params``,
+the scenario's fixed ``per_scenario`` values and its own ``params`` (no grid), for its own
+``seeds`` or the sweep's. A parameter that a scenario in ``scenarios`` does not declare is an
+error unless it is scoped under ``per_scenario``. Bad input raises ConfigError with one line.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from aqm_llm.errors import ConfigError
+from aqm_llm.runner import AgentSpec, RunSpec
+from aqm_llm.scenarios import describe
+from aqm_llm.sweep.runs import SweepRun
+
+_TOP_KEYS = ("name", "description", "scenarios", "qdiscs", "seeds", "params", "grid", "per_scenario",
+             "include", "timeseries", "agent")
+_INCLUDE_KEYS = ("scenario", "qdisc", "params", "seeds")
+_AGENT_KEYS = ("agent", "checkpoint", "backbone", "threads", "startup_timeout_s")
+Scalar = str | int | float | bool
+Fail = Callable[[str], ConfigError]  # builds the error for a message, prefixed with the file
+
+
+@dataclass(frozen=True)
+class Include:
+    """One explicit combination; ``seeds`` None means the sweep's seeds."""
+
+    scenario: str
+    qdisc: str
+    params: dict[str, Scalar] = field(default_factory=dict)
+    seeds: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A parsed sweep file (see the module docstring for the format)."""
+
+    name: str
+    scenarios: tuple[str, ...] = ()
+    qdiscs: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = (1,)
+    params: dict[str, Scalar] = field(default_factory=dict)
+    grid: dict[str, tuple[Scalar, ...]] = field(default_factory=dict)
+    per_scenario: dict[str, dict[str, Scalar | tuple[Scalar, ...]]] = field(default_factory=dict)
+    include: tuple[Include, ...] = ()
+    timeseries: bool = True
+    agent: AgentSpec | None = None
+    source: str = "sweep"  # where it came from (the file), for error messages
+
+    def runs(self) -> list[SweepRun]:
+        """Every combination, in file order (not yet validated against the scenario programs)."""
+        out: list[SweepRun] = []
+        for scenario in self.scenarios:
+            scoped = self.per_scenario.get(scenario, {})
+            fixed = {k: v for k, v in scoped.items() if not isinstance(v, tuple)}
+            axes = {**self.grid, **{k: v for k, v in scoped.items() if isinstance(v, tuple)}}
+            names = list(axes)
+            for qdisc in self.qdiscs:
+                for combo in itertools.product(*(axes[n] for n in names)):
+                    params = {**self.params, **fixed, **dict(zip(names, combo))}
+                    out += [self._run(scenario, qdisc, seed, params) for seed in self.seeds]
+        for inc in self.include:
+            scoped = self.per_scenario.get(inc.scenario, {})
+            fixed = {k: v for k, v in scoped.items() if not isinstance(v, tuple)}
+            params = {**self.params, **fixed, **inc.params}
+            out += [self._run(inc.scenario, inc.qdisc, seed, params) for seed in (inc.seeds or self.seeds)]
+        return out
+
+    def _run(self, scenario: str, qdisc: str, seed: int, params: Mapping[str, Scalar]) -> SweepRun:
+        return SweepRun(spec=RunSpec(scenario, qdisc, seed, dict(params)), agent=self.agent,
+                        timeseries=self.timeseries)
+
+    def check_scoping(self) -> None:
+        """Every shared parameter must exist in every scenario it applies to."""
+        for scenario in self.scenarios:
+            declared = describe(scenario).params
+            for where, names in (("params", self.params), ("grid", self.grid)):
+                for name in names:
+                    if name not in declared:
+                        raise ConfigError(
+                            f"{self.source}: parameter '{name}' (in {where}) does not exist for scenario "
+                            f"{scenario}; scope it under per_scenario, or see `aqm-llm scenarios {scenario}`")
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and check a sweep file; ConfigError (one line) if it is malformed."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"no sweep file at {p}")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{p}: not valid YAML{where}: {problem}") from None
+    return parse_spec(doc, default_name=p.stem, source=str(p))
+
+
+def parse_spec(doc: Any, default_name: str = "sweep", source: str = "sweep") -> SweepSpec:
+    """Check a sweep document (the YAML as Python data) and return it as a SweepSpec."""
+    def fail(msg: str) -> ConfigError:
+        return ConfigError(f"{source}: {msg}")
+
+    if not isinstance(doc, dict):
+        raise fail("expected a mapping with keys such as scenarios, qdiscs, seeds, params, grid")
+    unknown = [k for k in doc if k not in _TOP_KEYS]
+    if unknown:
+        raise fail(f"unknown key '{unknown[0]}'; allowed: {', '.join(_TOP_KEYS)}")
+    name = doc.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise fail("name: expected a non-empty string")
+    scenarios = _names(doc.get("scenarios", []), "scenarios", fail)
+    qdiscs = _names(doc.get("qdiscs", []), "qdiscs", fail)
+    if bool(scenarios) != bool(qdiscs):
+        raise fail("scenarios and qdiscs go together: give both (or neither, with include)")
+    include = tuple(_include(item, i, fail) for i, item in enumerate(_list(doc.get("include", []), "include", fail)))
+    if not scenarios and not include:
+        raise fail("nothing to run: give scenarios and qdiscs, or include")
+    per_scenario_doc = _mapping(doc.get("per_scenario", {}), "per_scenario", fail)
+    per_scenario: dict[str, dict[str, Scalar | tuple[Scalar, ...]]] = {}
+    known = set(scenarios) | {inc.scenario for inc in include}
+    for scen, values in per_scenario_doc.items():
+        if scen not in known:
+            raise fail(f"per_scenario: '{scen}' is not one of this sweep's scenarios ({', '.join(sorted(known))})")
+        per_scenario[scen] = {k: (_values(v, f"per_scenario.{scen}.{k}", fail) if isinstance(v, list)
+                                  else _scalar(v, f"per_scenario.{scen}.{k}", fail))
+                              for k, v in _mapping(values, f"per_scenario.{scen}", fail).items()}
+    timeseries = doc.get("timeseries", True)
+    if not isinstance(timeseries, bool):
+        raise fail("timeseries: expected true or false")
+    spec = SweepSpec(
+        name=name, scenarios=scenarios, qdiscs=qdiscs,
+        seeds=_seeds(doc["seeds"], "seeds", fail) if "seeds" in doc else (1,),
+        params=_params(doc.get("params", {}), "params", fail),
+        grid={k: _values(v, f"grid.{k}", fail) for k, v in _mapping(doc.get("grid", {}), "grid", fail).items()},
+        per_scenario=per_scenario, include=include, timeseries=timeseries, source=source,
+        agent=_agent(doc["agent"], fail) if doc.get("agent") is not None else None)
+    for reserved in ("qdisc", "seed"):
+        if reserved in spec.params or reserved in spec.grid:
+            raise fail(f"'{reserved}' is not a parameter here: use the {reserved}s list")
+    return spec
+
+
+def _list(value: Any, where: str, fail: Fail) -> list[Any]:
+    if not isinstance(value, list):
+        raise fail(f"{where}: expected a list")
+    return value
+
+
+def _mapping(value: Any, where: str, fail: Fail) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise fail(f"{where}: expected a mapping of names to values")
+    return value
+
+
+def _names(value: Any, where: str, fail: Fail) -> tuple[str, ...]:
+    items = _list(value, where, fail)
+    if not all(isinstance(v, str) and v for v in items):
+        raise fail(f"{where}: expected a list of names")
+    return tuple(dict.fromkeys(items))
+
+
+def _scalar(value: Any, where: str, fail: Fail) -> Scalar:
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    raise fail(f"{where}: expected a single value (a string, number or true/false), got {type(value).__name__}")
+
+
+def _values(value: Any, where: str, fail: Fail) -> tuple[Scalar, ...]:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise fail(f"{where}: empty list")
+    return tuple(_scalar(v, where, fail) for v in items)
+
+
+def _params(value: Any, where: str, fail: Fail) -> dict[str, Scalar]:
+    return {k: _scalar(v, f"{where}.{k}", fail) for k, v in _mapping(value, where, fail).items()}
+
+
+def _seeds(value: Any, where: str, fail: Fail) -> tuple[int, ...]:
+    if isinstance(value, dict):
+        extra = set(value) - {"count", "start"}
+        count, start = value.get("count"), value.get("start", 1)
+        if extra or not _positive_int(count) or not _positive_int(start):
+            raise fail(f"{where}: expected {{count: N, start: S}} with positive integers")
+        return tuple(range(start, start + count))
+    if isinstance(value, list) and value and all(_positive_int(s) for s in value):
+        return tuple(dict.fromkeys(value))
+    raise fail(f"{where}: expected a list of integers >= 1 such as [1, 2, 3], or {{count: 3, start: 1}}")
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _include(item: Any, i: int, fail: Fail) -> Include:
+    where = f"include[{i}]"
+    if not isinstance(item, dict):
+        raise fail(f"{where}: expected a mapping with scenario, qdisc, params, seeds")
+    unknown = [k for k in item if k not in _INCLUDE_KEYS]
+    if unknown:
+        raise fail(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(_INCLUDE_KEYS)}")
+    for k in ("scenario", "qdisc"):
+        if not isinstance(item.get(k), str) or not item[k]:
+            raise fail(f"{where}: '{k}' is required (a name)")
+    seeds = _seeds(item["seeds"], f"{where}.seeds", fail) if "seeds" in item else None
+    return Include(item["scenario"], item["qdisc"], _params(item.get("params", {}), f"{where}.params", fail), seeds)
+
+
+def _agent(value: Any, fail: Fail) -> AgentSpec:
+    doc = _mapping(value, "agent", fail)
+    unknown = [k for k in doc if k not in _AGENT_KEYS]
+    if unknown:
+        raise fail(f"agent: unknown key '{unknown[0]}'; allowed: {', '.join(_AGENT_KEYS)}")
+    if "threads" in doc and not _positive_int(doc["threads"]):
+        raise fail("agent.threads: expected an integer >= 1")
+    try:
+        return AgentSpec(**doc)
+    except TypeError as exc:
+        raise fail(f"agent: {exc}") from None
