@@ -182,8 +182,9 @@ def default_output_dir() -> Path:
 
 def needs_agent(qdisc: str, params: Mapping[str, Any]) -> bool:
     """An l4s-llm run needs an agent process unless its queue disc runs a teacher alone."""
-    return qdisc == "l4s-llm" and str(params.get("llm_mode", "agent")) != "teacher" \
-        and not params.get("agent_channel")
+    mode = str(params.get("llm_mode", "agent"))
+    teacher_acts = mode == "teacher" or (mode == "record" and str(params.get("record_actor", "auto")) == "teacher")
+    return qdisc == "l4s-llm" and not teacher_acts and not params.get("agent_channel")
 
 
 def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
