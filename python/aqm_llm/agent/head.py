@@ -1,0 +1,101 @@
+"""The L4S-LM head: hidden states -> a valid action, in one pass (no text, no parsing).
+
+At each packet token a Linear gives 3 logits (forward, drop, mark); at the epoch token a
+Linear and a sigmoid give (p_L mark, p_C drop, p_C mark) for packets not in the batch.
+Selection turns these into action codes: argmax, or a draw from the softmax with a
+``torch.Generator`` seeded per run. Whatever the numbers (even NaN), the result is a valid
+action: codes in {0, 1, 2}, probabilities in [0, 1]; a mark on a Not-ECT packet becomes a
+drop (RFC 3168 semantics; the queue disc enforces it too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import Tensor, nn
+
+from aqm_llm.bridge import Action, TrafficClass
+from aqm_llm.agent.interface import mark_to_drop_if_not_ect
+from aqm_llm.agent.layout import TokenLayout
+
+N_ACTIONS = len(Action)
+N_EPOCH_PROBS = 3  # p_L mark, p_C drop, p_C mark
+# Initial biases: an untrained head mostly forwards (softmax(0, -3, -3): forward 91 %) and
+# asks for small epoch probabilities (sigmoid(-5) = 0.7 %), a benign start for runs and training.
+INIT_PACKET_BIAS = (0.0, -3.0, -3.0)
+INIT_EPOCH_BIAS = -5.0
+
+
+@dataclass(frozen=True)
+class HeadOutput:
+    packet_logits: Tensor  # (B, K, 3)
+    epoch_logits: Tensor  # (B, 3), before the sigmoid (training uses BCE-with-logits)
+
+    @property
+    def epoch_probs(self) -> Tensor:
+        return torch.sigmoid(self.epoch_logits)
+
+
+class L4sLmHead(nn.Module):
+    def __init__(self, layout: TokenLayout, hidden_size: int):
+        super().__init__()
+        self.packet = nn.Linear(hidden_size, N_ACTIONS)
+        self.epoch = nn.Linear(hidden_size, N_EPOCH_PROBS)
+        for linear in (self.packet, self.epoch):
+            nn.init.normal_(linear.weight, std=0.02)
+        with torch.no_grad():
+            self.packet.bias.copy_(torch.tensor(INIT_PACKET_BIAS))
+            self.epoch.bias.fill_(INIT_EPOCH_BIAS)
+        self.register_buffer("_packet_index", torch.from_numpy(layout.packet_indices),
+                             persistent=False)
+        self.epoch_index = layout.epoch_index
+
+    def forward(self, hidden: Tensor) -> HeadOutput:
+        """``hidden``: (B, T, d) backbone outputs in layout order."""
+        return HeadOutput(packet_logits=self.packet(hidden[:, self._packet_index]),
+                          epoch_logits=self.epoch(hidden[:, self.epoch_index]))
+
+
+def safe_probabilities(probs: Tensor) -> tuple[float, float, float]:
+    """(p_L mark, p_C drop, p_C mark) of one epoch, NaN -> 0, clamped to [0, 1]."""
+    p = torch.nan_to_num(probs.detach().double(), nan=0.0).clamp(0.0, 1.0).tolist()
+    return float(p[0]), float(p[1]), float(p[2])
+
+
+def select_packet_actions(logits: Tensor, ecn: npt.NDArray[np.uint8], *, sample: bool,
+                          generator: torch.Generator | None = None) -> npt.NDArray[np.uint8]:
+    """Codes for the n packets with tokens: ``logits`` (n, 3)."""
+    if logits.shape[0] == 0:
+        return np.zeros(0, np.uint8)
+    logits = torch.nan_to_num(logits.detach().float(), nan=0.0, posinf=1e4, neginf=-1e4)
+    if sample:
+        probs = torch.softmax(logits, dim=-1)
+        codes = torch.multinomial(probs, 1, generator=generator)[:, 0]
+    else:
+        codes = torch.argmax(logits, dim=-1)
+    actions = codes.numpy().astype(np.uint8)
+    return mark_to_drop_if_not_ect(actions, ecn)
+
+
+def overflow_actions(traffic_class: npt.NDArray[np.uint8], ecn: npt.NDArray[np.uint8],
+                     probs: tuple[float, float, float],
+                     generator: torch.Generator | None = None) -> npt.NDArray[np.uint8]:
+    """Codes for request packets past the K with tokens: what the queue disc does with packets
+    not in the batch, drawn from the epoch probabilities (reproducible with the run's
+    generator): L marked with p_L; ECN-capable C marked with p_C mark; Not-ECT C dropped with
+    p_C drop."""
+    n = traffic_class.shape[0]
+    actions = np.zeros(n, np.uint8)
+    if n == 0:
+        return actions
+    u = torch.rand(n, generator=generator, dtype=torch.float64).numpy()
+    p_l_mark, p_c_drop, p_c_mark = probs
+    is_l = traffic_class == TrafficClass.L
+    ect = ecn != 0
+    actions[is_l & (u < p_l_mark)] = Action.MARK
+    actions[~is_l & ect & (u < p_c_mark)] = Action.MARK
+    actions[~is_l & ~ect & (u < p_c_drop)] = Action.DROP
+    return mark_to_drop_if_not_ect(actions, ecn)

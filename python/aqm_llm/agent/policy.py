@@ -1,0 +1,252 @@
+"""The LLM policy: an :class:`~aqm_llm.agent.interface.Agent` around :class:`AqmModel`.
+
+Per epoch: validate and normalise the request, update the return-to-go with the reward
+components it carries (formula and target in ``reward``), build the layout's inputs with the
+history of past epochs, one forward pass (``torch.inference_mode``), select actions, append
+this epoch (RTG, pooled state, action summary) to the history.
+
+Checkpoint directory (``save`` / ``load``)::
+
+    config.json          format, versions, PolicyConfig (layout, encoder, LoRA, reward,
+                         backbone spec), trained flag, free-form metadata; written last
+    policy.safetensors   encoder.* and head.* weights (and backbone.* for a backbone
+                         without LoRA whose weights train, e.g. the MLP)
+    adapter/             the peft LoRA adapter (adapter_config.json, adapter_model.safetensors)
+
+Without a trained checkpoint the policy runs on its seeded initial weights and says so
+(``trained`` is False; the server prints a warning before READY).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import aqm_llm
+from aqm_llm.bridge import Request
+from aqm_llm.agent import features as F
+from aqm_llm.agent.backbone import MLP, SMOLLM2, Backbone, LoraSpec, load_backbone
+from aqm_llm.agent.encoder import EncoderConfig, TensorInputs
+from aqm_llm.agent.head import overflow_actions, safe_probabilities, select_packet_actions
+from aqm_llm.agent.interface import Agent, Decision, RunInfo
+from aqm_llm.agent.layout import DEFAULT_LAYOUT, EpochRecord, History, TokenLayout, build_inputs
+from aqm_llm.agent.model import AqmModel
+from aqm_llm.agent.reward import ReturnToGo, RewardConfig
+
+CHECKPOINT_FORMAT = "aqm-llm-policy"
+CHECKPOINT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "policy.safetensors"
+ADAPTER_DIR = "adapter"
+#: The shipped checkpoint, used when none is given (``models/l4s-llm`` in the source tree).
+DEFAULT_CHECKPOINT = Path(aqm_llm.__file__).resolve().parents[2] / "models" / "l4s-llm"
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    backbone: str = SMOLLM2
+    layout: TokenLayout = DEFAULT_LAYOUT
+    encoder: EncoderConfig = EncoderConfig()
+    lora: LoraSpec | None = LoraSpec()
+    reward: RewardConfig = RewardConfig()
+    sample: bool = False  # draw actions from the head's distribution (seeded) instead of argmax
+    init_seed: int = 0  # initial weights of encoder, head, LoRA A (and random backbones)
+
+    def to_dict(self) -> dict[str, Any]:
+        lora = None if self.lora is None else {
+            **asdict(self.lora), "target_modules": (list(self.lora.target_modules)
+                                                    if self.lora.target_modules else None)}
+        return {"backbone": self.backbone, "layout": self.layout.to_dict(),
+                "encoder": asdict(self.encoder), "lora": lora, "reward": asdict(self.reward),
+                "sample": self.sample, "init_seed": self.init_seed}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PolicyConfig:
+        lora = d.get("lora")
+        if lora is not None:
+            targets = lora.get("target_modules")
+            lora = LoraSpec(**{**lora, "target_modules": tuple(targets) if targets else None})
+        return cls(backbone=str(d["backbone"]), layout=TokenLayout.from_dict(d["layout"]),
+                   encoder=EncoderConfig(**d["encoder"]), lora=lora,
+                   reward=RewardConfig(**d["reward"]), sample=bool(d["sample"]),
+                   init_seed=int(d["init_seed"]))
+
+
+@dataclass
+class _RunState:
+    """What one run accumulates (reset by ``reset``)."""
+
+    history: History
+    rtg: ReturnToGo
+    generator: torch.Generator = field(default_factory=torch.Generator)
+
+
+class LlmPolicy(Agent):
+    """Encoder + backbone (+ LoRA) + L4S-LM head as an agent."""
+
+    def __init__(self, config: PolicyConfig = PolicyConfig(), *, backbone: Backbone | None = None):
+        if backbone is None:
+            backbone = load_backbone(config.backbone, lora=config.lora, seed=config.init_seed)
+        elif backbone.lora != config.lora:
+            raise ValueError(f"backbone LoRA {backbone.lora} differs from the config's {config.lora}")
+        self.config = config
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.init_seed)
+            self.model = AqmModel(config.layout, backbone, config.encoder)
+        self.model.eval()
+        self.trained = False
+        self.metadata: dict[str, Any] = {}
+        self._run = _RunState(History(config.layout.history), ReturnToGo(config.reward))
+        self.reset(RunInfo())
+
+    @property
+    def layout(self) -> TokenLayout:
+        return self.config.layout
+
+    @property
+    def backbone(self) -> Backbone:
+        return self.model.backbone
+
+    # ---- Agent
+
+    def reset(self, run_info: RunInfo) -> None:
+        self._run.history.clear()
+        self._run.rtg.reset()
+        self._run.generator.manual_seed(run_info.seed)
+
+    def decide(self, request: Request) -> Decision:
+        feats = F.encode_request(request)  # raises InvalidRequest
+        run = self._run
+        rtg = run.rtg.update(request.rewards)
+        inputs = build_inputs(feats, run.history, rtg, self.layout)
+        with torch.inference_mode():
+            out = self.model(TensorInputs.from_numpy(inputs), compact=True)
+        n, k = feats.packet_count, min(feats.packet_count, self.layout.packets)
+        probs = safe_probabilities(out.epoch_probs[0])
+        actions = np.empty(n, np.uint8)
+        actions[:k] = select_packet_actions(out.packet_logits[0, :k], feats.ecn[:k],
+                                            sample=self.config.sample, generator=run.generator)
+        actions[k:] = overflow_actions(feats.traffic_class[k:], feats.ecn[k:], probs,
+                                       run.generator)
+        run.history.append(EpochRecord(rtg=rtg, state=F.state_summary(feats),
+                                       action=F.action_summary(actions, feats.traffic_class, probs)))
+        return Decision(actions, *probs)
+
+    def describe(self) -> dict[str, Any]:
+        return {"backbone": self.backbone.spec, "arch": self.backbone.arch,
+                "layout": self.layout.describe(), "trained": self.trained,
+                "sample": self.config.sample}
+
+    # ---- checkpoints
+
+    def save(self, directory: str | Path, *, trained: bool | None = None,
+             metadata: dict[str, Any] | None = None) -> Path:
+        from safetensors.torch import save_file
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG_FILE).unlink(missing_ok=True)  # incomplete until config.json is back
+        weights = {f"encoder.{k}": v for k, v in self.model.encoder.state_dict().items()}
+        weights |= {f"head.{k}": v for k, v in self.model.head.state_dict().items()}
+        weights |= {f"backbone.{k}": v for k, v in self.backbone.extra_state_dict().items()}
+        save_file({k: v.detach().contiguous() for k, v in weights.items()}, str(out / WEIGHTS_FILE))
+        self.backbone.save_adapter(out / ADAPTER_DIR)
+        if trained is not None:
+            self.trained = trained
+        if metadata is not None:
+            self.metadata = dict(metadata)
+        doc = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+               "feature_version": F.FEATURE_VERSION, "trained": self.trained,
+               "hidden_size": self.backbone.hidden_size, "backbone_arch": self.backbone.arch,
+               "policy": self.config.to_dict(), "metadata": self.metadata}
+        (out / CONFIG_FILE).write_text(json.dumps(doc, indent=1) + "\n")
+        return out
+
+    def load_weights(self, directory: str | Path) -> None:
+        """Load a checkpoint saved with the same layout and backbone kind into this policy."""
+        from safetensors.torch import load_file
+
+        src = Path(directory)
+        doc = read_checkpoint_config(src)
+        saved = PolicyConfig.from_dict(doc["policy"])
+        if saved.layout != self.layout:
+            raise ValueError(f"checkpoint layout {saved.layout} differs from {self.layout}")
+        if int(doc["hidden_size"]) != self.backbone.hidden_size:
+            raise ValueError(f"checkpoint hidden size {doc['hidden_size']} differs from the "
+                             f"backbone's {self.backbone.hidden_size}")
+        weights = load_file(str(src / WEIGHTS_FILE))
+        parts: dict[str, dict[str, torch.Tensor]] = {"encoder": {}, "head": {}, "backbone": {}}
+        for key, value in weights.items():
+            prefix, _, rest = key.partition(".")
+            if prefix not in parts:
+                raise ValueError(f"unexpected weight {key} in {src / WEIGHTS_FILE}")
+            parts[prefix][rest] = value
+        self.model.encoder.load_state_dict(parts["encoder"], strict=True)
+        self.model.head.load_state_dict(parts["head"], strict=True)
+        self.backbone.load_extra_state_dict(parts["backbone"])
+        self.backbone.load_adapter(src / ADAPTER_DIR)
+        self.trained = bool(doc["trained"])
+        self.metadata = dict(doc.get("metadata") or {})
+
+    @staticmethod
+    def load(directory: str | Path, *, backbone: Backbone | None = None,
+             backbone_spec: str | None = None, sample: bool | None = None) -> LlmPolicy:
+        """A policy as saved (an LlmPolicy whatever the backbone kind, the MLP's included);
+        ``backbone_spec`` / ``sample`` override the saved ones, and a loaded ``backbone``
+        (with the same LoRA spec) may be passed in to share it."""
+        config = PolicyConfig.from_dict(read_checkpoint_config(Path(directory))["policy"])
+        if backbone_spec is not None:
+            config = replace(config, backbone=backbone_spec)
+        if sample is not None:
+            config = replace(config, sample=sample)
+        policy = LlmPolicy(config, backbone=backbone)
+        policy.load_weights(directory)
+        return policy
+
+
+class MlpPolicy(LlmPolicy):
+    """The same encoder and head around a small MLP instead of the LLM (ablations)."""
+
+    def __init__(self, config: PolicyConfig | None = None, *, checkpoint: str | None = None,
+                 sample: bool | str = False):
+        if config is None:
+            config = PolicyConfig(backbone=MLP, lora=None)
+            if checkpoint:
+                config = PolicyConfig.from_dict(read_checkpoint_config(Path(checkpoint))["policy"])
+            config = replace(config, sample=str(sample).lower() in ("1", "true", "yes"))
+        super().__init__(config)
+        if checkpoint:
+            self.load_weights(checkpoint)
+
+
+def read_checkpoint_config(directory: Path) -> dict[str, Any]:
+    path = directory / CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{directory} is not a policy checkpoint (no {CONFIG_FILE})")
+    doc: dict[str, Any] = json.loads(path.read_text())
+    if doc.get("format") != CHECKPOINT_FORMAT or doc.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: format {doc.get('format')} v{doc.get('version')}, expected "
+                         f"{CHECKPOINT_FORMAT} v{CHECKPOINT_VERSION}")
+    if doc.get("feature_version") != F.FEATURE_VERSION:
+        raise ValueError(f"{path}: features v{doc.get('feature_version')}, this code has "
+                         f"v{F.FEATURE_VERSION}: retrain or use a matching version")
+    return doc
+
+
+def default_checkpoint() -> Path | None:
+    """The shipped trained checkpoint, if the source tree has one."""
+    return DEFAULT_CHECKPOINT if (DEFAULT_CHECKPOINT / CONFIG_FILE).exists() else None
+
+
+def make_llm_policy(checkpoint: str | None = None, backbone: str | None = None,
+                    sample: bool = False) -> LlmPolicy:
+    """The server's ``--agent llm``: the given (or shipped) checkpoint, else untrained."""
+    path = Path(checkpoint) if checkpoint else default_checkpoint()
+    if path is not None:
+        return LlmPolicy.load(path, backbone_spec=backbone, sample=sample)
+    return LlmPolicy(PolicyConfig(backbone=backbone or SMOLLM2, sample=sample))

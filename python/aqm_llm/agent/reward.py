@@ -1,0 +1,81 @@
+"""The per-epoch reward and the return-to-go the policy is conditioned on.
+
+Each request carries the reward components of the epoch that just ended (the outcome of the
+previous reply; ``bridge.Reward``): utilisation, mean L and C sojourn (s), loss fraction.
+They are combined as
+
+    r = w_util * utilisation - w_L * L_delay_ms - w_C * C_delay_ms - w_loss * loss
+
+(delay is penalised, never rewarded; the weights live in :class:`RewardConfig` and go into
+the checkpoint so training and inference agree). Decision-Transformer style, the policy is
+conditioned on the return still to collect:
+
+    RTG_t = target_return - sum(r(request_s) for s in 0..t)
+
+i.e. the running sum includes the rewards carried by the current request. The token value
+is ``RTG_t / rtg_scale``. Training (issue 8) must set ``target_return`` and ``rtg_scale``
+from the experience pool (e.g. the best episode's return for the run length in epochs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from aqm_llm.bridge import Reward
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    utilization: float = 1.0       # per unit of departure rate / capacity
+    l_delay_per_ms: float = 0.1    # 1 ms of L sojourn costs 0.1 (L4S target ~1 ms)
+    c_delay_per_ms: float = 0.02   # 15 ms of C sojourn costs 0.3 (classic target ~15 ms)
+    loss: float = 10.0             # 1 % loss costs 0.1
+    target_return: float = 1000.0  # RTG at the start of a run (sum of per-epoch rewards)
+    rtg_scale: float = 1000.0      # RTG token value = RTG / rtg_scale
+
+    def __post_init__(self) -> None:
+        if not self.rtg_scale > 0:
+            raise ValueError(f"rtg_scale must be > 0, got {self.rtg_scale}")
+
+
+def epoch_reward(components: npt.NDArray[np.float64], cfg: RewardConfig) -> float:
+    """The reward of one epoch from a request's reward components (missing ones count 0)."""
+    def get(i: Reward) -> float:
+        return float(components[i]) if len(components) > i else 0.0
+
+    return (cfg.utilization * get(Reward.UTILIZATION)
+            - cfg.l_delay_per_ms * 1e3 * get(Reward.L_DELAY)
+            - cfg.c_delay_per_ms * 1e3 * get(Reward.C_DELAY)
+            - cfg.loss * get(Reward.LOSS))
+
+
+@dataclass
+class ReturnToGo:
+    """Running return-to-go of one run (reset at the start of each run)."""
+
+    cfg: RewardConfig
+    value: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.value = self.cfg.target_return
+
+    def update(self, components: npt.NDArray[np.float64]) -> float:
+        """Subtract the reward carried by this request; returns the new token value."""
+        self.value -= epoch_reward(components, self.cfg)
+        return self.token()
+
+    def token(self) -> float:
+        return self.value / self.cfg.rtg_scale
+
+
+def returns_to_go(components: npt.NDArray[np.float64], cfg: RewardConfig) -> npt.NDArray[np.float64]:
+    """Token values of RTG_0..RTG_{n-1} for a logged run, ``components`` (n, reward_count):
+    the same numbers :class:`ReturnToGo` gives online (for training)."""
+    rewards = np.array([epoch_reward(row, cfg) for row in components], dtype=np.float64)
+    return (cfg.target_return - np.cumsum(rewards)) / cfg.rtg_scale
