@@ -20,6 +20,10 @@ def native_build_present() -> None:
 
 def strip_volatile(metrics: dict) -> dict:
     """Metrics without what legitimately differs between identical runs (wall time, paths)."""
-    out = {k: v for k, v in metrics.items() if k not in ("wall_time_s", "run")}
-    out["config"] = {k: v for k, v in out.get("config", {}).items() if k not in ("output", "timeseries")}
+    # agent: the agent process's own timings; agent_channel: a fresh segment name per run.
+    out = {k: v for k, v in metrics.items() if k not in ("wall_time_s", "run", "agent")}
+    out["config"] = {k: v for k, v in out.get("config", {}).items()
+                     if k not in ("output", "timeseries", "agent_channel")}
+    if "llm" in out:
+        out["llm"] = {k: v for k, v in out["llm"].items() if "latency" not in k}
     return out

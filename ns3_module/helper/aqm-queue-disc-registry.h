@@ -38,7 +38,7 @@ struct AqmQueueDiscOptions
     std::string agentChannel;                //!< the agent's shared-memory channel ("": none)
     Time decisionInterval{MilliSeconds(16)}; //!< decision epoch
     Time decisionDelay{Seconds(0)};          //!< simulated time before a decision takes effect
-    Time agentTimeout{Seconds(1)};           //!< wall-clock time the agent has per request
+    Time agentTimeout{Seconds(5)};           //!< wall-clock time the agent has per request
     std::string llmMode{"agent"};            //!< agent | teacher | record
     std::string teacher{"dualpi2"};          //!< acting teacher (teacher mode; record mode)
     std::string recordActor{"auto"};         //!< record mode: auto | agent | teacher

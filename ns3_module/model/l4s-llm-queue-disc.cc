@@ -148,9 +148,10 @@ L4sLlmQueueDisc::GetTypeId()
                           MakeStringChecker())
             .AddAttribute("AgentTimeout",
                           "Wall-clock time the agent has to answer one request; a late epoch "
-                          "falls back to DualPI2. Default 1 s: ten times the worst p99 decision "
-                          "latency expected of the CPU agent.",
-                          TimeValue(Seconds(1)),
+                          "falls back to DualPI2. Default 5 s: over ten times the p99 decision "
+                          "latency measured for SmolLM2 on 2 shared CPU cores (283 ms, "
+                          "docs/bench-inference.md).",
+                          TimeValue(Seconds(5)),
                           MakeTimeAccessor(&L4sLlmQueueDisc::m_agentTimeout),
                           MakeTimeChecker(MilliSeconds(1)))
             .AddAttribute("FirstCallTimeout",

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -114,6 +114,7 @@ class AgentSpec:
     backbone: str | None = None    # "smollm2" (default) or a local transformers model path
     threads: int = 2               # torch threads of the agent process
     seed: int = 1
+    agent_args: Mapping[str, str] = field(default_factory=dict)  # keyword arguments of a module:Class agent
     startup_timeout_s: float = 300.0  # loading the backbone takes ~20 s on 2 cores
 
     def command(self, stats_path: Path | None) -> list[str]:
@@ -123,6 +124,8 @@ class AgentSpec:
             cmd += ["--checkpoint", self.checkpoint]
         if self.backbone:
             cmd += ["--backbone", self.backbone]
+        for key, value in self.agent_args.items():
+            cmd += ["--agent-arg", f"{key}={value}"]
         if stats_path is not None:
             cmd += ["--stats", str(stats_path)]
         return cmd
@@ -205,7 +208,8 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
     partial = out_dir / f".{stem}.{os.getpid()}.partial.json"
     build_command(spec, output=partial, timeseries=ts_path, progress=progress)  # validate first
     use_agent = needs_agent(qdisc, spec.params)
-    agent_spec = agent or AgentSpec(seed=seed)
+    # The agent samples with the run's seed: same seed, same decisions.
+    agent_spec = replace(agent, seed=seed) if agent is not None else AgentSpec(seed=seed)
     stats_path = out_dir / f".{stem}.{os.getpid()}.agent.json"
     started = time.time()
     agent_stats: dict[str, Any] | None = None

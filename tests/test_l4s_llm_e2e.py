@@ -1,0 +1,54 @@
+"""Issue 6 end to end: the runner starts the agent, the l4s-llm queue disc asks it every epoch."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import aqm_llm
+from aqm_llm.runner import AgentSpec
+from conftest import strip_volatile
+
+SHORT = {"duration": "3s", "warmup": "1s"}
+STUB = "aqm_llm.agent.stub:SojournThresholdAgent"
+
+
+def test_stub_agent_runs_are_reproducible_without_fallbacks(tmp_path):
+    agent = AgentSpec(agent=STUB, threads=1)
+    a = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=4, params=SHORT, output_dir=tmp_path / "a", agent=agent)
+    b = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=4, params=SHORT, output_dir=tmp_path / "b", agent=agent)
+    assert a["fallbacks"] == 0 and a["reproducible"] is True
+    assert a["agent_epochs"] >= 180  # 3 s / 16 ms
+    assert strip_volatile(a) == strip_volatile(b)
+    # The stub marks L packets above 1 ms: marks come from the agent, by reason.
+    reasons = a["classes"]["l4s"]["mark_reasons"]
+    assert any("Agent" in r for r in reasons), reasons
+    # Every epoch the queue disc counted was answered by the agent process.
+    assert a["agent"]["decisions"] == a["agent_epochs"]
+    assert a["agent"]["replies"]["ok"] == a["agent_epochs"]
+
+
+def test_stalled_agent_falls_back_and_the_run_completes(tmp_path):
+    agent = AgentSpec(agent="aqm_llm.agent.stub:StallingAgent", threads=1, agent_args={"sleep_s": "0.2"})
+    t0 = time.monotonic()
+    m = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=1,
+                    params={**SHORT, "agent_timeout": "50ms"}, output_dir=tmp_path, agent=agent)
+    assert m["fallbacks"] > 0
+    assert m["reproducible"] is False
+    assert m["utilisation"] > 0.8  # DualPI2 fallback keeps the link busy
+    assert time.monotonic() - t0 < 120
+
+
+def test_teacher_mode_needs_no_agent(tmp_path):
+    m = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=1,
+                    params={**SHORT, "llm_mode": "teacher", "teacher": "dualpi2"}, output_dir=tmp_path)
+    assert "agent" not in m
+    assert m["fallbacks"] == 0
+    assert m["classes"]["l4s"]["sojourn_ms"]["p99"] < 5
+
+
+def test_unknown_agent_class_fails_clearly(tmp_path):
+    with pytest.raises(aqm_llm.errors.SimulationError, match="agent did not start"):
+        aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=1, params=SHORT, output_dir=tmp_path,
+                    agent=AgentSpec(agent="nosuch.module:Nope", threads=1, startup_timeout_s=60))
