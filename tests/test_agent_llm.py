@@ -81,7 +81,7 @@ def test_bench_inference_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert inference.main(["--backbone", "random:llama", "--quick", "--threads", "1",
                            "--save", str(doc)]) == 0
     out = capsys.readouterr().out
-    assert "L4S-LM head: 1 forward pass" in out and "TODO co-simulation overhead" in out
+    assert "L4S-LM head: 1 forward pass" in out and "co-simulation overhead" not in out  # --quick skips it
     text = doc.read_text()
     assert inference.SECTION_BEGIN in text and "command: aqm-llm bench inference" in text
     inference.main(["--backbone", "random:llama", "--quick", "--threads", "1", "--save", str(doc)])
@@ -94,3 +94,15 @@ def test_text_answer_parsing() -> None:
     codes, valid = inference.parse_answer("1: forward\nI think packet 2 should be kept", 3)
     assert codes == [0, 0, 0] and not valid
     assert not inference.parse_answer("1: drop\n1: mark\n2: drop", 2)[1]  # duplicate answer
+
+
+def test_bench_inference_cosim_overhead(capsys: pytest.CaptureFixture[str]) -> None:
+    # A real l4s-llm run with an agent process (tiny random backbone) against dualpi2.
+    assert inference.main(["--backbone", "random:llama", "--epochs", "2", "--warmup", "0",
+                           "--text-epochs", "0", "--threads", "1", "--cosim-duration", "1s",
+                           "--no-save"]) == 0
+    out = capsys.readouterr().out
+    assert "co-simulation overhead" in out
+    decisions = int(out.split("l4s-llm simulation wall time")[1].split("(")[1].split()[0])
+    assert decisions >= 60  # 1 s / 16 ms
+    assert "0 fallbacks" in out

@@ -44,6 +44,7 @@ class BenchConfig:
     threads: int = 2
     seed: int = 1
     omp_wait_policy: str = "PASSIVE"
+    cosim_duration: str = "2s"
 
 
 @dataclass
@@ -218,9 +219,49 @@ def render(rows: list[Row], cfg: BenchConfig, info: dict[str, str], command: str
             "peak RSS: getrusage after the phase (cumulative: loading the GGUF and de-quantising "
             "it sets the peak); RSS: resident after the phase."]
     out += [f"note ({r.method}): {r.note}" for r in rows if r.note]
-    out += ["", "TODO co-simulation overhead (wall time of an l4s-llm run with the agent vs the "
-            "same run with DualPI2): not measured by this benchmark yet."]
     return "\n".join(out) + "\n"
+
+
+@dataclass(frozen=True)
+class CosimResult:
+    duration: str
+    llm_wall_s: float       # the simulation loop of the l4s-llm run (agent start-up excluded)
+    agent_compute_s: float  # decisions x mean decision latency, as the agent server timed them
+    decisions: int
+    dualpi2_wall_s: float
+    fallbacks: int
+
+    def render(self) -> str:
+        overhead = self.llm_wall_s - self.agent_compute_s
+        return "\n".join([
+            f"co-simulation overhead: dumbbell (defaults), {self.duration} simulated, l4s-llm with the "
+            f"agent above vs dualpi2, one run each",
+            f"  l4s-llm simulation wall time      {self.llm_wall_s:8.2f} s  ({self.decisions} decisions, "
+            f"{self.fallbacks} fallbacks)",
+            f"  less the agent's compute          {self.agent_compute_s:8.2f} s",
+            f"  = simulation + bridge + waiting   {overhead:8.2f} s",
+            f"  dualpi2 simulation wall time      {self.dualpi2_wall_s:8.2f} s",
+            f"  co-simulation overhead            {overhead - self.dualpi2_wall_s:8.2f} s "
+            f"({(overhead - self.dualpi2_wall_s) / max(self.decisions, 1) * 1e3:.2f} ms per epoch)",
+        ]) + "\n"
+
+
+def measure_cosim(cfg: BenchConfig, duration: str) -> CosimResult:
+    import tempfile
+
+    import aqm_llm
+    from aqm_llm.runner import AgentSpec
+
+    params = {"duration": duration, "warmup": "0.5s"}
+    with tempfile.TemporaryDirectory() as tmp:
+        llm = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=cfg.seed, params=params, output_dir=tmp,
+                          agent=AgentSpec(agent="llm", backbone=cfg.backbone, threads=cfg.threads))
+        base = aqm_llm.run("dumbbell", qdisc="dualpi2", seed=cfg.seed, params=params, output_dir=tmp)
+    stats = llm.get("agent", {})
+    decisions = int(stats.get("decisions", 0))
+    compute = decisions * float(stats.get("latency_ms", {}).get("mean", 0.0)) / 1e3
+    return CosimResult(duration, float(llm["wall_time_s"]), compute, decisions,
+                       float(base["wall_time_s"]), int(llm.get("fallbacks", 0)))
 
 
 def save_section(path: Path, text: str) -> None:
@@ -260,6 +301,8 @@ def parse(argv: list[str]) -> tuple[BenchConfig, Path | None]:
     p.add_argument("--omp-wait-policy", choices=("PASSIVE", "ACTIVE", "default"), default="PASSIVE",
                    help="OpenMP workers' wait policy (PASSIVE, as the agent server runs; "
                         "'default': libgomp's own, spinning a while)")
+    p.add_argument("--cosim-duration", default="2s",
+                   help="simulated time of the co-simulation overhead runs (0s: skip)")
     p.add_argument("--quick", action="store_true", help="few epochs (a smoke test)")
     p.add_argument("--save", type=Path, default=None,
                    help="write the output into a section of this Markdown file "
@@ -270,9 +313,15 @@ def parse(argv: list[str]) -> tuple[BenchConfig, Path | None]:
         a.epochs, a.warmup, a.text_epochs = min(a.epochs, 10), min(a.warmup, 3), min(a.text_epochs, 1)
     if a.epochs < 1 or a.warmup < 0 or a.text_epochs < 0 or not 0 <= a.packets <= 32 or a.threads < 1:
         p.error("need --epochs >= 1, --warmup >= 0, --text-epochs >= 0, --packets 0..32, --threads >= 1")
+    from aqm_llm.scenarios import parse_seconds
+
+    if parse_seconds(a.cosim_duration) is None:
+        p.error(f"bad value '{a.cosim_duration}' for --cosim-duration: expected a time such as 2s")
+    if a.quick:
+        a.cosim_duration = "0s"
     cfg = BenchConfig(backbone=a.backbone, epochs=a.epochs, warmup=a.warmup,
                       text_epochs=a.text_epochs, packets=a.packets, threads=a.threads, seed=a.seed,
-                      omp_wait_policy=a.omp_wait_policy)
+                      omp_wait_policy=a.omp_wait_policy, cosim_duration=a.cosim_duration)
     save = None if a.no_save else (a.save or (Path("docs/bench-inference.md")
                                               if Path("docs").is_dir() else None))
     return cfg, save
@@ -293,6 +342,7 @@ def main(argv: list[str]) -> int:
     from aqm_llm.agent.backbone import load_causal_lm, load_tokenizer
     from aqm_llm.agent.policy import LlmPolicy, PolicyConfig
     from aqm_llm.bench.machine import machine_info
+    from aqm_llm.scenarios import parse_seconds
 
     torch.set_num_threads(cfg.threads)
     info = machine_info()
@@ -321,9 +371,16 @@ def main(argv: list[str]) -> int:
         rows.append(measure_text(lm, load_tokenizer(cfg.backbone), cfg, rng))
     elif cfg.text_epochs:
         rows.append(Row("text generation + parsing", note="skipped: a random backbone has no tokenizer"))
+    layout_tokens = policy.layout.present_tokens(cfg.packets, policy.layout.history)
+    cosim = None
+    if (parse_seconds(cfg.cosim_duration) or 0) > 0:
+        del policy, backbone, lm  # free this process's copy before the agent process loads its own
+        print("bench inference: co-simulation overhead ...", file=sys.stderr, flush=True)
+        cosim = measure_cosim(cfg, cfg.cosim_duration)
     info["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    text = render(rows, cfg, info, command,
-                  policy.layout.present_tokens(cfg.packets, policy.layout.history))
+    text = render(rows, cfg, info, command, layout_tokens)
+    if cosim is not None:
+        text += "\n" + cosim.render()
     print(text, end="")
     if save is not None:
         save_section(save, text)
