@@ -170,6 +170,54 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_collect(args: argparse.Namespace) -> int:
+    import dataclasses
+    import signal
+
+    from aqm_llm.training.collector import load_collect_config, plan_runs
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    cfg = load_collect_config(args.file, pool=args.pool)
+    for name in ("workers", "cores_per_worker", "scheduler"):
+        if getattr(args, name) is not None:
+            cfg = dataclasses.replace(cfg, **{name: getattr(args, name)})
+    if args.dry_run:
+        runs = plan_runs(cfg)
+        for r in runs:
+            print(f"{r.key()} {r.label()}")
+        print(f"{len(runs)} record runs into {cfg.pool}")
+        return 0
+    from aqm_llm.training.collector import collect
+
+    signal.signal(signal.SIGTERM, interrupt)
+    s = collect(cfg, progress=not args.no_progress)
+    print(f"{cfg.name}: {s.total} runs: {s.skipped} already done, {s.ok} ran ok, {s.failed} failed; "
+          f"pool {s.pool}: {s.epochs} epochs ({s.converted} parts written), manifest {s.pool / 'manifest.json'}")
+    if s.failed:
+        for label, err in s.failures:
+            print(f"  failed: {label}: {err}", file=sys.stderr)
+        print("failed runs are recorded; running collect again retries them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from aqm_llm.training.config import load_train_config
+    from aqm_llm.training.trainer import train
+
+    cfg = load_train_config(args.file).with_overrides(output=args.output, steps=args.steps, mlp=args.mlp,
+                                                      bc=args.bc, device=args.device, pools=args.pool,
+                                                      export=args.export)
+    result = train(cfg, resume=not args.no_resume, progress=not args.no_progress)
+    last = next((r for r in reversed(result.log) if r["phase"] == "train"), None)
+    loss = f", final loss {last['loss']:.4f}" if last else ""
+    print(f"{cfg.name}: {result.step} steps{loss}; checkpoint {result.checkpoint}; "
+          f"losses {result.output / 'losses.csv'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aqm-llm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -234,6 +282,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("db")
     p.add_argument("-o", "--output-dir", default="report")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("collect", help="experience pool: teachers in record mode over a grid (resumable) -> Parquet")
+    p.add_argument("file", help="collect config (YAML; see docs/training.md)")
+    p.add_argument("--pool", default=None, help="pool directory (default: the config's `pool`)")
+    p.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes")
+    p.add_argument("--cores-per-worker", type=int, default=None, help="cores each local worker offers")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="use an existing Dask cluster")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true", help="validate and list the runs; run nothing")
+    p.set_defaults(func=_cmd_collect)
+
+    p = sub.add_parser("train", help="offline training (return-conditioned + distillation, LoRA); resumable")
+    p.add_argument("file", help="training config (YAML; see docs/training.md)")
+    p.add_argument("-o", "--output", default=None, help="output directory (default: the config's `output`)")
+    p.add_argument("--pool", action="append", default=None, help="experience pool (repeatable; default: the config's)")
+    p.add_argument("--steps", type=int, default=None, help="override optim.steps")
+    p.add_argument("--export", default=None,
+                   help="also copy the final checkpoint here (the config's `export` is dropped with -o or --steps)")
+    p.add_argument("--mlp", action="store_true", help="ablation: an MLP instead of the LLM backbone")
+    p.add_argument("--bc", action="store_true", help="ablation: behaviour cloning without return conditioning")
+    p.add_argument("--device", default=None, help="auto (cuda if available), cpu or cuda")
+    p.add_argument("--no-resume", action="store_true", help="start over even if OUTPUT/last exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
     return parser
 
 

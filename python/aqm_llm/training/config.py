@@ -1,0 +1,317 @@
+"""The training config (``aqm-llm train CONFIG.yaml``): parsing and defaults.
+
+    name: train-small
+    pool: pools/collect-small          # or pools: [a, b] (same teacher set)
+    output: runs/train-small           # checkpoint/, last/ (resume state), losses.csv, losses.png
+    export: null                       # also copy the final checkpoint here (e.g. models/l4s-llm);
+                                       # dropped when -o or --steps override the config (--export sets it)
+    seed: 1
+    device: auto                       # auto (cuda if available) | cpu | cuda
+    threads: null                      # torch CPU threads (default: torch's)
+    model:
+      backbone: smollm2                # smollm2 | mlp (the MLP ablation) | random:<arch> | local path
+      lora: {r: 8, alpha: 16, dropout: 0.0, target_modules: null}
+      packets: 16                      # packet tokens K (the layout is TokenLayout.fit(K, max_tokens))
+      max_tokens: 64
+      encoder: {conv_channels: 32, conv_kernel: 4}
+    return_conditioning: true          # false: behaviour cloning without return conditioning
+    families: [scenario]               # what makes a scenario family ("scenario" or parameter names)
+    reward: null                       # reward weights (default: the pool's)
+    target: {quantile: 0.9, eval_epochs: null, family: null, value: null}
+    rtg_scale: null                    # default: the largest |episode return| in the pool
+    loss: {action: 1.0, probs: 1.0, distill: 0.5, class_weights: [1.0, 1.0, 1.0]}
+    optim: {steps: 200, batch_size: 16, lr: 3.0e-4, weight_decay: 0.0, warmup_steps: 20,
+            min_lr_ratio: 0.1, grad_clip: 1.0}
+    log_every: 10
+    checkpoint_every: 100
+    validation: {fraction: 0.1, every: 50, batches: 4}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from aqm_llm.errors import ConfigError
+
+Fail = Callable[[str], ConfigError]
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    backbone: str = "smollm2"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] | None = None
+    packets: int = 16
+    max_tokens: int = 64
+    conv_channels: int = 32
+    conv_kernel: int = 4
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """How the target return (the RTG the policy starts from at evaluation) is chosen."""
+
+    quantile: float = 0.9  # of the per-epoch episode returns of the family
+    eval_epochs: int | None = None  # episode length assumed at evaluation (default: median in pool)
+    family: str | None = None  # family whose target goes into config.json (None: all episodes)
+    value: float | None = None  # a fixed target_return instead of the rule
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    action: float = 1.0  # per-packet cross-entropy toward the acting controller's actions
+    probs: float = 1.0  # BCE of the epoch probabilities
+    distill: float = 0.5  # weight of the distillation term (best teacher's action and probs)
+    class_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # forward, drop, mark
+
+
+@dataclass(frozen=True)
+class OptimSettings:
+    steps: int = 200
+    batch_size: int = 16
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 20
+    min_lr_ratio: float = 0.1  # cosine decay to lr * min_lr_ratio
+    grad_clip: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    fraction: float = 0.1  # episodes held out
+    every: int = 50
+    batches: int = 4
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str
+    pools: tuple[Path, ...]
+    output: Path
+    seed: int = 1
+    device: str = "auto"
+    threads: int | None = None
+    model: ModelSettings = ModelSettings()
+    return_conditioning: bool = True
+    families: tuple[str, ...] = ("scenario",)
+    reward: dict[str, float] | None = None
+    target: TargetSettings = TargetSettings()
+    rtg_scale: float | None = None
+    loss: LossSettings = LossSettings()
+    optim: OptimSettings = OptimSettings()
+    log_every: int = 10
+    checkpoint_every: int = 100
+    validation: ValidationSettings = ValidationSettings()
+    export: Path | None = None
+    source: str = "train"
+    doc: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def is_mlp(self) -> bool:
+        return self.model.backbone == "mlp"
+
+    def with_overrides(self, *, output: str | Path | None = None, steps: int | None = None,
+                       mlp: bool = False, bc: bool = False, device: str | None = None,
+                       pools: list[str] | None = None, export: str | Path | None = None) -> TrainConfig:
+        cfg = self
+        if (output is not None or steps is not None) and export is None:
+            # A redirected or shortened run must not overwrite the shipped checkpoint.
+            cfg = dataclasses.replace(cfg, export=None)
+        if export is not None:
+            cfg = dataclasses.replace(cfg, export=Path(export))
+        if pools:
+            cfg = dataclasses.replace(cfg, pools=tuple(Path(p) for p in pools))
+        if output is not None:
+            cfg = dataclasses.replace(cfg, output=Path(output))
+        if steps is not None:
+            if steps < 1:
+                raise ConfigError(f"bad value '{steps}' for --steps: must be >= 1")
+            cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, steps=steps))
+        if mlp:
+            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, backbone="mlp"))
+        if bc:
+            cfg = dataclasses.replace(cfg, return_conditioning=False)
+        if device is not None:
+            cfg = dataclasses.replace(cfg, device=_device(device, lambda m: ConfigError(m)))
+        return cfg
+
+    def identity(self) -> dict[str, Any]:
+        """What defines the training run (resume refuses a state written under another)."""
+        d = to_dict(self)
+        for volatile in ("output", "export", "threads", "device", "log_every", "checkpoint_every", "source",
+                         "name"):
+            d.pop(volatile, None)
+        return d
+
+
+def to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    d = dataclasses.asdict(cfg)
+    d.pop("doc", None)
+    d["pools"] = [str(p) for p in cfg.pools]
+    d["output"] = str(cfg.output)
+    d["export"] = str(cfg.export) if cfg.export is not None else None
+    return _jsonable(d)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+# ------------------------------------------------------------------------ parsing
+
+
+def _section(doc: Any, where: str, keys: tuple[str, ...], fail: Fail) -> dict[str, Any]:
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise fail(f"{where}: expected a mapping")
+    unknown = [k for k in doc if k not in keys]
+    if unknown:
+        raise fail(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(keys)}")
+    return doc
+
+
+def _num(v: Any, where: str, fail: Fail, *, lo: float | None = None, hi: float | None = None,
+         integer: bool = False) -> Any:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if integer:
+        ok = ok and float(v).is_integer()
+    if not ok or (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f" in [{lo}, {hi}]" if hi is not None else (f" >= {lo}" if lo is not None else "")
+        raise fail(f"{where}: expected {'an integer' if integer else 'a number'}{rng}, got {v!r}")
+    return int(v) if integer else float(v)
+
+
+def _device(v: Any, fail: Fail) -> str:
+    if v not in ("auto", "cpu", "cuda") and not (isinstance(v, str) and v.startswith("cuda:")):
+        raise fail(f"device: expected auto, cpu or cuda, got {v!r}")
+    return str(v)
+
+
+_TOP = ("name", "description", "pool", "pools", "output", "export", "seed", "device", "threads", "model",
+        "return_conditioning", "families", "reward", "target", "rtg_scale", "loss", "optim",
+        "log_every", "checkpoint_every", "validation")
+
+
+def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "train") -> TrainConfig:
+    def fail(msg: str) -> ConfigError:
+        return ConfigError(f"{source}: {msg}")
+
+    top = _section(doc, "config", _TOP, fail)
+    name = str(top.get("name", default_name))
+    if "pool" in top and "pools" in top:
+        raise fail("give pool or pools, not both")
+    pools = top.get("pools", [top["pool"]] if "pool" in top else None)
+    if not isinstance(pools, list) or not pools or not all(isinstance(p, str) and p for p in pools):
+        raise fail("pool: expected the experience pool directory (or pools: a list of them)")
+    output = top.get("output", f"runs/{name}")
+    if not isinstance(output, str) or not output:
+        raise fail("output: expected a directory")
+    export = top.get("export")
+    if export is not None and (not isinstance(export, str) or not export):
+        raise fail("export: expected a directory or null")
+
+    m = _section(top.get("model"), "model", ("backbone", "lora", "packets", "max_tokens", "encoder"), fail)
+    lora = _section(m.get("lora"), "model.lora", ("r", "alpha", "dropout", "target_modules"), fail)
+    enc = _section(m.get("encoder"), "model.encoder", ("conv_channels", "conv_kernel"), fail)
+    targets = lora.get("target_modules")
+    if targets is not None and (not isinstance(targets, list) or not all(isinstance(t, str) for t in targets)):
+        raise fail("model.lora.target_modules: expected a list of module names or null")
+    backbone = m.get("backbone", "smollm2")
+    if not isinstance(backbone, str) or not backbone:
+        raise fail("model.backbone: expected smollm2, mlp, random:<arch> or a local model path")
+    model = ModelSettings(
+        backbone=backbone,
+        lora_r=_num(lora.get("r", 8), "model.lora.r", fail, lo=1, integer=True),
+        lora_alpha=_num(lora.get("alpha", 16), "model.lora.alpha", fail, lo=1, integer=True),
+        lora_dropout=_num(lora.get("dropout", 0.0), "model.lora.dropout", fail, lo=0, hi=0.9),
+        lora_targets=tuple(targets) if targets else None,
+        packets=_num(m.get("packets", 16), "model.packets", fail, lo=1, hi=32, integer=True),
+        max_tokens=_num(m.get("max_tokens", 64), "model.max_tokens", fail, lo=8, integer=True),
+        conv_channels=_num(enc.get("conv_channels", 32), "model.encoder.conv_channels", fail, lo=1, integer=True),
+        conv_kernel=_num(enc.get("conv_kernel", 4), "model.encoder.conv_kernel", fail, lo=1, hi=16, integer=True))
+
+    cond = top.get("return_conditioning", True)
+    if not isinstance(cond, bool):
+        raise fail("return_conditioning: expected true or false")
+    fams = top.get("families", ["scenario"])
+    if not isinstance(fams, list) or not fams or not all(isinstance(f, str) and f for f in fams):
+        raise fail("families: expected a list such as [scenario] or [scenario, bottleneck_rate]")
+    reward = top.get("reward")
+    if reward is not None:
+        reward = _section(reward, "reward", ("utilization", "l_delay_per_ms", "c_delay_per_ms", "loss"), fail)
+        reward = {k: _num(v, f"reward.{k}", fail, lo=0) for k, v in reward.items()}
+    t = _section(top.get("target"), "target", ("quantile", "eval_epochs", "family", "value"), fail)
+    target = TargetSettings(
+        quantile=_num(t.get("quantile", 0.9), "target.quantile", fail, lo=0, hi=1),
+        eval_epochs=(_num(t["eval_epochs"], "target.eval_epochs", fail, lo=1, integer=True)
+                     if t.get("eval_epochs") is not None else None),
+        family=str(t["family"]) if t.get("family") is not None else None,
+        value=_num(t["value"], "target.value", fail) if t.get("value") is not None else None)
+    rtg_scale = top.get("rtg_scale")
+    if rtg_scale is not None:
+        rtg_scale = _num(rtg_scale, "rtg_scale", fail, lo=1e-9)
+    lo = _section(top.get("loss"), "loss", ("action", "probs", "distill", "class_weights"), fail)
+    cw = lo.get("class_weights", [1.0, 1.0, 1.0])
+    if not isinstance(cw, list) or len(cw) != 3:
+        raise fail("loss.class_weights: expected three numbers (forward, drop, mark)")
+    loss = LossSettings(action=_num(lo.get("action", 1.0), "loss.action", fail, lo=0),
+                        probs=_num(lo.get("probs", 1.0), "loss.probs", fail, lo=0),
+                        distill=_num(lo.get("distill", 0.5), "loss.distill", fail, lo=0),
+                        class_weights=tuple(_num(w, "loss.class_weights", fail, lo=1e-6) for w in cw))  # type: ignore[arg-type]
+    o = _section(top.get("optim"), "optim", ("steps", "batch_size", "lr", "weight_decay", "warmup_steps",
+                                               "min_lr_ratio", "grad_clip", "betas"), fail)
+    betas = o.get("betas", [0.9, 0.999])
+    if not isinstance(betas, list) or len(betas) != 2:
+        raise fail("optim.betas: expected two numbers")
+    optim = OptimSettings(
+        steps=_num(o.get("steps", 200), "optim.steps", fail, lo=1, integer=True),
+        batch_size=_num(o.get("batch_size", 16), "optim.batch_size", fail, lo=1, integer=True),
+        lr=_num(o.get("lr", 3e-4), "optim.lr", fail, lo=0),
+        weight_decay=_num(o.get("weight_decay", 0.0), "optim.weight_decay", fail, lo=0),
+        warmup_steps=_num(o.get("warmup_steps", 20), "optim.warmup_steps", fail, lo=0, integer=True),
+        min_lr_ratio=_num(o.get("min_lr_ratio", 0.1), "optim.min_lr_ratio", fail, lo=0, hi=1),
+        grad_clip=_num(o.get("grad_clip", 1.0), "optim.grad_clip", fail, lo=0),
+        betas=(_num(betas[0], "optim.betas", fail, lo=0, hi=1), _num(betas[1], "optim.betas", fail, lo=0, hi=1)))
+    v = _section(top.get("validation"), "validation", ("fraction", "every", "batches"), fail)
+    validation = ValidationSettings(
+        fraction=_num(v.get("fraction", 0.1), "validation.fraction", fail, lo=0, hi=0.9),
+        every=_num(v.get("every", 50), "validation.every", fail, lo=1, integer=True),
+        batches=_num(v.get("batches", 4), "validation.batches", fail, lo=1, integer=True))
+    threads = top.get("threads")
+    if threads is not None:
+        threads = _num(threads, "threads", fail, lo=1, integer=True)
+    return TrainConfig(
+        name=name, pools=tuple(Path(p) for p in pools), output=Path(output),
+        seed=_num(top.get("seed", 1), "seed", fail, lo=0, integer=True),
+        device=_device(top.get("device", "auto"), fail), threads=threads, model=model,
+        return_conditioning=cond, families=tuple(fams), reward=reward, target=target,
+        rtg_scale=rtg_scale, loss=loss, optim=optim,
+        log_every=_num(top.get("log_every", 10), "log_every", fail, lo=1, integer=True),
+        checkpoint_every=_num(top.get("checkpoint_every", 100), "checkpoint_every", fail, lo=1, integer=True),
+        validation=validation, export=Path(export) if export else None, source=source, doc=dict(top))
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"no training config at {p}")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    return parse_train_config(doc, source=str(p), default_name=p.stem)

@@ -1,0 +1,264 @@
+"""Training pieces without ns-3: reward sign, return-to-go, pool decoding into the policy's
+token layout, target/best-teacher rules, config checks, bitwise resume (issue 8).
+
+Record files here are synthetic (random valid requests written in the queue disc's record
+format, docs/record-format.md); tests/test_training.py runs the real pipeline."""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aqm_llm.agent import features as F
+from aqm_llm.agent.layout import EpochRecord, History, TokenLayout, build_inputs
+from aqm_llm.agent.reward import ReturnToGo, RewardConfig, epoch_reward, returns_to_go
+from aqm_llm.agent.synthetic import as_request, fill_random_request
+from aqm_llm.bridge import REPLY_DTYPE, REQUEST_DTYPE, Reward
+from aqm_llm.errors import ConfigError
+from aqm_llm.training import dataset as D
+from aqm_llm.training.collector import parse_collect_config
+from aqm_llm.training.config import parse_train_config
+from aqm_llm.training.pool import (MANIFEST, PARTS_DIR, POOL_FORMAT, POOL_VERSION, load_pool,
+                                   record_to_table, returns_after, reward_dict, write_part)
+from aqm_llm.training.records import read_records
+
+TEACHERS = ["dualpi2", "pie-step", "codel-like"]
+HEADER_FIELDS = [["epoch", "<u8", 0], ["sim_time_ns", "<i8", 8], ["actor", "<i4", 16],
+                 ["agent_outcome", "<u4", 20], ["teacher_count", "<u4", 24], ["flags", "<u4", 28],
+                 ["agent_latency_s", "<f8", 32], ["effective_time_ns", "<i8", 40],
+                 ["reserved", "(2,)<u8", 48]]
+
+
+def write_record_file(path: Path, *, epochs: int, acting: int, seed: int, util: float = 0.9) -> None:
+    """A record file as the queue disc writes it, with random valid requests and replies."""
+    rng = np.random.default_rng(seed)
+    header = np.dtype({"names": [f[0] for f in HEADER_FIELDS], "formats": [f[1] for f in HEADER_FIELDS],
+                       "offsets": [f[2] for f in HEADER_FIELDS], "itemsize": 64})
+    rec = np.dtype([("h", header), ("request", REQUEST_DTYPE), ("agent_reply", REPLY_DTYPE),
+                    ("teacher", REPLY_DTYPE, (len(TEACHERS),))])
+    d = np.zeros(epochs, rec)
+    for i in range(epochs):
+        req = d["request"][i:i + 1].reshape(())
+        fill_random_request(req, rng, packets=int(rng.integers(0, 20)), epoch=i)
+        rewards = np.array(req["rewards"])
+        rewards[Reward.UTILIZATION] = util
+        req["rewards"] = rewards
+        n = int(req["packet_count"])
+        d["h"]["epoch"][i], d["h"]["sim_time_ns"][i], d["h"]["actor"][i] = i, (i + 1) * 16_000_000, acting
+        d["h"]["teacher_count"][i] = len(TEACHERS)
+        for t in range(len(TEACHERS)):
+            rep = d["teacher"][i:i + 1, t].reshape(())
+            rep["action_count"] = n
+            acts = rng.integers(0, 3, n).astype(np.uint8)
+            acts[(acts == 2) & (req["packets"]["ecn"][:n] == 0)] = 1
+            a = np.array(rep["actions"])
+            a["uid"][:n], a["action"][:n] = req["packets"]["uid"][:n], acts
+            rep["actions"] = a
+            rep["p_l_mark"], rep["p_c_drop"], rep["p_c_mark"] = rng.uniform(0, 0.2, 3)
+    meta = {"format": "aqm-llm-record", "version": 1, "record_size": rec.itemsize, "record_header_size": 64,
+            "request_size": REQUEST_DTYPE.itemsize, "reply_size": REPLY_DTYPE.itemsize, "teachers": TEACHERS,
+            "acting": f"teacher:{TEACHERS[acting]}", "acting_teacher_index": acting, "mode": "record",
+            "record_header": HEADER_FIELDS}
+    blob = json.dumps(meta).encode()
+    offset = -(-(16 + len(blob) + 1) // 64) * 64
+    with open(path, "wb") as f:
+        f.write(b"AQMLLMRC" + struct.pack("<II", 1, offset))
+        f.write(blob + b" " * (offset - 16 - len(blob) - 1) + b"\n")
+        f.write(d.tobytes())
+
+
+def make_pool(root: Path, episodes: list[tuple[str, int, int, float]], reward: RewardConfig = RewardConfig()) -> Path:
+    """A pool directory from (scenario, acting teacher index, epochs, utilisation) episodes."""
+    runs = []
+    for i, (scenario, acting, epochs, util) in enumerate(episodes):
+        rec = root / "records" / f"r{i}.rec"
+        rec.parent.mkdir(parents=True, exist_ok=True)
+        write_record_file(rec, epochs=epochs, acting=acting, seed=100 + i, util=util)
+        table = record_to_table(rec, run_id=f"r{i}", scenario=scenario, seed=i + 1,
+                                params={"teacher": TEACHERS[acting]}, reward=reward)
+        write_part(table, root / PARTS_DIR / f"r{i}.parquet")
+        runs.append({"run_id": f"r{i}", "record_sha256": f"sha{i}", "part": f"{PARTS_DIR}/r{i}.parquet",
+                     "epochs": epochs})
+    (root / MANIFEST).write_text(json.dumps({"format": POOL_FORMAT, "version": POOL_VERSION, "name": "synthetic",
+                                             "teachers": TEACHERS, "reward": reward_dict(reward), "runs": runs}))
+    return root
+
+
+# ------------------------------------------------------------------------ reward
+
+
+def comps(util: float = 0.9, l_ms: float = 1.0, c_ms: float = 10.0, loss: float = 0.001) -> np.ndarray:
+    return np.array([util, l_ms * 1e-3, c_ms * 1e-3, loss])
+
+
+def test_reward_sign() -> None:
+    cfg = RewardConfig()
+    base = epoch_reward(comps(), cfg)
+    assert epoch_reward(comps(l_ms=0.5), cfg) > base  # less L delay, more reward
+    assert epoch_reward(comps(c_ms=5.0), cfg) > base  # less C delay, more reward
+    assert epoch_reward(comps(util=1.0), cfg) > base  # more utilisation, more reward
+    assert epoch_reward(comps(loss=0.01), cfg) < base  # more loss, less reward
+    assert epoch_reward(comps(l_ms=5, c_ms=50), cfg) < base  # higher delay is never rewarded
+    # The collect config refuses weights that would reward delay or loss.
+    for key in ("l_delay_per_ms", "c_delay_per_ms", "loss", "utilization"):
+        with pytest.raises(ConfigError, match="weights must be >= 0"):
+            parse_collect_config({"scenarios": ["dumbbell"], "reward": {key: -1.0}})
+    with pytest.raises(ConfigError, match="reward"):
+        parse_train_config({"pool": "p", "reward": {"c_delay_per_ms": -0.1}})
+
+
+def test_epsilon_is_refused_with_the_reason() -> None:
+    with pytest.raises(ConfigError, match="C\\+\\+ attribute"):
+        parse_collect_config({"scenarios": ["dumbbell"], "epsilon": 0.1})
+    with pytest.raises(ConfigError, match="set by collect"):
+        parse_collect_config({"scenarios": ["dumbbell"], "params": {"record_path": "x"}})
+
+
+# ------------------------------------------------------------------------ return-to-go
+
+
+def test_return_to_go_on_a_known_sequence() -> None:
+    cfg = RewardConfig(utilization=1.0, l_delay_per_ms=0.0, c_delay_per_ms=0.0, loss=0.0)
+    components = np.array([[1, 0, 0, 0], [2, 0, 0, 0], [3, 0, 0, 0], [4, 0, 0, 0]], float)
+    # r = 1, 2, 3, 4; G = 10; the RTG after each epoch's reward: 9, 7, 4, 0.
+    assert returns_after(components, cfg).tolist() == [9.0, 7.0, 4.0, 0.0]
+    tokens = returns_to_go(components, replace(cfg, target_return=10.0, rtg_scale=10.0))
+    np.testing.assert_allclose(tokens, [0.9, 0.7, 0.4, 0.0])
+    online = ReturnToGo(replace(cfg, target_return=10.0, rtg_scale=10.0))
+    np.testing.assert_allclose([online.update(row) for row in components], tokens)
+    # With delays: r_t = util - 0.1 * L_ms - 0.02 * C_ms - 10 * loss.
+    cfg = RewardConfig()
+    components = np.array([comps(1.0, 1.0, 10.0, 0.0), comps(0.5, 2.0, 0.0, 0.01)])
+    r = [1.0 - 0.1 - 0.2, 0.5 - 0.2 - 0.1]
+    np.testing.assert_allclose(returns_after(components, cfg), [r[1], 0.0], atol=1e-12)
+
+
+def test_pool_rows_match_the_record_and_the_online_policy_inputs(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, [("dumbbell", 0, 30, 0.9), ("dumbbell", 2, 20, 0.5)])
+    table, manifest = load_pool(pool)
+    assert table.num_rows == 50 and manifest["teachers"] == TEACHERS
+    meta, d = read_records(pool / "records" / "r0.rec")
+    df = table.to_pandas()
+    row = df.iloc[7]
+    n = int(d["request"]["packet_count"][7])
+    assert row["packet_count"] == n and row["actor_name"] == "dualpi2"
+    assert list(row["action"]) == list(d["teacher"]["actions"]["action"][7, 0, :n])
+    assert [list(a) for a in row["teacher_actions"]] == [list(d["teacher"]["actions"]["action"][7, t, :n])
+                                                         for t in range(3)]
+    assert bytes(row["request"]) == d["request"][7].tobytes()
+    ep0 = df[df.run_id == "r0"]
+    np.testing.assert_allclose(ep0["return_to_go"], ep0["reward"].sum() - np.cumsum(ep0["reward"]))
+
+    layout = TokenLayout.fit(packets=8, max_tokens=48)  # H = (48 - 20) // 3 = 9 < episode lengths
+    data = D.build_pool_data(table, TEACHERS, layout, RewardConfig())
+    scale = 37.0
+    rtg = D.rtg_tokens(data, scale)
+    # Replay each episode the way LlmPolicy.decide builds its inputs, with the logged actions.
+    for ep in data.episodes:
+        _, recs = read_records(pool / "records" / f"{ep.run_id}.rec")
+        history = History(layout.history)
+        online = ReturnToGo(replace(RewardConfig(), target_return=ep.ret, rtg_scale=scale))
+        expected = []
+        for t in range(ep.epochs):
+            request = as_request(recs["request"][t:t + 1].reshape(()))
+            feats = F.encode_request(request)
+            token = online.update(request.rewards)
+            expected.append(build_inputs(feats, history, token, layout))
+            rep = recs["teacher"][t, recs["h"]["actor"][t]]
+            acts = np.array(rep["actions"]["action"][:feats.packet_count], np.uint8)
+            probs = (float(rep["p_l_mark"]), float(rep["p_c_drop"]), float(rep["p_c_mark"]))
+            history.append(EpochRecord(rtg=token, state=F.state_summary(feats),
+                                       action=F.action_summary(acts, feats.traffic_class, probs)))
+        got = D.batch_arrays(data, np.arange(ep.start, ep.start + ep.epochs), rtg)
+        for name in got:
+            want = np.stack([getattr(e, name) for e in expected])
+            np.testing.assert_allclose(got[name], want, rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+def test_best_teacher_and_target_return_rules(tmp_path: Path) -> None:
+    # dumbbell: dualpi2 (util 0.9) beats codel-like (util 0.2); wifi: only pie-step acted.
+    pool = make_pool(tmp_path, [("dumbbell", 0, 10, 0.9), ("dumbbell", 0, 10, 0.8),
+                                ("dumbbell", 2, 10, 0.2), ("wifi", 1, 12, 0.6)])
+    table, _ = load_pool(pool)
+    data = D.build_pool_data(table, TEACHERS, TokenLayout.fit(packets=4, max_tokens=32), RewardConfig())
+    best = D.best_teachers(data)
+    assert best["dumbbell"]["best"] == "dualpi2" and best["dumbbell"]["index"] == 0
+    assert best["wifi"]["best"] == "pie-step"
+    D.set_distillation_targets(data, best)
+    e = data.episodes[2]  # codel-like acted; the distillation target is dualpi2's logged action
+    rows = slice(e.start, e.start + e.epochs)
+    np.testing.assert_array_equal(data.dist_act[rows], data.teacher_act[rows, 0])
+    assert not np.array_equal(data.act[rows], data.dist_act[rows])
+    targets = D.target_returns(data, 0.9)
+    per_epoch = [ep.per_epoch for ep in data.episodes[:3]]
+    assert targets["dumbbell"]["epochs"] == 10
+    assert targets["dumbbell"]["target_return"] == pytest.approx(np.quantile(per_epoch, 0.9) * 10)
+    assert targets["wifi"]["target_return"] == pytest.approx(data.episodes[3].ret)
+    assert targets[D.ALL_FAMILIES]["episodes"] == 4
+    assert D.target_returns(data, 0.5, eval_epochs=100)["wifi"]["target_return"] == pytest.approx(
+        data.episodes[3].per_epoch * 100)
+
+
+# ------------------------------------------------------------------------ resume
+
+
+def tiny_config(pool: Path, out: Path, **over: object) -> object:
+    doc = {"name": "tiny", "pool": str(pool), "output": str(out), "seed": 3, "device": "cpu",
+           "model": {"backbone": "random:llama", "lora": {"r": 4, "alpha": 8}, "packets": 8, "max_tokens": 48},
+           "optim": {"steps": 6, "batch_size": 4, "lr": 1e-3, "warmup_steps": 2},
+           "log_every": 2, "checkpoint_every": 2, "validation": {"fraction": 0.0}}
+    doc.update(over)
+    return parse_train_config(doc)
+
+
+@pytest.mark.parametrize("backbone", ["random:llama", "mlp"])
+def test_resume_gives_the_same_weights(tmp_path: Path, backbone: str) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from aqm_llm.training.trainer import train
+
+    pool = make_pool(tmp_path / "pool", [("dumbbell", 0, 12, 0.9), ("dumbbell", 1, 12, 0.7)])
+    model = {"backbone": backbone, "lora": {"r": 4, "alpha": 8}, "packets": 8, "max_tokens": 48}
+    whole = train(tiny_config(pool, tmp_path / "a", model=model), resume=False, progress=False)
+    part = train(tiny_config(pool, tmp_path / "b", model=model), resume=False, progress=False, stop_after=3)
+    assert not part.finished and part.checkpoint is None and (tmp_path / "b" / "last").is_dir()
+    rest = train(tiny_config(pool, tmp_path / "b", model=model), progress=False)
+    assert rest.finished and rest.step == 6
+    files = ["policy.safetensors"] + (["adapter/adapter_model.safetensors"] if backbone != "mlp" else [])
+    for f in files:
+        a, b = load_file(str(whole.checkpoint / f)), load_file(str(rest.checkpoint / f))
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{f}:{k} differs after resuming"
+    # Training moved the weights, and a changed config refuses the old state.
+    first = [r["loss"] for r in whole.log if r["phase"] == "train"]
+    assert len(first) == 3 and all(np.isfinite(first))
+    with pytest.raises(ConfigError, match="different training config"):
+        train(tiny_config(pool, tmp_path / "b", model=model, seed=4), progress=False)
+
+
+def test_behaviour_cloning_checkpoint_feeds_zero_rtg(tmp_path: Path) -> None:
+    from aqm_llm.agent.policy import LlmPolicy
+    from aqm_llm.training.trainer import set_target_return, train
+
+    pool = make_pool(tmp_path / "pool", [("dumbbell", 0, 10, 0.9), ("dumbbell", 1, 10, 0.7)])
+    bc = train(tiny_config(pool, tmp_path / "bc", return_conditioning=False,
+                           optim={"steps": 2, "batch_size": 4}), resume=False, progress=False)
+    policy = LlmPolicy.load(bc.checkpoint)
+    assert abs(policy._run.rtg.update(np.array([1.0, 0.01, 0.05, 0.0]))) < 1e-20
+    with pytest.raises(ConfigError, match="without return conditioning"):
+        set_target_return(bc.checkpoint, value=1.0)
+    dt = train(tiny_config(pool, tmp_path / "dt", optim={"steps": 2, "batch_size": 4}), resume=False,
+               progress=False)
+    cfg = json.loads((dt.checkpoint / "config.json").read_text())
+    meta = cfg["metadata"]["training"]
+    assert cfg["policy"]["reward"]["target_return"] == pytest.approx(meta["targets"]["*"]["target_return"])
+    new = set_target_return(dt.checkpoint, eval_epochs=100)
+    assert new == pytest.approx(meta["targets"]["*"]["per_epoch"] * 100)
+    assert LlmPolicy.load(dt.checkpoint).config.reward.target_return == pytest.approx(new)
