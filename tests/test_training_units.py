@@ -112,11 +112,38 @@ def test_reward_sign() -> None:
         parse_train_config({"pool": "p", "reward": {"c_delay_per_ms": -0.1}})
 
 
-def test_epsilon_is_refused_with_the_reason() -> None:
-    with pytest.raises(ConfigError, match="C\\+\\+ attribute"):
-        parse_collect_config({"scenarios": ["dumbbell"], "epsilon": 0.1})
+def test_collect_config_checks_epsilon_and_owned_params() -> None:
+    with pytest.raises(ConfigError, match="epsilon"):
+        parse_collect_config({"scenarios": ["dumbbell"], "epsilon": 1.5})
+    cfg = parse_collect_config({"scenarios": ["dumbbell"], "epsilon": 0.25})
+    assert cfg.sweep_doc()["params"]["explore_epsilon"] == 0.25
     with pytest.raises(ConfigError, match="set by collect"):
         parse_collect_config({"scenarios": ["dumbbell"], "params": {"record_path": "x"}})
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.3])
+def test_epsilon_exploration_is_applied_and_logged(tmp_path: Path, epsilon: float) -> None:
+    import aqm_llm
+
+    rec = tmp_path / "x.rec"
+    aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=3, output_dir=tmp_path,
+                params={"duration": "3s", "warmup": "0.5s", "l4s_flows": 2, "classic_flows": 2,
+                        "llm_mode": "record", "record_actor": "teacher",
+                        "teacher": "dualpi2", "record_path": str(rec), "explore_epsilon": epsilon})
+    meta, d = read_records(rec)
+    acting = list(meta["teachers"]).index("dualpi2")
+    pc = d["request"]["packet_count"]
+    explored = (d["h"]["flags"] & 4) != 0
+    assert explored.all() if epsilon > 0 else not explored.any()
+    changed = total = 0
+    for i in range(len(d)):
+        own = d["teacher"][i, acting]["actions"]["action"][:pc[i]]
+        applied = (d["agent_reply"][i] if explored[i] else d["teacher"][i, acting])["actions"]["action"][:pc[i]]
+        changed += int((own != applied).sum())
+        total += int(pc[i])
+    assert total > 150
+    # A replaced action differs from the teacher's own with probability 2/3.
+    assert changed / total == pytest.approx(epsilon * 2 / 3, abs=0.08)
 
 
 # ------------------------------------------------------------------------ return-to-go

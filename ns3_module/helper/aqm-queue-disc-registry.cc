@@ -133,6 +133,7 @@ AqmQueueDiscRegistry::Configure(Ptr<QueueDisc> qdisc,
         qdisc->SetAttribute("Teacher", StringValue(options.teacher));
         qdisc->SetAttribute("RecordActor", word(options.recordActor, "record actor"));
         qdisc->SetAttribute("RecordPath", StringValue(options.recordPath));
+        qdisc->SetAttribute("ExplorationEpsilon", DoubleValue(options.explorationEpsilon));
     }
     if (name == "fq-codel-l4s" || name == "pie-l4s")
     {

@@ -43,6 +43,7 @@ struct AqmQueueDiscOptions
     std::string teacher{"dualpi2"};          //!< acting teacher (teacher mode; record mode)
     std::string recordActor{"auto"};         //!< record mode: auto | agent | teacher
     std::string recordPath;                  //!< record mode: the record file
+    double explorationEpsilon{0};            //!< l4s-llm: epsilon-random teacher actions
 };
 
 /**

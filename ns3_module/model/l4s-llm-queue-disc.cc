@@ -140,6 +140,14 @@ L4sLlmQueueDisc::GetTypeId()
                           TimeValue(Time(0)),
                           MakeTimeAccessor(&L4sLlmQueueDisc::m_decisionDelay),
                           MakeTimeChecker(Time(0)))
+            .AddAttribute("ExplorationEpsilon",
+                          "Exploration for experience collection: when a teacher acts, each of "
+                          "its per-packet actions is replaced, with this probability, by an action "
+                          "drawn uniformly from forward/drop/mark (own random stream). The actions "
+                          "applied are logged in record mode (record flag bit 2).",
+                          DoubleValue(0.0),
+                          MakeDoubleAccessor(&L4sLlmQueueDisc::m_epsilon),
+                          MakeDoubleChecker<double>(0.0, 1.0))
             .AddAttribute("ChannelName",
                           "Name of the agent's shared-memory channel (\"/aqm-llm-...\", created "
                           "by the agent). Empty in Agent mode: every epoch uses the fallback.",
@@ -288,6 +296,7 @@ L4sLlmQueueDisc::L4sLlmQueueDisc()
 {
     NS_LOG_FUNCTION(this);
     m_uv = CreateObject<UniformRandomVariable>();
+    m_exploreRv = CreateObject<UniformRandomVariable>();
     std::memset(&m_request, 0, sizeof(m_request));
 }
 
@@ -319,6 +328,7 @@ L4sLlmQueueDisc::DoDispose()
     m_teachers.clear();
     m_pending.clear();
     m_uv = nullptr;
+    m_exploreRv = nullptr;
     QueueDisc::DoDispose();
 }
 
@@ -327,7 +337,8 @@ L4sLlmQueueDisc::AssignStreams(int64_t stream)
 {
     NS_LOG_FUNCTION(this << stream);
     m_uv->SetStream(stream);
-    return 1;
+    m_exploreRv->SetStream(stream + 1);
+    return 2;
 }
 
 uint64_t
@@ -1056,6 +1067,7 @@ L4sLlmQueueDisc::Epoch()
     d.epoch = m_epoch;
     const agent::Reply* applied = nullptr;
     bool fallback = false;
+    bool explored = false;
     if (m_agentActs)
     {
         if (outcome == OUTCOME_OK)
@@ -1079,6 +1091,21 @@ L4sLlmQueueDisc::Epoch()
         d.actor = m_actingTeacher;
         applied = &m_teacherReplies[m_actingTeacher];
         ++m_teacherEpochs;
+        if (m_epsilon > 0)
+        {
+            m_explored = *applied;
+            const uint32_t n = std::min(m_explored.action_count, agent::kMaxPackets);
+            for (uint32_t i = 0; i < n; ++i)
+            {
+                if (m_exploreRv->GetValue() < m_epsilon)
+                {
+                    m_explored.actions[i].action =
+                        uint8_t(m_exploreRv->GetInteger(0, agent::kActionCount - 1));
+                }
+            }
+            applied = &m_explored;
+            explored = true;
+        }
     }
     if (applied != nullptr)
     {
@@ -1099,7 +1126,15 @@ L4sLlmQueueDisc::Epoch()
     if (m_record)
     {
         const bool hasReply = agentReply.seq != 0 && agentReply.seq == m_request.header.seq;
-        WriteRecord(actor, outcome, fallback, latency, hasReply ? &agentReply : nullptr, effective);
+        if (explored)
+        {
+            WriteRecord(actor, outcome, fallback, latency, &m_explored, effective, true);
+        }
+        else
+        {
+            WriteRecord(actor, outcome, fallback, latency, hasReply ? &agentReply : nullptr,
+                        effective);
+        }
     }
     ++m_epoch;
     m_epochEvent = Simulator::Schedule(m_interval, &L4sLlmQueueDisc::Epoch, this);
@@ -1220,7 +1255,8 @@ L4sLlmQueueDisc::WriteRecord(int32_t actor,
                              bool fallback,
                              double latency,
                              const agent::Reply* agentReply,
-                             Time effective)
+                             Time effective,
+                             bool explored)
 {
     std::fill(m_recordBuffer.begin(), m_recordBuffer.end(), 0);
     EpochRecordHeader h{};
@@ -1229,7 +1265,7 @@ L4sLlmQueueDisc::WriteRecord(int32_t actor,
     h.actor = actor;
     h.agentOutcome = outcome;
     h.teacherCount = uint32_t(m_teachers.size());
-    h.flags = (fallback ? 1U : 0U) | (agentReply ? 2U : 0U);
+    h.flags = (fallback ? 1U : 0U) | (agentReply && !explored ? 2U : 0U) | (explored ? 4U : 0U);
     h.agentLatencyS = latency;
     h.effectiveTimeNs = effective.GetNanoSeconds();
     char* p = m_recordBuffer.data();

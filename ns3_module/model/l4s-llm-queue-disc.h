@@ -167,7 +167,9 @@ class L4sLlmQueueDisc : public QueueDisc
         int32_t actor;             //!< ActorCode or teacher index: whose decision was applied
         uint32_t agentOutcome;     //!< AgentOutcome
         uint32_t teacherCount;     //!< T
-        uint32_t flags;            //!< bit 0: fallback counted; bit 1: agent reply present
+        uint32_t flags;            //!< bit 0: fallback counted; bit 1: agent reply present;
+                                   //!< bit 2: explored (the agent-reply slot holds the actions
+                                   //!< applied: the acting teacher's, epsilon-randomised)
         double agentLatencyS;      //!< wall time of the agent call, s (0: none; not reproducible)
         int64_t effectiveTimeNs;   //!< when the decision takes effect, ns
         uint64_t reserved[2];      //!< zero
@@ -272,7 +274,7 @@ class L4sLlmQueueDisc : public QueueDisc
     void InstallPending();
     /// Append one record (Mode=Record).
     void WriteRecord(int32_t actor, AgentOutcome outcome, bool fallback, double latency,
-                     const agent::Reply* agentReply, Time effective);
+                     const agent::Reply* agentReply, Time effective, bool explored = false);
     /// Open RecordPath and write the file header.
     void OpenRecord();
     /// Warn once per kind on stderr.
@@ -322,6 +324,9 @@ class L4sLlmQueueDisc : public QueueDisc
     dualq::ServiceInstantTracker m_service; //!< service instants
     DualPi2Controller m_fallback;          //!< the fallback controller
     Ptr<UniformRandomVariable> m_uv;       //!< draws
+    double m_epsilon{0};                      //!< ExplorationEpsilon
+    Ptr<UniformRandomVariable> m_exploreRv;   //!< draws of the epsilon exploration (own stream)
+    agent::Reply m_explored{};                //!< the acting teacher's reply after exploration
     EventId m_epochEvent;                  //!< next epoch
 
     // Agent

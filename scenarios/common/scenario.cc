@@ -42,7 +42,8 @@ DeclareCommonParams(ParamSet& p)
         .Choice("llm_mode", "agent", {"agent", "teacher", "record"}, "l4s-llm: who decides (record: one acts, every teacher in shadow, all logged to record_path)")
         .Choice("teacher", "dualpi2", AqmTeacher::DefaultSet(), "l4s-llm: the teacher that acts in teacher mode (and in record mode when record_actor is teacher)")
         .Choice("record_actor", "auto", {"auto", "agent", "teacher"}, "l4s-llm record mode: who acts (auto: the agent if agent_channel is set, else the teacher)")
-        .String("record_path", "", "l4s-llm record mode: the record file (one record per epoch)");
+        .String("record_path", "", "l4s-llm record mode: the record file (one record per epoch)")
+        .Double("explore_epsilon", 0, "l4s-llm: probability that an acting teacher's per-packet action is replaced by a uniformly random one (experience collection)", 0, 1);
     TrafficMix::Declare(p);
 }
 
@@ -98,6 +99,7 @@ QueueDiscOptionsFrom(const ParamSet& p, DataRate linkRate, Time linkDelay)
     o.teacher = p.GetString("teacher");
     o.recordActor = p.GetString("record_actor");
     o.recordPath = p.GetString("record_path");
+    o.explorationEpsilon = p.GetDouble("explore_epsilon");
     return o;
 }
 

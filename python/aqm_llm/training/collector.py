@@ -22,11 +22,11 @@ Config (YAML)::
     scheduler: null                  # tcp://host:8786, an existing Dask cluster
 
 Exploration: the perturbed teachers (``NAME@0.5``, ``NAME@2``: half / double their delay
-targets) acting push the queue into states the nominal teachers avoid. ``epsilon`` (the acting
-teacher's per-packet actions replaced at random with probability epsilon) needs the queue disc
-to do it: the teacher acts inside ns-3 in lockstep and the agent side never sees its reply, so
-Python cannot randomise it. This build's queue disc has no such attribute, so ``epsilon`` must
-be 0 (a value > 0 is refused with the reason).
+targets) acting push the queue into states the nominal teachers avoid. ``epsilon``: the queue
+disc replaces each of the acting teacher's per-packet actions, with that probability, by a
+uniformly random one (``explore_epsilon``, its own random stream) and logs the actions it applied
+(record flag bit 2), so the pool's ``action`` column is what was done, and ``teacher_actions``
+still hold every teacher's own choice for distillation.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ class CollectConfig:
         """The equivalent sweep file: l4s-llm in record mode, the acting teacher a grid axis."""
         return {"name": self.name, "scenarios": list(self.scenarios), "qdiscs": [QDISC],
                 "seeds": self.seeds if isinstance(self.seeds, dict) else list(self.seeds),
-                "params": {**self.params, "llm_mode": "record", "record_actor": "teacher"},
+                "params": {**self.params, "llm_mode": "record", "record_actor": "teacher",
+                           **({"explore_epsilon": self.epsilon} if self.epsilon > 0 else {})},
                 "grid": {**self.grid, "teacher": list(self.teachers)},
                 "per_scenario": self.per_scenario, "timeseries": False}
 
@@ -124,12 +125,6 @@ def parse_collect_config(doc: Any, *, source: str = "collect", default_name: str
     epsilon = doc.get("epsilon", 0.0)
     if not isinstance(epsilon, (int, float)) or not 0.0 <= float(epsilon) <= 1.0:
         raise fail("epsilon: expected a number in [0, 1]")
-    if epsilon > 0:
-        raise fail("epsilon > 0 needs the queue disc to replace the acting teacher's actions at random "
-                   "(a C++ attribute of L4sLlmQueueDisc, e.g. ExplorationEpsilon with its own RNG "
-                   "stream, and a scenario parameter for it); this build has none, and the Python side "
-                   "cannot do it (the teacher acts inside ns-3 and its reply never reaches Python "
-                   "before it is applied). Use the perturbed teachers (NAME@0.5, NAME@2) instead")
     for key in ("workers", "cores_per_worker"):
         v = doc.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):

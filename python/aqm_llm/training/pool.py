@@ -115,7 +115,8 @@ def record_to_table(path: str | Path, *, run_id: str, scenario: str, seed: int,
     for i in range(n):
         a = int(actor[i])
         if a >= 0:
-            rep = d["teacher"][i, a]
+            # Flag bit 2: epsilon exploration; the agent slot holds the actions actually applied.
+            rep = d["agent_reply"][i] if int(hdr["flags"][i]) & 4 else d["teacher"][i, a]
         elif a == ACTOR_AGENT:
             rep = d["agent_reply"][i]
         else:
