@@ -243,7 +243,15 @@ class CosimResult:
             f"  dualpi2 simulation wall time      {self.dualpi2_wall_s:8.2f} s",
             f"  co-simulation overhead            {overhead - self.dualpi2_wall_s:8.2f} s "
             f"({(overhead - self.dualpi2_wall_s) / max(self.decisions, 1) * 1e3:.2f} ms per epoch)",
+            f"  wall s per simulated s            {self.llm_wall_s / self.sim_s:8.2f}    "
+            f"(dualpi2: {self.dualpi2_wall_s / self.sim_s:.2f})",
         ]) + "\n"
+
+    @property
+    def sim_s(self) -> float:
+        from aqm_llm.scenarios import parse_seconds
+
+        return parse_seconds(self.duration) or 1.0
 
 
 def measure_cosim(cfg: BenchConfig, duration: str) -> CosimResult:
