@@ -7,6 +7,8 @@
 
 #include "ns3/abort.h"
 #include "ns3/boolean.h"
+#include "aqm-json.h"
+
 #include "ns3/double.h"
 #include "ns3/enum.h"
 #include "ns3/log.h"
@@ -50,42 +52,7 @@ static_assert(sizeof(kSeriesNames) / sizeof(kSeriesNames[0]) == agent::kSeriesDe
 static_assert(sizeof(kScalarNames) / sizeof(kScalarNames[0]) == agent::kScalarDefined);
 static_assert(sizeof(kRewardNames) / sizeof(kRewardNames[0]) == agent::kRewardDefined);
 
-std::string
-Num(double v)
-{
-    if (!std::isfinite(v))
-    {
-        return "null";
-    }
-    char buf[64];
-    std::snprintf(buf, sizeof(buf), "%.10g", v);
-    return buf;
-}
 
-std::string
-Quote(const std::string& s)
-{
-    std::string out = "\"";
-    for (char c : s)
-    {
-        if (c == '"' || c == '\\')
-        {
-            out += '\\';
-            out += c;
-        }
-        else if (static_cast<unsigned char>(c) < 0x20)
-        {
-            char buf[8];
-            std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-            out += buf;
-        }
-        else
-        {
-            out += c;
-        }
-    }
-    return out + "\"";
-}
 
 const char*
 ModeName(int mode)
@@ -423,14 +390,14 @@ std::string
 L4sLlmQueueDisc::GetReportJson() const
 {
     std::ostringstream os;
-    os << "{\"mode\": " << Quote(ModeName(m_mode)) << ", \"actor\": ";
+    os << "{\"mode\": " << JsonString(ModeName(m_mode)) << ", \"actor\": ";
     if (m_agentActs)
     {
         os << "\"agent\"";
     }
     else if (m_actingTeacher >= 0 && m_actingTeacher < int32_t(m_teachers.size()))
     {
-        os << Quote("teacher:" + m_teachers[m_actingTeacher]->GetName());
+        os << JsonString("teacher:" + m_teachers[m_actingTeacher]->GetName());
     }
     else
     {
@@ -447,7 +414,7 @@ L4sLlmQueueDisc::GetReportJson() const
         {
             continue;
         }
-        os << (first ? "" : ", ") << Quote(OutcomeName(i)) << ": " << m_outcomes[i];
+        os << (first ? "" : ", ") << JsonString(OutcomeName(i)) << ": " << m_outcomes[i];
         first = false;
     }
     os << "}, \"agent_latency_ms\": ";
@@ -467,17 +434,17 @@ L4sLlmQueueDisc::GetReportJson() const
         auto q = [&](double f) {
             return v[std::min(v.size() - 1, size_t(std::ceil(f * v.size())) - (f > 0 ? 1 : 0))];
         };
-        os << "{\"count\": " << v.size() << ", \"mean\": " << Num(sum / v.size() * 1e3)
-           << ", \"p50\": " << Num(q(0.5) * 1e3) << ", \"p99\": " << Num(q(0.99) * 1e3)
-           << ", \"max\": " << Num(v.back() * 1e3) << "}";
+        os << "{\"count\": " << v.size() << ", \"mean\": " << JsonNumber(sum / v.size() * 1e3)
+           << ", \"p50\": " << JsonNumber(q(0.5) * 1e3) << ", \"p99\": " << JsonNumber(q(0.99) * 1e3)
+           << ", \"max\": " << JsonNumber(v.back() * 1e3) << "}";
     }
-    os << ", \"decision_interval_ms\": " << Num(m_interval.GetSeconds() * 1e3)
-       << ", \"decision_delay_ms\": " << Num(m_decisionDelay.GetSeconds() * 1e3)
-       << ", \"agent_timeout_s\": " << Num(m_agentTimeout.GetSeconds())
+    os << ", \"decision_interval_ms\": " << JsonNumber(m_interval.GetSeconds() * 1e3)
+       << ", \"decision_delay_ms\": " << JsonNumber(m_decisionDelay.GetSeconds() * 1e3)
+       << ", \"agent_timeout_s\": " << JsonNumber(m_agentTimeout.GetSeconds())
        << ", \"batch_size\": " << m_batchSize;
     if (m_mode == MODE_RECORD)
     {
-        os << ", \"record_path\": " << Quote(m_recordPath);
+        os << ", \"record_path\": " << JsonString(m_recordPath);
     }
     os << "}";
     return os.str();
@@ -1193,14 +1160,14 @@ L4sLlmQueueDisc::OpenRecord()
        << "\", \"teachers\": [";
     for (size_t i = 0; i < teachers; ++i)
     {
-        js << (i ? ", " : "") << Quote(m_teachers[i]->GetName());
+        js << (i ? ", " : "") << JsonString(m_teachers[i]->GetName());
     }
     js << "], \"acting\": "
        << (m_agentActs ? std::string("\"agent\"")
-                       : Quote("teacher:" + m_teachers[m_actingTeacher]->GetName()))
+                       : JsonString("teacher:" + m_teachers[m_actingTeacher]->GetName()))
        << ", \"acting_teacher_index\": " << m_actingTeacher << ", \"mode\": \"record\""
-       << ", \"decision_interval_s\": " << Num(m_interval.GetSeconds())
-       << ", \"decision_delay_s\": " << Num(m_decisionDelay.GetSeconds())
+       << ", \"decision_interval_s\": " << JsonNumber(m_interval.GetSeconds())
+       << ", \"decision_delay_s\": " << JsonNumber(m_decisionDelay.GetSeconds())
        << ", \"batch_size\": " << m_batchSize << ", \"window\": " << agent::kWindow
        << ", \"unit\": \""
        << (GetMaxSize().GetUnit() == QueueSizeUnit::PACKETS ? "packets" : "bytes")
@@ -1215,22 +1182,22 @@ L4sLlmQueueDisc::OpenRecord()
        << ", \"agent_outcomes\": [";
     for (uint32_t i = 0; i < OUTCOME_COUNT; ++i)
     {
-        js << (i ? ", " : "") << Quote(OutcomeName(i));
+        js << (i ? ", " : "") << JsonString(OutcomeName(i));
     }
     js << "], \"series\": [";
     for (uint32_t i = 0; i < agent::kSeriesDefined; ++i)
     {
-        js << (i ? ", " : "") << Quote(kSeriesNames[i]);
+        js << (i ? ", " : "") << JsonString(kSeriesNames[i]);
     }
     js << "], \"scalars\": [";
     for (uint32_t i = 0; i < agent::kScalarDefined; ++i)
     {
-        js << (i ? ", " : "") << Quote(kScalarNames[i]);
+        js << (i ? ", " : "") << JsonString(kScalarNames[i]);
     }
     js << "], \"rewards\": [";
     for (uint32_t i = 0; i < agent::kRewardDefined; ++i)
     {
-        js << (i ? ", " : "") << Quote(kRewardNames[i]);
+        js << (i ? ", " : "") << JsonString(kRewardNames[i]);
     }
     js << "], \"rewards_refer_to\": \"the interval that ends at the epoch (effect of the "
           "decisions in force during it)\"}";

@@ -22,6 +22,7 @@
  * peer_gone, done, ...). Exit status: 0 ok, 2 usage, 3 peer gone, 4 timeout, 5 invalid.
  */
 #include "ns3/agent-channel.h"
+#include "ns3/aqm-json.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -72,30 +73,6 @@ SleepMs(double ms)
     }
 }
 
-std::string
-Json(const std::string& s)
-{
-    std::string out = "\"";
-    for (char c : s)
-    {
-        if (c == '"' || c == '\\')
-        {
-            out += '\\';
-            out += c;
-        }
-        else if (static_cast<unsigned char>(c) < 0x20)
-        {
-            char buf[8];
-            std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-            out += buf;
-        }
-        else
-        {
-            out += c;
-        }
-    }
-    return out + "\"";
-}
 
 /// Builds one JSON line: Line("event", "ready").Add("n", 3).Print().
 class Line
@@ -103,12 +80,12 @@ class Line
   public:
     Line(const char* event)
     {
-        m_s = "{\"event\":" + Json(event);
+        m_s = "{\"event\":" + ns3::JsonString(event);
     }
 
     Line& Add(const char* key, const std::string& value)
     {
-        m_s += std::string(",\"") + key + "\":" + Json(value);
+        m_s += std::string(",\"") + key + "\":" + ns3::JsonString(value);
         return *this;
     }
 

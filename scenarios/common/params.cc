@@ -99,53 +99,7 @@ FormatBound(double x)
 }
 } // namespace
 
-std::string
-JsonString(const std::string& s)
-{
-    std::string out = "\"";
-    for (char c : s)
-    {
-        switch (c)
-        {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (static_cast<unsigned char>(c) < 0x20)
-            {
-                char buf[8];
-                std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-                out += buf;
-            }
-            else
-            {
-                out += c;
-            }
-        }
-    }
-    return out + "\"";
-}
 
-std::string
-JsonNumber(double v)
-{
-    if (!std::isfinite(v))
-    {
-        return "null";
-    }
-    char buf[64];
-    std::snprintf(buf, sizeof(buf), "%.10g", v);
-    return buf;
-}
 
 ParamSet::ParamSet(std::string program)
     : m_program(std::move(program))

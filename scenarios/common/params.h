@@ -4,6 +4,7 @@
 #ifndef AQM_LLM_SCENARIO_PARAMS_H
 #define AQM_LLM_SCENARIO_PARAMS_H
 
+#include "ns3/aqm-json.h"
 #include "ns3/data-rate.h"
 #include "ns3/nstime.h"
 #include "ns3/queue-size.h"
@@ -101,10 +102,8 @@ class ParamSet
     std::map<std::string, std::string> m_values;
 };
 
-/// \brief JSON string literal with escapes.
-std::string JsonString(const std::string& s);
-/// \brief JSON number (finite) or null.
-std::string JsonNumber(double v);
+using ns3::JsonNumber; // the module's JSON helpers (ns3/aqm-json.h)
+using ns3::JsonString;
 
 } // namespace aqmllm
 
