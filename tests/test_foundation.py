@@ -38,6 +38,7 @@ def dumbbell_l4s(tmp_path_factory) -> dict:
     (["run", "wifi", "--set", "nosuch=3"], "nosuch"),
     (["run", "nosuch"], "nosuch"),
     (["run", "dumbbell", "--set", "warmup=30s", "--set", "duration=10s"], "warmup"),
+    (["run", "dumbbell", "--set", "buffer=1B"], "1B"),
 ])
 def test_bad_input_fails_with_one_line_and_status_2(args, needle, tmp_path):
     proc = cli(*args, "-o", str(tmp_path))

@@ -87,6 +87,8 @@ class ParamSpec:
         elif self.kind == "size":
             if not _SIZE_RE.match(text) or int(text[:-1]) <= 0:
                 return "expected a positive size such as 1000p or 1500000B"
+            if text.endswith("B") and int(text[:-1]) < 1500:
+                return "a byte limit must hold one 1500-byte packet (>= 1500B)"
         elif self.kind == "choice":
             if text not in self.choices:
                 return "allowed: " + ", ".join(self.choices)

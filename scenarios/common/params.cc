@@ -243,6 +243,11 @@ ParamSet::Check(const Spec& spec, const std::string& value) const
         {
             return "expected a positive size such as 1000p or 1500000B";
         }
+        // A byte limit below one full-size packet makes queue discs refuse their config.
+        if (value.back() == 'B' && std::stoll(value.substr(0, value.size() - 1)) < 1500)
+        {
+            return "a byte limit must hold one 1500-byte packet (>= 1500B)";
+        }
         break;
     }
     case Kind::Choice: {
