@@ -102,7 +102,7 @@ enum ReplyStatus : uint32_t
 /// One head-of-queue packet. 32 bytes.
 struct PacketDescriptor
 {
-    uint64_t uid;          ///< ns3::Packet::GetUid()
+    uint64_t uid;          ///< per-packet id given by the queue disc at enqueue (not Packet::GetUid(), which TCP segments cut from one send-buffer entry share)
     double sojourn_s;      ///< time spent in the queue so far, s (>= 0)
     int32_t size_bytes;    ///< size as the queue disc counts it, bytes (0 .. kMaxPacketSize)
     uint32_t flow_hash;    ///< flow hash (QueueDiscItem::Hash)
