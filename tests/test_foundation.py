@@ -56,6 +56,12 @@ def test_library_raises_config_error_before_running(tmp_path):
         aqm_llm.run("dumbbell", params={"bottleneck_rate": "fast"}, output_dir=tmp_path)
 
 
+def test_wall_clock_limit_kills_a_run_and_leaves_no_partial_file(tmp_path):
+    with pytest.raises(aqm_llm.errors.SimulationError, match="wall-clock limit"):
+        aqm_llm.run("dumbbell", qdisc="fifo", params={"duration": "60s"}, output_dir=tmp_path, timeout_s=1.0)
+    assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob(".*.json"))
+
+
 def test_program_itself_rejects_bad_values():
     # The C++ side validates too (for researchers calling the programs directly).
     proc = subprocess.run([str(native.scenario_binary("dumbbell")), "--rtt=abc"], capture_output=True, text=True)

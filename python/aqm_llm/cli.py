@@ -44,7 +44,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     metrics = run(args.scenario, qdisc=args.qdisc, seed=args.seed, params=_parse_sets(args.set),
                   output_dir=args.output_dir, timeseries=args.timeseries, progress=not args.json,
-                  agent=_agent_spec(args))
+                  agent=_agent_spec(args), timeout_s=args.timeout)
     if args.json:
         print(json.dumps(metrics, indent=1))
     else:
@@ -231,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics JSON instead of a table")
     p.add_argument("--timeseries", action="store_true", help="also write a time-series CSV")
     p.add_argument("-o", "--output-dir", default=None, help="where metrics are written (default results/runs)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="wall-clock limit of the simulation; the run is killed past it")
     _add_agent_options(p)
     p.set_defaults(func=_cmd_run)
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -78,6 +79,13 @@ def run_simulation(cmd: list[str], progress: bool = False, label: str = "",
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=dict(env) if env is not None else None)
+    # A wall-clock limit: a hung run must not hold a sweep worker forever.
+    timed_out = threading.Event()
+    watchdog = None
+    if timeout is not None:
+        watchdog = threading.Timer(timeout, lambda: (timed_out.set(), proc.kill()))
+        watchdog.daemon = True
+        watchdog.start()
     try:
         assert proc.stderr is not None
         for line in proc.stderr:
@@ -89,14 +97,18 @@ def run_simulation(cmd: list[str], progress: bool = False, label: str = "",
                 continue
             stderr_lines.append(line.rstrip("\n"))
             del stderr_lines[:-50]
-        rc = proc.wait(timeout=timeout)
+        rc = proc.wait()
     except BaseException:
         proc.kill()
         proc.wait()
         raise
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         if bar is not None:
             bar.close()
+    if timed_out.is_set():
+        raise SimulationError(f"scenario program exceeded its {timeout:g} s wall-clock limit and was killed")
     if rc == 2:
         msg = stderr_lines[-1] if stderr_lines else "invalid input"
         raise ConfigError(msg.split(": ", 1)[-1] if ": " in msg else msg)
@@ -193,7 +205,7 @@ def needs_agent(qdisc: str, params: Mapping[str, Any]) -> bool:
 def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
         params: Mapping[str, Any] | None = None, *, output_dir: str | Path | None = None,
         timeseries: bool = False, progress: bool = False,
-        agent: AgentSpec | None = None) -> dict[str, Any]:
+        agent: AgentSpec | None = None, timeout_s: float | None = None) -> dict[str, Any]:
     """Run one simulation and return its metrics (also written as JSON under output_dir).
 
     >>> m = run("dumbbell", qdisc="fq-codel-l4s", seed=1, params={"duration": "10s", "warmup": "2s"})
@@ -220,7 +232,8 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
                 run_params["agent_channel"] = agent_proc.channel
             cmd = build_command(RunSpec(scenario, qdisc, seed, run_params), output=partial,
                                 timeseries=ts_path, progress=progress)
-            run_simulation(cmd, progress=progress, label=f"{scenario}/{qdisc}/seed {seed}")
+            run_simulation(cmd, progress=progress, label=f"{scenario}/{qdisc}/seed {seed}",
+                           timeout=timeout_s)
         metrics = json.loads(partial.read_text())
         if use_agent and stats_path.exists():
             agent_stats = json.loads(stats_path.read_text())
