@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from aqm_llm import bridge as B
+from aqm_llm.bench import report
 from aqm_llm.bench.machine import machine_info
 from aqm_llm.bench.peer import PeerProcess
 
@@ -318,19 +319,9 @@ def render(rows: list[Row], cfg: BenchConfig, machine: dict[str, str], command: 
 
 
 def save_section(path: Path, text: str) -> None:
-    block = f"{SECTION_BEGIN}\n```text\n{text.rstrip()}\n```\n{SECTION_END}\n"
-    if path.exists():
-        old = path.read_text()
-        if SECTION_BEGIN in old and SECTION_END in old:
-            head, rest = old.split(SECTION_BEGIN, 1)
-            tail = rest.split(SECTION_END, 1)[1].lstrip("\n")
-            path.write_text(head + block + tail)
-            return
-        path.write_text(old.rstrip("\n") + "\n\n" + block)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("# Agent bridge benchmark\n\nOutput of `aqm-llm bench bridge` (regenerate "
-                    "with `aqm-llm bench bridge --save docs/bench-bridge.md`).\n\n" + block)
+    report.save_section(path, text, SECTION_BEGIN, SECTION_END,
+                        "# Agent bridge benchmark\n\nOutput of `aqm-llm bench bridge` (regenerate "
+                        "with `aqm-llm bench bridge --save docs/bench-bridge.md`).\n\n")
 
 
 # ---------------------------------------------------------------------------- entry point

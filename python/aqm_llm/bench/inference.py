@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from aqm_llm.bench import report
+
 SECTION_BEGIN = "<!-- bench-inference:begin -->"
 SECTION_END = "<!-- bench-inference:end -->"
 ACTION_WORDS = ("forward", "drop", "mark")
@@ -273,23 +275,14 @@ def measure_cosim(cfg: BenchConfig, duration: str) -> CosimResult:
 
 
 def save_section(path: Path, text: str) -> None:
-    block = f"{SECTION_BEGIN}\n```text\n{text.rstrip()}\n```\n{SECTION_END}\n"
-    if path.exists():
-        old = path.read_text()
-        if SECTION_BEGIN in old and SECTION_END in old:
-            head, rest = old.split(SECTION_BEGIN, 1)
-            path.write_text(head + block + rest.split(SECTION_END, 1)[1].lstrip("\n"))
-            return
-        path.write_text(old.rstrip("\n") + "\n\n" + block)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
+    report.save_section(
+        path, text, SECTION_BEGIN, SECTION_END,
         "# Inference benchmark\n\n"
         "`aqm-llm bench inference` measures how long the LLM agent takes to decide one epoch:\n"
         "the L4S-LM head (one forward pass over the token layout) beside the same backbone\n"
         "deciding by generating a textual answer token by token and parsing it. The machine is\n"
         "shared: the load average is printed; regenerate with\n"
-        "`aqm-llm bench inference --save docs/bench-inference.md`.\n\n" + block)
+        "`aqm-llm bench inference --save docs/bench-inference.md`.\n\n")
 
 
 # ---------------------------------------------------------------------------- entry point
