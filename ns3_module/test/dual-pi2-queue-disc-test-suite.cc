@@ -2,6 +2,8 @@
  * SPDX-License-Identifier: GPL-2.0-only
  */
 // suite: dual-pi2-queue-disc
+#include "dual-queue-test-helpers.h"
+
 #include "ns3/aqm-queue-disc-registry.h"
 #include "ns3/boolean.h"
 #include "ns3/double.h"
@@ -54,17 +56,9 @@ class DualPi2QueueDiscTestPeer
 namespace
 {
 
-constexpr uint32_t PAYLOAD = 980; //!< + 20 B IPv4 header = 1000 B per item
-
-/// \return an IPv4 queue disc item of 1000 B with ECN field \p ecn
-Ptr<Ipv4QueueDiscItem>
-MakeItem(Ipv4Header::EcnType ecn)
-{
-    Ipv4Header h;
-    h.SetEcn(ecn);
-    h.SetPayloadSize(PAYLOAD);
-    return Create<Ipv4QueueDiscItem>(Create<Packet>(PAYLOAD), Address(), 0, h);
-}
+using dualq_test::MakeItem;
+using dualq_test::ModeName;
+using dualq_test::PAYLOAD;
 
 /// \return the ECN field of a dequeued item
 Ipv4Header::EcnType
@@ -89,13 +83,6 @@ MakeQueue(QueueSizeUnit unit,
     q->AssignStreams(1);
     q->Initialize();
     return q;
-}
-
-/// \return "packets" or "bytes"
-std::string
-ModeName(QueueSizeUnit unit)
-{
-    return unit == QueueSizeUnit::PACKETS ? "packets" : "bytes";
 }
 
 /// Attribute value helpers

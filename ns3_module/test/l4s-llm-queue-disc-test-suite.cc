@@ -2,6 +2,8 @@
  * SPDX-License-Identifier: GPL-2.0-only
  */
 // suite: l4s-llm-queue-disc
+#include "dual-queue-test-helpers.h"
+
 #include "ns3/agent-channel.h"
 #include "ns3/aqm-queue-disc-registry.h"
 #include "ns3/aqm-teachers.h"
@@ -36,24 +38,10 @@ using Q = L4sLlmQueueDisc;
 namespace
 {
 
-constexpr uint32_t PAYLOAD = 980; //!< + 20 B IPv4 header = 1000 B per item
+using dualq_test::MakeItem;
+using dualq_test::ModeName;
+using dualq_test::PAYLOAD;
 constexpr int64_t kIntervalNs = 16000000;
-
-/// \return an IPv4 queue disc item of 1000 B with ECN field \p ecn
-Ptr<Ipv4QueueDiscItem>
-MakeItem(Ipv4Header::EcnType ecn)
-{
-    Ipv4Header h;
-    h.SetEcn(ecn);
-    h.SetPayloadSize(PAYLOAD);
-    return Create<Ipv4QueueDiscItem>(Create<Packet>(PAYLOAD), Address(), 0, h);
-}
-
-std::string
-ModeName(QueueSizeUnit unit)
-{
-    return unit == QueueSizeUnit::PACKETS ? "packets" : "bytes";
-}
 
 /// What the stub agent does.
 enum class Policy

@@ -145,10 +145,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     summary = run_sweep(spec, args.db, cluster=cluster, run_dir=args.run_dir, progress=not args.no_progress)
     print(f"{spec.name}: {summary.total} runs: {summary.skipped} already in {args.db}, {summary.ok} ran ok, "
           f"{summary.failed} failed")
-    if summary.failed:
-        for label, err in summary.failures:
-            print(f"  failed: {label}: {err}", file=sys.stderr)
-        print("failed runs are recorded; running the sweep again retries them", file=sys.stderr)
+    return _report_failures(summary.failures, "the sweep")
+
+
+def _report_failures(failures: Sequence[tuple[str, str]], rerun: str) -> int:
+    """Print each failed run on stderr; exit status 1 if there were any."""
+    for label, err in failures:
+        print(f"  failed: {label}: {err}", file=sys.stderr)
+    if failures:
+        print(f"failed runs are recorded; running {rerun} again retries them", file=sys.stderr)
         return 1
     return 0
 
@@ -195,12 +200,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     s = collect(cfg, progress=not args.no_progress)
     print(f"{cfg.name}: {s.total} runs: {s.skipped} already done, {s.ok} ran ok, {s.failed} failed; "
           f"pool {s.pool}: {s.epochs} epochs ({s.converted} parts written), manifest {s.pool / 'manifest.json'}")
-    if s.failed:
-        for label, err in s.failures:
-            print(f"  failed: {label}: {err}", file=sys.stderr)
-        print("failed runs are recorded; running collect again retries them", file=sys.stderr)
-        return 1
-    return 0
+    return _report_failures(s.failures, "collect")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -40,21 +40,26 @@ KindName(ParamSet::Kind kind)
     return "?";
 }
 
-/// Seconds in an ns-3 time string ("30s", "500ms", "1.5min" ...), or nullopt.
+/// A number followed by a unit of \p scale, in the unit's base (e.g. seconds), or nullopt.
 std::optional<double>
-ParseSeconds(const std::string& v)
+ParseWithUnit(const std::string& v, const std::regex& re, const std::map<std::string, double>& scale)
 {
-    static const std::regex re(R"(^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(s|ms|us|ns|min|h)\s*$)");
     std::smatch m;
     if (!std::regex_match(v, m, re))
     {
         return std::nullopt;
     }
-    double x = std::stod(m[1]);
-    const std::string unit = m[2];
+    return std::stod(m[1]) * scale.at(m[2]);
+}
+
+/// Seconds in an ns-3 time string ("30s", "500ms", "1.5min" ...), or nullopt.
+std::optional<double>
+ParseSeconds(const std::string& v)
+{
+    static const std::regex re(R"(^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(s|ms|us|ns|min|h)\s*$)");
     static const std::map<std::string, double> scale = {
         {"s", 1.0}, {"ms", 1e-3}, {"us", 1e-6}, {"ns", 1e-9}, {"min", 60.0}, {"h", 3600.0}};
-    return x * scale.at(unit);
+    return ParseWithUnit(v, re, scale);
 }
 
 /// Bits per second in a data-rate string ("100Mbps", "1Gbps", "500kbps"), or nullopt.
@@ -62,16 +67,9 @@ std::optional<double>
 ParseBps(const std::string& v)
 {
     static const std::regex re(R"(^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(bps|kbps|Kbps|Mbps|Gbps)\s*$)");
-    std::smatch m;
-    if (!std::regex_match(v, m, re))
-    {
-        return std::nullopt;
-    }
-    double x = std::stod(m[1]);
-    const std::string unit = m[2];
     static const std::map<std::string, double> scale = {
         {"bps", 1.0}, {"kbps", 1e3}, {"Kbps", 1e3}, {"Mbps", 1e6}, {"Gbps", 1e9}};
-    return x * scale.at(unit);
+    return ParseWithUnit(v, re, scale);
 }
 
 bool
