@@ -36,7 +36,7 @@ $(VENV)/.build-stamp: $(VENV)/.deps-stamp $(NATIVE_SOURCES) pyproject.toml CMake
 	touch $@
 
 demo: build
-	$(VENV)/bin/aqm-llm compare wifi --qdisc fq-codel-l4s,pie-l4s,fifo,dualpi2 --seed 1 -o demo-results
+	$(VENV)/bin/aqm-llm compare wifi --qdisc l4s-llm,dualpi2,fq-codel-l4s,pie-l4s,fifo --seed 1 -o demo-results
 
 test-cpp: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

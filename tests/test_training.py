@@ -69,6 +69,7 @@ def test_train_save_load_and_run_closed_loop(pool: Path, tmp_path: Path) -> None
     doc = json.loads((ckpt / "config.json").read_text())
     assert doc["trained"] and doc["policy"]["backbone"] == TINY
     tr = doc["metadata"]["training"]
+    assert tr["backbone_sha256"] is None  # random weights: no file to name
     assert tr["steps_done"] == 4 and tr["best_teachers"]["dumbbell"]["best"] in ("dualpi2", "pie-step@2")
     assert doc["policy"]["reward"]["target_return"] == pytest.approx(tr["target_return"])
     assert (ckpt / "adapter" / "adapter_model.safetensors").is_file()

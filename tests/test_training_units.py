@@ -289,3 +289,15 @@ def test_behaviour_cloning_checkpoint_feeds_zero_rtg(tmp_path: Path) -> None:
     new = set_target_return(dt.checkpoint, eval_epochs=100)
     assert new == pytest.approx(meta["targets"]["*"]["per_epoch"] * 100)
     assert LlmPolicy.load(dt.checkpoint).config.reward.target_return == pytest.approx(new)
+
+
+def test_backbone_sha256_names_the_weight_file(tmp_path) -> None:
+    import hashlib
+
+    from aqm_llm.agent.backbone import backbone_sha256
+
+    gguf = tmp_path / "model.Q4.gguf"
+    gguf.write_bytes(b"weights" * 1000)
+    assert backbone_sha256(str(gguf)) == hashlib.sha256(gguf.read_bytes()).hexdigest()
+    assert backbone_sha256(str(tmp_path)) == backbone_sha256(str(gguf))  # a directory holding one GGUF
+    assert backbone_sha256("mlp") is None and backbone_sha256("random:llama") is None

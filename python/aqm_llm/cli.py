@@ -203,7 +203,50 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     return _report_failures(s.failures, "collect")
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import signal
+
+    from aqm_llm.evaluate import evaluate, load_eval_config
+    from aqm_llm.sweep import ClusterConfig
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    cfg = load_eval_config(args.file)
+    db = args.db or f"results/{cfg.name}.db"
+    out = args.output_dir or f"results/{cfg.name}"
+    if args.dry_run:
+        from aqm_llm.results import ResultsDB
+
+        runs = cfg.runs()
+        done: set[str] = set()
+        if Path(db).is_file():
+            with ResultsDB(db) as rdb:
+                done = rdb.done_keys(r.run.key() for r in runs)
+        for r in runs:
+            print(f"{'done ' if r.run.key() in done else 'to run'} {r.run.key()} {r.setting.name} {r.label} "
+                  f"seed {r.run.spec.seed}")
+        print(f"{len(runs)} runs, {len(runs) - len(done)} to run")
+        return 0
+    cluster = ClusterConfig(workers=args.workers, cores_per_worker=args.cores_per_worker, scheduler=args.scheduler)
+    signal.signal(signal.SIGTERM, interrupt)
+    command = "aqm-llm evaluate " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["evaluate"] else ""
+    result = evaluate(cfg, db, out, cluster=cluster, run=not args.tables_only, progress=not args.no_progress,
+                      command=command)
+    print(result.markdown)
+    s = result.summary
+    if s is not None:
+        print(f"{cfg.name}: {s.total} runs: {s.skipped} already in {db}, {s.ok} ran ok, {s.failed} failed")
+    print(f"tables: {result.markdown_path}, {result.csv_path}")
+    return _report_failures(s.failures, "aqm-llm evaluate") if s is not None else 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    # Before torch loads libgomp: spinning OpenMP workers slow each step ~10x as soon as another
+    # process holds a core (measured for the agent: docs/bench-inference.md).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from aqm_llm.training.config import load_train_config
     from aqm_llm.training.trainer import train
 
@@ -256,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cmake", action="store_true", help="CMAKE_PREFIX_PATH for find_package(AqmLlm)")
     p.set_defaults(func=_cmd_build_flags)
 
-    p = sub.add_parser("bench", help="performance figures: bridge | inference | sim")
+    p = sub.add_parser("bench", help="performance figures: bridge | inference | finetune | sim")
     p.add_argument("what")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_bench)
@@ -294,6 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true", help="validate and list the runs; run nothing")
     p.set_defaults(func=_cmd_collect)
+
+    p = sub.add_parser("evaluate", help="closed-loop evaluation: trained policies vs baselines, training and "
+                                        "held-out settings, mean ± 95% CI; resumable")
+    p.add_argument("file", help="evaluation file (YAML; see docs/evaluation.md)")
+    p.add_argument("--db", default=None, help="results database (default: results/<name>.db)")
+    p.add_argument("-o", "--output-dir", default=None, help="evaluation.md and .csv (default: results/<name>/)")
+    p.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes")
+    p.add_argument("--cores-per-worker", type=int, default=None, help="cores each local worker offers")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="use an existing Dask cluster")
+    p.add_argument("--tables-only", action="store_true", help="run nothing; tables from what the database holds")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true", help="validate and list the runs; run nothing")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("train", help="offline training (return-conditioned + distillation, LoRA); resumable")
     p.add_argument("file", help="training config (YAML; see docs/training.md)")

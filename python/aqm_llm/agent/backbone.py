@@ -221,6 +221,26 @@ def _gguf_in(path: Path) -> Path | None:
     return None
 
 
+def backbone_sha256(spec: str) -> str | None:
+    """sha256 of the weight files behind a backbone spec (the GGUF for smollm2), so a checkpoint
+    names the exact base weights its adapter belongs to; None for 'mlp' and 'random:<arch>'."""
+    import hashlib
+
+    if spec == "mlp" or spec.startswith("random:"):
+        return None
+    path = smollm2_gguf() if spec == SMOLLM2 else Path(spec).expanduser()
+    gguf = _gguf_in(path)
+    files = [gguf] if gguf is not None else sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for f in files:
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
 def load_causal_lm(spec: str = SMOLLM2) -> Any:
     """A transformers causal LM (with its LM head) in fp32 from local files only."""
     from transformers import AutoModelForCausalLM

@@ -364,6 +364,7 @@ def _train(cfg: TrainConfig, device: str, *, resume: bool, progress: bool,
     import torch
     from tqdm import tqdm
 
+    from aqm_llm.agent.backbone import backbone_sha256
     from aqm_llm.agent.policy import LlmPolicy
     from aqm_llm.training import dataset as D
 
@@ -398,6 +399,7 @@ def _train(cfg: TrainConfig, device: str, *, resume: bool, progress: bool,
                              "return_conditioning": cfg.return_conditioning,
                              "config": to_dict(cfg), "identity": identity_hash,
                              "trainable_parameters": n_trainable,
+                             "backbone_sha256": backbone_sha256(cfg.model.backbone),
                              "episode_returns": summary["episode_returns"]}}
     order = {"seed": cfg.seed, "train_rows": int(train_rows.shape[0]), "batch_size": o.batch_size,
              "batches_per_epoch": max(1, int(train_rows.shape[0]) // o.batch_size),

@@ -1,0 +1,253 @@
+"""Evaluation files: settings (scenario + parameters, training or held-out) x queue discs and
+trained policies x seeds.
+
+Format (YAML)::
+
+    name: evaluate-default
+    seeds: {count: 3, start: 101}          # or a list; as in sweep files
+    params: {duration: 6s, warmup: 2s}     # every run (each setting may override)
+    baselines: [dualpi2, pie-l4s, fq-codel-l4s, codel, fifo]
+    reference: dualpi2                     # the baseline the target is stated against
+    target: {policy: l4s-llm, utilisation_tolerance: 0.02}
+    policies:                              # l4s-llm runs, one series per trained checkpoint
+      - {label: l4s-llm, checkpoint: models/l4s-llm}
+      - {label: mlp-ablation, checkpoint: models/l4s-llm-mlp, splits: [held-out]}
+    agent: {threads: 2}                    # the agent process (runner.AgentSpec fields)
+    settings:
+      - {name: dumbbell-seen, scenario: dumbbell, split: training, params: {rtt: 40ms}}
+      - {name: fiveg-trace, scenario: fiveg, split: held-out, params: {trace: ../shared/traces/x.csv}}
+
+``split`` is ``training`` (parameters the experience pool was collected at) or ``held-out``
+(parameters it never saw). Bad input raises ConfigError with one line naming the bad value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aqm_llm.errors import ConfigError
+from aqm_llm.runner import AgentSpec, RunSpec
+from aqm_llm.sweep.runs import SweepRun, canonical
+from aqm_llm.sweep.spec import Fail, Scalar, _agent, _mapping, _names, _params, _seeds
+
+SPLITS = ("training", "held-out")
+_TOP_KEYS = ("name", "description", "seeds", "params", "baselines", "reference", "target", "policies", "agent",
+             "settings", "timeseries")
+_SETTING_KEYS = ("name", "scenario", "split", "params")
+_POLICY_KEYS = ("label", "checkpoint", "splits")
+_TARGET_KEYS = ("policy", "utilisation_tolerance")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One scenario at one parameter setting."""
+
+    name: str
+    scenario: str
+    split: str
+    params: dict[str, Scalar] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A trained checkpoint evaluated as queue disc l4s-llm; ``splits`` limits where it runs."""
+
+    label: str
+    checkpoint: str
+    splits: tuple[str, ...] = SPLITS
+
+
+@dataclass(frozen=True)
+class Target:
+    """The bar: ``policy`` on held-out settings, L4S p99 sojourn <= the reference's, utilisation
+    >= (1 - tolerance) x the reference's, loss <= the reference's (means over seeds)."""
+
+    policy: str
+    utilisation_tolerance: float = 0.02
+
+
+@dataclass(frozen=True)
+class EvalPlanRun:
+    """A run and the series (table row) it belongs to."""
+
+    setting: Setting
+    label: str
+    run: SweepRun
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    name: str
+    settings: tuple[Setting, ...]
+    baselines: tuple[str, ...]
+    policies: tuple[Policy, ...]
+    reference: str
+    target: Target
+    seeds: tuple[int, ...] = (1, 2, 3)
+    params: dict[str, Scalar] = field(default_factory=dict)
+    agent: AgentSpec = field(default_factory=AgentSpec)
+    timeseries: bool = False
+    source: str = "evaluation"
+
+    def labels(self) -> list[str]:
+        """Series in table order: baselines, then policies."""
+        return [*self.baselines, *(p.label for p in self.policies)]
+
+    def runs(self, base_dir: Path | None = None) -> list[EvalPlanRun]:
+        """Every run, validated (ConfigError names the first bad one). A policy's checkpoint must
+        exist: its content hash is part of the run's identity, so retraining re-runs its
+        evaluation instead of reusing stale rows."""
+        digests = {p.label: checkpoint_digest(resolve(p.checkpoint, base_dir), self.source) for p in self.policies}
+        out: list[EvalPlanRun] = []
+        for s in self.settings:
+            params = {**self.params, **s.params}
+            for qdisc in self.baselines:
+                out += [EvalPlanRun(s, qdisc, canonical(SweepRun(RunSpec(s.scenario, qdisc, seed, dict(params)),
+                                                                 timeseries=self.timeseries)))
+                        for seed in self.seeds]
+            for p in self.policies:
+                if s.split not in p.splits:
+                    continue
+                agent = AgentSpec(agent="llm", checkpoint=str(resolve(p.checkpoint, base_dir)),
+                                  backbone=self.agent.backbone, threads=self.agent.threads,
+                                  startup_timeout_s=self.agent.startup_timeout_s)
+                out += [EvalPlanRun(s, p.label, canonical(SweepRun(
+                    RunSpec(s.scenario, "l4s-llm", seed, dict(params)), agent=agent,
+                    variant=f"checkpoint {digests[p.label]}", timeseries=self.timeseries))) for seed in self.seeds]
+        return out
+
+
+def resolve(path: str, base_dir: Path | None) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() or base_dir is None else base_dir / p
+
+
+def checkpoint_digest(directory: Path, source: str = "evaluation") -> str:
+    """sha256 (12 hex) over a checkpoint's files that define the policy."""
+    from aqm_llm.agent.policy import CONFIG_FILE
+
+    if not (directory / CONFIG_FILE).is_file():
+        raise ConfigError(f"{source}: no trained checkpoint at {directory} (no {CONFIG_FILE}); train it first, "
+                          "see docs/training.md")
+    h = hashlib.sha256()
+    files = [f for f in sorted(directory.rglob("*")) if f.is_file() and f.suffix in (".json", ".safetensors")
+             and f.name not in ("pool-summary.json",)]
+    for f in files:
+        h.update(str(f.relative_to(directory)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def load_eval_config(path: str | Path) -> EvalConfig:
+    """Read and check an evaluation file; ConfigError (one line) if it is malformed."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"no evaluation file at {p}")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    return parse_eval_config(doc, default_name=p.stem, source=str(p))
+
+
+def parse_eval_config(doc: Any, default_name: str = "evaluation", source: str = "evaluation") -> EvalConfig:
+    def fail(msg: str) -> ConfigError:
+        return ConfigError(f"{source}: {msg}")
+
+    if not isinstance(doc, dict):
+        raise fail("expected a mapping with keys such as settings, baselines, policies, seeds")
+    unknown = [k for k in doc if k not in _TOP_KEYS]
+    if unknown:
+        raise fail(f"unknown key '{unknown[0]}'; allowed: {', '.join(_TOP_KEYS)}")
+    name = doc.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise fail("name: expected a non-empty string")
+    baselines = _names(doc.get("baselines", []), "baselines", fail)
+    if "l4s-llm" in baselines:
+        raise fail("baselines: 'l4s-llm' is evaluated through `policies` (one entry per checkpoint)")
+    policies = tuple(_policy(item, i, fail) for i, item in enumerate(_as_list(doc.get("policies", []), "policies", fail)))
+    labels = [*baselines, *(p.label for p in policies)]
+    if len(set(labels)) != len(labels):
+        dup = next(x for x in labels if labels.count(x) > 1)
+        raise fail(f"label '{dup}' is used twice (baselines and policy labels must be distinct)")
+    if not labels:
+        raise fail("nothing to compare: give baselines and/or policies")
+    reference = doc.get("reference", "dualpi2")
+    if reference not in baselines:
+        raise fail(f"reference: '{reference}' is not one of the baselines ({', '.join(baselines) or 'none'})")
+    target = _target(doc.get("target"), policies, fail)
+    settings = tuple(_setting(item, i, fail) for i, item in enumerate(_as_list(doc.get("settings"), "settings", fail)))
+    if not settings:
+        raise fail("settings: give at least one {name, scenario, split, params}")
+    names = [s.name for s in settings]
+    if len(set(names)) != len(names):
+        raise fail(f"settings: name '{next(x for x in names if names.count(x) > 1)}' is used twice")
+    timeseries = doc.get("timeseries", False)
+    if not isinstance(timeseries, bool):
+        raise fail("timeseries: expected true or false")
+    return EvalConfig(name=name, settings=settings, baselines=baselines, policies=policies, reference=reference,
+                      target=target, seeds=_seeds(doc["seeds"], "seeds", fail) if "seeds" in doc else (1, 2, 3),
+                      params=_params(doc.get("params", {}), "params", fail),
+                      agent=_agent(doc["agent"], fail) if doc.get("agent") is not None else AgentSpec(),
+                      timeseries=timeseries, source=source)
+
+
+def _as_list(value: Any, where: str, fail: Fail) -> list[Any]:
+    if not isinstance(value, list):
+        raise fail(f"{where}: expected a list")
+    return value
+
+
+def _checked(item: Any, where: str, keys: tuple[str, ...], fail: Fail) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise fail(f"{where}: expected a mapping with {', '.join(keys)}")
+    unknown = [k for k in item if k not in keys]
+    if unknown:
+        raise fail(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(keys)}")
+    return item
+
+
+def _splits(value: Any, where: str, fail: Fail) -> tuple[str, ...]:
+    items = _names(value, where, fail)
+    bad = [s for s in items if s not in SPLITS]
+    if bad or not items:
+        raise fail(f"{where}: bad split '{bad[0] if bad else ''}'; allowed: {', '.join(SPLITS)}")
+    return items
+
+
+def _setting(item: Any, i: int, fail: Fail) -> Setting:
+    where = f"settings[{i}]"
+    d = _checked(item, where, _SETTING_KEYS, fail)
+    for k in ("name", "scenario", "split"):
+        if not isinstance(d.get(k), str) or not d[k]:
+            raise fail(f"{where}: '{k}' is required (a name)")
+    if d["split"] not in SPLITS:
+        raise fail(f"{where}: bad split '{d['split']}'; allowed: {', '.join(SPLITS)}")
+    return Setting(d["name"], d["scenario"], d["split"], _params(d.get("params", {}), f"{where}.params", fail))
+
+
+def _policy(item: Any, i: int, fail: Fail) -> Policy:
+    where = f"policies[{i}]"
+    d = _checked(item, where, _POLICY_KEYS, fail)
+    for k in ("label", "checkpoint"):
+        if not isinstance(d.get(k), str) or not d[k]:
+            raise fail(f"{where}: '{k}' is required")
+    splits = _splits(d["splits"], f"{where}.splits", fail) if "splits" in d else SPLITS
+    return Policy(d["label"], d["checkpoint"], splits)
+
+
+def _target(value: Any, policies: tuple[Policy, ...], fail: Fail) -> Target:
+    d = _checked(_mapping(value, "target", fail) if value is not None else {}, "target", _TARGET_KEYS, fail)
+    default = policies[0].label if policies else ""
+    policy = d.get("policy", default)
+    if policies and policy not in {p.label for p in policies}:
+        raise fail(f"target.policy: '{policy}' is not a policy label ({', '.join(p.label for p in policies)})")
+    tol = d.get("utilisation_tolerance", 0.02)
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
+        raise fail(f"target.utilisation_tolerance: bad value '{tol}': expected a fraction in [0, 1)")
+    return Target(policy, float(tol))

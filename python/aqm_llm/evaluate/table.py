@@ -1,0 +1,175 @@
+"""The evaluation table (mean ± 95% CI across seeds per setting and series) and the target
+verdict per scenario family, from the rows a run of the evaluation left in the database."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from aqm_llm.evaluate.spec import EvalConfig, EvalPlanRun, Setting
+from aqm_llm.report.stats import MeanCI, mean_ci
+from aqm_llm.report.tables import _g
+from aqm_llm.resultsdb import connect
+
+
+def _l4s_share(m: dict[str, Any]) -> float | None:
+    l4s, classic = _g("classes", "l4s", "goodput_mbps")(m), _g("classes", "classic", "goodput_mbps")(m)
+    if l4s is None or classic is None or l4s + classic <= 0:
+        return None
+    return 100.0 * l4s / (l4s + classic)
+
+
+# (column, value from a run's metrics, format)
+COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], float | None], str], ...] = (
+    ("L4S p99 ms", _g("classes", "l4s", "sojourn_ms", "p99"), "{:.2f}"),
+    ("L4S mean ms", _g("classes", "l4s", "sojourn_ms", "mean"), "{:.2f}"),
+    ("classic p99 ms", _g("classes", "classic", "sojourn_ms", "p99"), "{:.1f}"),
+    ("util", _g("utilisation"), "{:.3f}"),
+    ("loss %", _g("loss_rate", scale=100.0), "{:.3f}"),
+    ("L4S share %", _l4s_share, "{:.0f}"),
+    ("fallbacks", _g("fallbacks"), "{:.0f}"),
+)
+P99, UTIL, LOSS = 0, 3, 4  # indices into COLUMNS used by the target
+
+
+@dataclass(frozen=True)
+class SeriesStats:
+    setting: Setting
+    label: str
+    planned: int                 # runs the evaluation asks for
+    stats: list[MeanCI]          # per column, over the runs that succeeded
+    wall_s: float                # summed wall time of its successful runs
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Target policy against the reference on one setting (None: a side has no successful run)."""
+
+    setting: Setting
+    p99: tuple[float, float]     # (policy, reference) means
+    util: tuple[float, float]
+    loss: tuple[float, float]
+    p99_ok: bool | None
+    util_ok: bool | None
+    loss_ok: bool | None
+    complete: bool               # every planned run of both series succeeded
+
+    @property
+    def met(self) -> bool | None:
+        parts = (self.p99_ok, self.util_ok, self.loss_ok)
+        return None if any(p is None for p in parts) else all(parts)
+
+
+def collect_stats(cfg: EvalConfig, plan: list[EvalPlanRun], db_path: str | Path) -> list[SeriesStats]:
+    """Statistics per (setting, series), in the config's order."""
+    keys = {r.run.key() for r in plan}
+    rows: dict[str, tuple[dict[str, Any], float]] = {}
+    if Path(db_path).is_file():
+        conn = connect(db_path, create=False)
+        try:
+            for key, metrics, wall in conn.execute("SELECT key, metrics, wall_s FROM runs WHERE status = 'ok'"):
+                if key in keys:
+                    rows[key] = (json.loads(metrics), float(wall or 0.0))
+        finally:
+            conn.close()
+    out: list[SeriesStats] = []
+    for setting in cfg.settings:
+        for label in cfg.labels():
+            mine = [r for r in plan if r.setting == setting and r.label == label]
+            if not mine:
+                continue
+            got = [rows[r.run.key()] for r in mine if r.run.key() in rows]
+            out.append(SeriesStats(setting, label, len(mine),
+                                   [mean_ci(fn(m) for m, _ in got) for _, fn, _ in COLUMNS],
+                                   sum(w for _, w in got)))
+    return out
+
+
+def verdicts(cfg: EvalConfig, stats: list[SeriesStats]) -> list[Verdict]:
+    """The target policy against the reference, per setting where both ran."""
+    out = []
+    for setting in cfg.settings:
+        pol = next((s for s in stats if s.setting == setting and s.label == cfg.target.policy), None)
+        ref = next((s for s in stats if s.setting == setting and s.label == cfg.reference), None)
+        if pol is None or ref is None:
+            continue
+        pairs = [(pol.stats[i].mean, ref.stats[i].mean) for i in (P99, UTIL, LOSS)]
+        known = [not (math.isnan(a) or math.isnan(b)) for a, b in pairs]
+        (p99, util, loss) = pairs
+        tol = cfg.target.utilisation_tolerance
+        out.append(Verdict(
+            setting, p99, util, loss,
+            p99_ok=(p99[0] <= p99[1]) if known[0] else None,
+            util_ok=(util[0] >= (1.0 - tol) * util[1]) if known[1] else None,
+            loss_ok=(loss[0] <= loss[1] + 1e-9) if known[2] else None,
+            complete=all(s.stats[0].n == s.planned for s in (pol, ref))))
+    return out
+
+
+def _mark(ok: bool | None) -> str:
+    return "-" if ok is None else ("yes" if ok else "**no**")
+
+
+def markdown(cfg: EvalConfig, stats: list[SeriesStats], command: str) -> str:
+    """The evaluation as Markdown: one table per setting, then the target per family."""
+    lines = [f"Evaluation `{cfg.name}`: seeds {', '.join(map(str, cfg.seeds))}; mean ± half-width of the 95% "
+             "Student-t interval across seeds; statistics over [warmup, duration]. Reproduce: "
+             f"`{command}`.", ""]
+    for setting in cfg.settings:
+        mine = [s for s in stats if s.setting == setting]
+        if not mine:
+            continue
+        params = {**cfg.params, **setting.params}
+        desc = ", ".join(f"{k}={v}" for k, v in params.items()) or "scenario defaults"
+        lines += [f"#### {setting.name} ({setting.scenario}, {setting.split}): {desc}", "",
+                  "| series | runs | " + " | ".join(c for c, _, _ in COLUMNS) + " | wall s |",
+                  "|---|---|" + "---|" * len(COLUMNS) + "---|"]
+        for s in mine:
+            cells = [st.text(fmt) for st, (_, _, fmt) in zip(s.stats, COLUMNS)]
+            lines.append(f"| {s.label} | {s.stats[0].n}/{s.planned} | " + " | ".join(cells) + f" | {s.wall_s:.0f} |")
+        lines.append("")
+    vs = verdicts(cfg, stats)
+    if vs:
+        tol = cfg.target.utilisation_tolerance
+        lines += [f"#### Target: {cfg.target.policy} against {cfg.reference}", "",
+                  f"L4S p99 sojourn at most {cfg.reference}'s, utilisation at least {1 - tol:.0%} of "
+                  f"{cfg.reference}'s, loss no higher (means across seeds).", "",
+                  "| setting | family | split | L4S p99 ms (ref) | util (ref) | loss % (ref) | p99 | util | loss | met |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for v in vs:
+            met = _mark(v.met) + ("" if v.complete else " (incomplete)")
+            lines.append(f"| {v.setting.name} | {v.setting.scenario} | {v.setting.split} | "
+                         f"{v.p99[0]:.2f} ({v.p99[1]:.2f}) | {v.util[0]:.3f} ({v.util[1]:.3f}) | "
+                         f"{100 * v.loss[0]:.3f} ({100 * v.loss[1]:.3f}) | {_mark(v.p99_ok)} | "
+                         f"{_mark(v.util_ok)} | {_mark(v.loss_ok)} | {met} |")
+        lines += ["", "| family (held-out settings) | target met |", "|---|---|"]
+        for family, ok in family_verdicts(vs).items():
+            lines.append(f"| {family} | {_mark(ok)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def family_verdicts(vs: list[Verdict]) -> dict[str, bool | None]:
+    """Per scenario family: met when every held-out setting of it meets the target."""
+    out: dict[str, bool | None] = {}
+    for v in vs:
+        if v.setting.split != "held-out":
+            continue
+        prev = out.get(v.setting.scenario, True)
+        out[v.setting.scenario] = None if prev is None or v.met is None else prev and v.met
+    return out
+
+
+def csv_rows(stats: list[SeriesStats]) -> list[dict[str, Any]]:
+    rows = []
+    for s in stats:
+        row: dict[str, Any] = {"setting": s.setting.name, "scenario": s.setting.scenario, "split": s.setting.split,
+                               "series": s.label, "runs": s.stats[0].n, "planned": s.planned, "wall_s": s.wall_s}
+        for (name, _, _), st in zip(COLUMNS, s.stats):
+            row[f"{name} mean"] = st.mean
+            row[f"{name} ci95"] = st.half_width
+        rows.append(row)
+    return rows

@@ -1,0 +1,100 @@
+"""`aqm-llm evaluate` (issue 9): evaluation files, the closed-loop runs through the sweep runner
+(resumable), the tables and the target verdict. A tiny random-weight policy stands in for the
+shipped checkpoint; the product path is the same."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aqm_llm import ConfigError, cli
+from aqm_llm.evaluate import evaluate, load_eval_config, parse_eval_config
+from aqm_llm.evaluate.table import family_verdicts, verdicts
+
+TINY = "random:llama"
+
+
+def _save_policy(directory: Path, init_seed: int) -> Path:
+    from aqm_llm.agent.policy import LlmPolicy, PolicyConfig
+
+    LlmPolicy(PolicyConfig(backbone=TINY, init_seed=init_seed)).save(directory, trained=True)
+    return directory
+
+
+def _doc(ckpt: Path, **extra: object) -> dict:
+    doc = {"name": "ev", "seeds": [1, 2], "params": {"duration": "1500ms", "warmup": "500ms"},
+           "baselines": ["dualpi2", "fifo"], "reference": "dualpi2",
+           "policies": [{"label": "tiny", "checkpoint": str(ckpt)}],
+           "agent": {"threads": 1, "backbone": TINY},
+           "settings": [{"name": "seen", "scenario": "dumbbell", "split": "training", "params": {"rtt": "10ms"}},
+                        {"name": "unseen", "scenario": "dumbbell", "split": "held-out",
+                         "params": {"rtt": "30ms", "bottleneck_rate": "30Mbps"}}]}
+    doc.update(extra)
+    return doc
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"baselines": ["dualpi2", "l4s-llm"]}, "evaluated through `policies`"),
+    ({"reference": "pie"}, "reference: 'pie' is not one of the baselines"),
+    ({"settings": [{"name": "x", "scenario": "dumbbell", "split": "test"}]}, "bad split 'test'"),
+    ({"target": {"policy": "nope"}}, "target.policy: 'nope' is not a policy label"),
+    ({"target": {"utilisation_tolerance": 1.5}}, "bad value '1.5'"),
+    ({"colour": "red"}, "unknown key 'colour'"),
+    ({"baselines": ["dualpi2", "tiny"]}, "label 'tiny' is used twice"),
+])
+def test_bad_evaluation_files_name_the_bad_value(tmp_path: Path, change: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_eval_config(_doc(tmp_path, **change), source="ev.yaml")
+
+
+def test_missing_checkpoint_and_bad_parameter_fail_before_running(tmp_path: Path) -> None:
+    cfg = parse_eval_config(_doc(tmp_path / "absent"), source="ev.yaml")
+    with pytest.raises(ConfigError, match="no trained checkpoint at .*absent"):
+        cfg.runs()
+    ckpt = _save_policy(tmp_path / "ckpt", 1)
+    bad = _doc(ckpt, settings=[{"name": "s", "scenario": "dumbbell", "split": "training",
+                                "params": {"bottleneck_rate": "fast"}}])
+    with pytest.raises(ConfigError, match="fast"):
+        parse_eval_config(bad, source="ev.yaml").runs()
+
+
+def test_evaluate_runs_tabulates_and_resumes(tmp_path: Path) -> None:
+    ckpt = _save_policy(tmp_path / "ckpt", 1)
+    path = tmp_path / "ev.yaml"
+    path.write_text(yaml.safe_dump(_doc(ckpt)))
+    db, out = tmp_path / "ev.db", tmp_path / "tables"
+    assert cli.main(["evaluate", str(path), "--db", str(db), "-o", str(out), "--no-progress", "--workers", "1"]) == 0
+    cfg = load_eval_config(path)
+    plan = cfg.runs()
+    assert len(plan) == 2 * 3 * 2
+    text = (out / "evaluation.md").read_text()
+    for name in ("seen (dumbbell, training)", "unseen (dumbbell, held-out)", "Target: tiny against dualpi2"):
+        assert name in text
+    assert text.count("| 2/2 |") == 6
+    rows = (out / "evaluation.csv").read_text().splitlines()
+    assert len(rows) == 1 + 6
+
+    # Resumable: everything is in the database, nothing runs again.
+    again = evaluate(cfg, db, out, progress=False)
+    assert again.summary is not None and (again.summary.skipped, again.summary.ok) == (12, 0)
+    stats = again.stats
+    tiny = [s for s in stats if s.label == "tiny"]
+    assert all(s.stats[-1].n == 2 for s in tiny)  # fallbacks counted for both seeds
+    vs = verdicts(cfg, stats)
+    assert [v.setting.name for v in vs] == ["seen", "unseen"] and all(v.complete for v in vs)
+    for v in vs:
+        assert v.p99_ok == (v.p99[0] <= v.p99[1])
+    assert set(family_verdicts(vs)) == {"dumbbell"}
+
+    # Another checkpoint at the same path is another policy: its runs are new, the baselines' are not.
+    _save_policy(ckpt, 2)
+    changed = {r.run.key() for r in cfg.runs()} - {r.run.key() for r in plan}
+    assert len(changed) == 4
+    partial = evaluate(cfg, db, out, run=False)
+    assert [s.stats[0].n for s in partial.stats if s.label == "tiny"] == [0, 0]
+    assert "| tiny | 0/2 |" in partial.markdown
+    stored = json.loads(next(iter((tmp_path / "ev-runs").glob("*.json"))).read_text())
+    assert stored["scenario"] == "dumbbell"
