@@ -301,3 +301,17 @@ def test_backbone_sha256_names_the_weight_file(tmp_path) -> None:
     assert backbone_sha256(str(gguf)) == hashlib.sha256(gguf.read_bytes()).hexdigest()
     assert backbone_sha256(str(tmp_path)) == backbone_sha256(str(gguf))  # a directory holding one GGUF
     assert backbone_sha256("mlp") is None and backbone_sha256("random:llama") is None
+
+
+def test_a_checkpoint_refuses_other_backbone_weights(tmp_path) -> None:
+    from aqm_llm.agent.backbone import backbone_sha256
+    from aqm_llm.agent.policy import check_backbone_weights
+
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"base weights")
+    doc = {"metadata": {"training": {"backbone_sha256": backbone_sha256(str(gguf))}}}
+    check_backbone_weights(doc, str(gguf), tmp_path)  # the same weights: accepted
+    gguf.write_bytes(b"other weights")
+    with pytest.raises(ValueError, match="trained on backbone weights sha256"):
+        check_backbone_weights(doc, str(gguf), tmp_path)
+    check_backbone_weights({"metadata": {}}, str(gguf), tmp_path)  # older checkpoints: nothing to check

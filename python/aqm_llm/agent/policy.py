@@ -95,6 +95,7 @@ class LlmPolicy(Agent):
         elif backbone.lora != config.lora:
             raise ValueError(f"backbone LoRA {backbone.lora} differs from the config's {config.lora}")
         self.config = config
+        self.source: Path | None = None  # the checkpoint directory it was loaded from
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.init_seed)
             self.model = AqmModel(config.layout, backbone, config.encoder)
@@ -140,7 +141,7 @@ class LlmPolicy(Agent):
     def describe(self) -> dict[str, Any]:
         return {"backbone": self.backbone.spec, "arch": self.backbone.arch,
                 "layout": self.layout.describe(), "trained": self.trained,
-                "sample": self.config.sample}
+                "sample": self.config.sample, "checkpoint": str(self.source) if self.source else None}
 
     # ---- checkpoints
 
@@ -199,13 +200,17 @@ class LlmPolicy(Agent):
         """A policy as saved (an LlmPolicy whatever the backbone kind, the MLP's included);
         ``backbone_spec`` / ``sample`` override the saved ones, and a loaded ``backbone``
         (with the same LoRA spec) may be passed in to share it."""
-        config = PolicyConfig.from_dict(read_checkpoint_config(Path(directory))["policy"])
+        doc = read_checkpoint_config(Path(directory))
+        config = PolicyConfig.from_dict(doc["policy"])
         if backbone_spec is not None:
             config = replace(config, backbone=backbone_spec)
+        else:
+            check_backbone_weights(doc, config.backbone, Path(directory))
         if sample is not None:
             config = replace(config, sample=sample)
         policy = LlmPolicy(config, backbone=backbone)
         policy.load_weights(directory)
+        policy.source = Path(directory).resolve()
         return policy
 
 
@@ -222,6 +227,7 @@ class MlpPolicy(LlmPolicy):
         super().__init__(config)
         if checkpoint:
             self.load_weights(checkpoint)
+            self.source = Path(checkpoint).resolve()
 
 
 def read_checkpoint_config(directory: Path) -> dict[str, Any]:
@@ -236,6 +242,20 @@ def read_checkpoint_config(directory: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: features v{doc.get('feature_version')}, this code has "
                          f"v{F.FEATURE_VERSION}: retrain or use a matching version")
     return doc
+
+
+def check_backbone_weights(doc: dict[str, Any], spec: str, directory: Path) -> None:
+    """The adapter only fits the base weights it was trained on: refuse other ones (the sha256
+    training recorded against the installed backbone's files)."""
+    from aqm_llm.agent.backbone import backbone_sha256
+
+    trained_on = ((doc.get("metadata") or {}).get("training") or {}).get("backbone_sha256")
+    if not trained_on:
+        return
+    installed = backbone_sha256(spec)
+    if installed is not None and installed != trained_on:
+        raise ValueError(f"{directory} was trained on backbone weights sha256 {trained_on[:12]}..., but "
+                         f"'{spec}' here has {installed[:12]}...: install the same weights or retrain")
 
 
 def default_checkpoint() -> Path | None:

@@ -1,0 +1,61 @@
+"""The checkpoints that ship in models/ (issue 9): complete, trained on the installed SmolLM2
+weights, described truthfully by their model card, and used by `--qdisc l4s-llm` by default."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from aqm_llm.agent.backbone import backbone_sha256
+from aqm_llm.agent.policy import DEFAULT_CHECKPOINT, default_checkpoint, read_checkpoint_config
+from aqm_llm.runner import AgentSpec, run
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def _training(directory: Path) -> dict:
+    return read_checkpoint_config(directory)["metadata"]["training"]
+
+
+def test_the_default_checkpoint_is_the_shipped_one() -> None:
+    assert default_checkpoint() == DEFAULT_CHECKPOINT == MODELS / "l4s-llm"
+    doc = read_checkpoint_config(DEFAULT_CHECKPOINT)
+    tr = doc["metadata"]["training"]
+    assert doc["trained"] is True and doc["policy"]["backbone"] == "smollm2"
+    assert tr["variant"] == "lora" and tr["return_conditioning"] is True
+    assert tr["steps_done"] == tr["config"]["optim"]["steps"]
+    assert tr["backbone_sha256"] == backbone_sha256("smollm2")
+    assert (DEFAULT_CHECKPOINT / "adapter" / "adapter_model.safetensors").is_file()
+    assert (DEFAULT_CHECKPOINT / "policy.safetensors").is_file()
+
+
+def test_the_model_card_matches_the_checkpoint() -> None:
+    card = (DEFAULT_CHECKPOINT / "README.md").read_text()
+    tr = _training(DEFAULT_CHECKPOINT)
+    assert tr["backbone_sha256"] in card
+    assert f"{tr['trainable_parameters']:,}" in card
+    steps = re.search(r"steps: (\d+)", card)
+    assert steps is not None and int(steps.group(1)) == tr["steps_done"]
+    assert tr["pool_identity"] in card
+    assert "full fine-tuning" in card
+
+
+@pytest.mark.parametrize("name, variant", [("l4s-llm-mlp", "mlp"), ("l4s-llm-bc", "lora+bc")])
+def test_the_ablation_checkpoints_ship_too(name: str, variant: str) -> None:
+    tr = _training(MODELS / name)
+    assert tr["variant"] == variant
+    assert tr["pool_identity"] == _training(DEFAULT_CHECKPOINT)["pool_identity"]  # same experience
+    assert tr["steps_done"] == tr["config"]["optim"]["steps"]
+
+
+def test_run_uses_the_shipped_checkpoint_by_default(tmp_path: Path) -> None:
+    metrics = run("dumbbell", qdisc="l4s-llm", seed=1, params={"duration": "600ms", "warmup": "200ms"},
+                  output_dir=tmp_path, agent=AgentSpec(threads=2))
+    agent = metrics["agent"]
+    assert agent["trained"] is True
+    assert agent["policy"]["checkpoint"] == str(DEFAULT_CHECKPOINT.resolve())
+    assert metrics["fallbacks"] == 0 and metrics["llm"]["agent_epochs"] == metrics["llm"]["epochs"] > 30
+    json.dumps(metrics)  # serialisable as stored
