@@ -87,6 +87,10 @@ def test_evaluate_runs_tabulates_and_resumes(tmp_path: Path) -> None:
     assert [v.setting.name for v in vs] == ["seen", "unseen"] and all(v.complete for v in vs)
     for v in vs:
         assert v.p99_ok == (v.p99[0] <= v.p99[1])
+        # The target row shows the same loss % as the setting's table (in percent, once).
+        ref = next(s for s in stats if s.setting == v.setting and s.label == "dualpi2")
+        assert v.loss[1] == ref.stats[4].mean
+        assert f"{v.loss[0]:.3f} ({v.loss[1]:.3f})" in again.markdown
     assert set(family_verdicts(vs)) == {"dumbbell"}
 
     # Another checkpoint at the same path is another policy: its runs are new, the baselines' are not.

@@ -143,7 +143,7 @@ def markdown(cfg: EvalConfig, stats: list[SeriesStats], command: str) -> str:
             met = _mark(v.met) + ("" if v.complete else " (incomplete)")
             lines.append(f"| {v.setting.name} | {v.setting.scenario} | {v.setting.split} | "
                          f"{v.p99[0]:.2f} ({v.p99[1]:.2f}) | {v.util[0]:.3f} ({v.util[1]:.3f}) | "
-                         f"{100 * v.loss[0]:.3f} ({100 * v.loss[1]:.3f}) | {_mark(v.p99_ok)} | "
+                         f"{v.loss[0]:.3f} ({v.loss[1]:.3f}) | {_mark(v.p99_ok)} | "
                          f"{_mark(v.util_ok)} | {_mark(v.loss_ok)} | {met} |")
         lines += ["", "| family (held-out settings) | target met |", "|---|---|"]
         for family, ok in family_verdicts(vs).items():
