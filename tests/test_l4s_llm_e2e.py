@@ -66,5 +66,5 @@ def test_short_closed_loop_run_with_the_real_smollm2_backbone(tmp_path):
                     output_dir=tmp_path, agent=AgentSpec(agent="llm", threads=2))
     assert m["fallbacks"] == 0
     assert m["agent_epochs"] >= 24
-    assert m["agent"]["trained"] is False  # no checkpoint ships yet: the runner says so
+    assert m["agent"]["trained"] is True  # no --checkpoint: the shipped one (models/l4s-llm)
     assert m["agent"]["decisions"] == m["agent_epochs"]

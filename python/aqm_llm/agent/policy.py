@@ -265,8 +265,12 @@ def default_checkpoint() -> Path | None:
 
 def make_llm_policy(checkpoint: str | None = None, backbone: str | None = None,
                     sample: bool = False) -> LlmPolicy:
-    """The server's ``--agent llm``: the given (or shipped) checkpoint, else untrained."""
+    """The server's ``--agent llm``: the given checkpoint; without one, the shipped checkpoint if
+    ``backbone`` is the one it was trained on (or not given), else an untrained policy."""
     path = Path(checkpoint) if checkpoint else default_checkpoint()
+    if not checkpoint and path is not None and backbone is not None:
+        if backbone != read_checkpoint_config(path)["policy"]["backbone"]:
+            path = None  # the shipped adapter and encoder belong to another backbone
     if path is not None:
         return LlmPolicy.load(path, backbone_spec=backbone, sample=sample)
     return LlmPolicy(PolicyConfig(backbone=backbone or SMOLLM2, sample=sample))
