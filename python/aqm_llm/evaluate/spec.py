@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
 from aqm_llm.runner import AgentSpec, RunSpec
 from aqm_llm.sweep.runs import SweepRun, canonical
@@ -146,13 +145,7 @@ def checkpoint_digest(directory: Path, source: str = "evaluation") -> str:
 def load_eval_config(path: str | Path) -> EvalConfig:
     """Read and check an evaluation file; ConfigError (one line) if it is malformed."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"no evaluation file at {p}")
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_eval_config(doc, default_name=p.stem, source=str(p))
+    return parse_eval_config(read_yaml(p, "evaluation file"), default_name=p.stem, source=str(p))
 
 
 def parse_eval_config(doc: Any, default_name: str = "evaluation", source: str = "evaluation") -> EvalConfig:

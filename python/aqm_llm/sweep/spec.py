@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import yaml
-
+from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
 from aqm_llm.runner import AgentSpec, RunSpec
 from aqm_llm.scenarios import describe
@@ -110,16 +109,7 @@ class SweepSpec:
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and check a sweep file; ConfigError (one line) if it is malformed."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"no sweep file at {p}")
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{p}: not valid YAML{where}: {problem}") from None
-    return parse_spec(doc, default_name=p.stem, source=str(p))
+    return parse_spec(read_yaml(p, "sweep file"), default_name=p.stem, source=str(p))
 
 
 def parse_spec(doc: Any, default_name: str = "sweep", source: str = "sweep") -> SweepSpec:

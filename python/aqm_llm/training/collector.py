@@ -40,9 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from aqm_llm.agent.reward import RewardConfig
+from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
 from aqm_llm.training.pool import (DB_FILE, MANIFEST, PARTS_DIR, POOL_FORMAT, POOL_VERSION,
                                    RECORDS_DIR, RUNS_DIR, part_metadata, record_to_table,
@@ -141,13 +140,7 @@ def parse_collect_config(doc: Any, *, source: str = "collect", default_name: str
 
 def load_collect_config(path: str | Path, *, pool: str | Path | None = None) -> CollectConfig:
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"no collect config at {p}")
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    return parse_collect_config(doc, source=str(p), default_name=p.stem, pool=pool)
+    return parse_collect_config(read_yaml(p, "collect config"), source=str(p), default_name=p.stem, pool=pool)
 
 
 def plan_runs(cfg: CollectConfig) -> list[Any]:

@@ -34,8 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
+from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
 
 Fail = Callable[[str], ConfigError]
@@ -308,10 +307,4 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
 
 def load_train_config(path: str | Path) -> TrainConfig:
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"no training config at {p}")
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    return parse_train_config(doc, source=str(p), default_name=p.stem)
+    return parse_train_config(read_yaml(p, "training config"), source=str(p), default_name=p.stem)
