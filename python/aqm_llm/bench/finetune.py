@@ -96,13 +96,10 @@ class Setup:
     cfg: TrainConfig
     mode: str
     policy: Any
-    params: list[Any]
-    opt: Any
-    sched: Any
+    optimiser: Any  # training.trainer.Optimiser
     data: Any
     rtg: np.ndarray
     train_rows: np.ndarray
-    class_weights: Any
     device: str
 
 
@@ -150,11 +147,9 @@ def unfreeze_backbone(policy: Any) -> None:
 def build(cfg: TrainConfig, mode: str) -> Setup:
     """The training policy (``lora``) or the same without LoRA, backbone trainable (``full``),
     with the pool's training rows and the trainer's optimizer and schedule."""
-    import torch
-
     from aqm_llm.agent.policy import LlmPolicy
     from aqm_llm.training import dataset as D
-    from aqm_llm.training.trainer import _set_modes, lr_factor, policy_config, prepare, resolve_device
+    from aqm_llm.training.trainer import _set_modes, make_optimiser, policy_config, prepare, resolve_device
 
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: expected one of {MODES}")
@@ -173,30 +168,17 @@ def build(cfg: TrainConfig, mode: str) -> Setup:
         unfreeze_backbone(policy)
     policy.model.to(device)
     _set_modes(policy.model)
-    o = cfg.optim
-    params = [p for p in policy.model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
-    weights = torch.tensor(cfg.loss.class_weights, dtype=torch.float32, device=device)
-    return Setup(cfg, mode, policy, params, opt, sched, data, rtg, train_rows, weights, device)
+    return Setup(cfg, mode, policy, make_optimiser(policy.model, cfg, device), data, rtg, train_rows, device)
 
 
 def train_step(s: Setup, step: int) -> float:
     """One training step as the trainer's loop does it; returns the loss."""
     import torch
 
-    from aqm_llm.training.trainer import _tensors, batch_rows, compute_loss
+    from aqm_llm.training import trainer
 
-    o = s.cfg.optim
-    rows = batch_rows(s.train_rows, step, o.batch_size, s.cfg.seed)
-    x, tgt = _tensors(s.data, rows, s.rtg, s.device)
-    loss, parts = compute_loss(s.policy.model(x), tgt, s.cfg, s.class_weights)
-    s.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if o.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(s.params, o.grad_clip)
-    s.opt.step()
-    s.sched.step()
+    rows = trainer.batch_rows(s.train_rows, step, s.cfg.optim.batch_size, s.cfg.seed)
+    parts = trainer.train_step(s.policy.model, s.optimiser, s.data, rows, s.rtg, s.device, s.cfg)
     if s.device.startswith("cuda"):
         torch.cuda.synchronize()
     return float(parts["loss"])
@@ -269,10 +251,10 @@ def run_mode(cfg: TrainConfig, mode: str, steps: int, warmup: int) -> ModeResult
                 losses.append(loss)
         hwm = _hwm_mb() if reset else None
         return ModeResult(
-            mode=mode, trainable=sum(p.numel() for p in s.params),
+            mode=mode, trainable=sum(p.numel() for p in s.optimiser.params),
             total=sum(p.numel() for p in s.policy.model.parameters()), step_s=times, losses=losses,
             peak_rss_mb=max(load_peak, _getrusage_mb()), train_peak_mb=hwm,
-            optimizer_mb=optimizer_bytes(s.opt) / 2**20, threads=torch.get_num_threads(),
+            optimizer_mb=optimizer_bytes(s.optimiser.opt) / 2**20, threads=torch.get_num_threads(),
             batch_size=cfg.optim.batch_size, train_rows=int(s.train_rows.shape[0]), device=s.device,
             backbone=f"{cfg.model.backbone} ({s.policy.backbone.arch}, hidden {s.policy.backbone.hidden_size})",
             detail=_detail(s), torch=torch.__version__, build_s=build_s)

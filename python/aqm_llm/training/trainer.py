@@ -202,6 +202,45 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+@dataclass
+class Optimiser:
+    """What a training run steps: the trainable parameters, AdamW, the learning-rate schedule and
+    the action class weights."""
+
+    params: list[Any]
+    opt: Any
+    sched: Any
+    class_weights: Any
+
+
+def make_optimiser(model: Any, cfg: TrainConfig, device: str) -> Optimiser:
+    import torch
+
+    o = cfg.optim
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    weights = torch.tensor(cfg.loss.class_weights, dtype=torch.float32, device=device)
+    return Optimiser(params, opt, sched, weights)
+
+
+def train_step(model: Any, optimiser: Optimiser, data: Any, rows: np.ndarray, rtg: np.ndarray, device: str,
+               cfg: TrainConfig) -> dict[str, float]:
+    """One step on ``rows``: forward, loss, backward, gradient clipping, AdamW and schedule step;
+    returns the loss and its parts."""
+    import torch
+
+    x, tgt = _tensors(data, rows, rtg, device)
+    loss, parts = compute_loss(model(x), tgt, cfg, optimiser.class_weights)
+    optimiser.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.optim.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(optimiser.params, cfg.optim.grad_clip)
+    optimiser.opt.step()
+    optimiser.sched.step()
+    return parts
+
+
 # ------------------------------------------------------------------------ state
 
 
@@ -389,11 +428,9 @@ def _train(cfg: TrainConfig, device: str, *, resume: bool, progress: bool,
     policy = LlmPolicy(policy_config(cfg, prep["ckpt_reward"]))
     model = policy.model
     model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    n_trainable = sum(p.numel() for p in params)
-    opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
-    class_weights = torch.tensor(cfg.loss.class_weights, dtype=torch.float32, device=device)
+    optimiser = make_optimiser(model, cfg, device)
+    opt, sched, class_weights = optimiser.opt, optimiser.sched, optimiser.class_weights
+    n_trainable = sum(p.numel() for p in optimiser.params)
     metadata = {"training": {**{k: v for k, v in summary.items() if k != "episode_returns"},
                              "variant": ("mlp" if cfg.is_mlp else "lora") + ("" if cfg.return_conditioning else "+bc"),
                              "return_conditioning": cfg.return_conditioning,
@@ -445,15 +482,7 @@ def _train(cfg: TrainConfig, device: str, *, resume: bool, progress: bool,
     try:
         while step < end:
             rows = batch_rows(train_rows, step, o.batch_size, cfg.seed)
-            x, tgt = _tensors(data, rows, rtg, device)
-            out_h = model(x)
-            loss, parts = compute_loss(out_h, tgt, cfg, class_weights)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if o.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
-            opt.step()
-            sched.step()
+            parts = train_step(model, optimiser, data, rows, rtg, device, cfg)
             step += 1
             for k, v in parts.items():
                 acc.setdefault(k, []).append(v)
