@@ -1,5 +1,6 @@
 # aqm-llm: one-command setup, build, demo and tests.
-#   make demo   # fresh clone -> .venv, pinned deps, C++ build, Wi-Fi comparison table
+#   make demo   # fresh clone -> .venv, pinned deps, C++ build, the shipped policy's ONNX network,
+#               # Wi-Fi comparison table
 #   make test   # same setup, then C++ unit tests (ctest) and pytest
 # A second call reuses the environment and the incremental CMake build in build/cmake.
 
@@ -15,9 +16,9 @@ export CMAKE_BUILD_PARALLEL_LEVEL := $(JOBS)
 NATIVE_SOURCES := $(shell find ns3_module scenarios cmake examples python -type f \
 	\( -name '*.cc' -o -name '*.h' -o -name 'CMakeLists.txt' -o -name '*.cmake' -o -name '*.in' \) 2>/dev/null)
 
-.PHONY: all venv build demo test test-cpp test-py bench clean distclean
+.PHONY: all venv build agent demo test test-cpp test-py bench clean distclean
 
-all: build
+all: build agent
 
 venv: $(VENV)/.deps-stamp
 $(VENV)/.deps-stamp: requirements.txt requirements-nodeps.txt
@@ -35,16 +36,24 @@ $(VENV)/.build-stamp: $(VENV)/.deps-stamp $(NATIVE_SOURCES) pyproject.toml CMake
 	$(PY) -c "import aqm_llm.native as n; n.check_installed()"
 	touch $@
 
-demo: build
+# The shipped checkpoint's ONNX network for the agent's fast path, built once into the cache
+# (~/.cache/aqm-llm, or $$AQM_LLM_CACHE): runs then load it in about a second.
+SHIPPED := $(wildcard models/l4s-llm/*.json models/l4s-llm/*.safetensors models/l4s-llm/adapter/*)
+agent: $(VENV)/.agent-stamp
+$(VENV)/.agent-stamp: $(VENV)/.build-stamp $(SHIPPED)
+	OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/aqm-llm prepare-agent
+	touch $@
+
+demo: build agent
 	$(VENV)/bin/aqm-llm compare wifi --qdisc l4s-llm,dualpi2,fq-codel-l4s,pie-l4s,fifo --seed 1 -o demo-results
 
 test-cpp: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-test-py: build
+test-py: build agent
 	$(PY) -m pytest -q tests
 
-test: test-cpp
+test: test-cpp agent
 	$(PY) -m pytest -q tests
 
 clean:

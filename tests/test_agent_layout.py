@@ -9,8 +9,8 @@ import pytest
 from aqm_llm import bridge as B
 from aqm_llm.agent import features as F
 from aqm_llm.agent.interface import Decision, RunInfo, load_agent
-from aqm_llm.agent.layout import (DEFAULT_LAYOUT, EpochRecord, History, TokenLayout, TokenType,
-                                  build_inputs_from_request, stack_inputs)
+from aqm_llm.agent.layout import (DEFAULT_LAYOUT, WIDE_LAYOUT, EpochRecord, History, TokenLayout,
+                                  TokenType, build_inputs_from_request, stack_inputs)
 from aqm_llm.agent.reward import ReturnToGo, RewardConfig, epoch_reward, returns_to_go
 from aqm_llm.agent.stub import ForwardAllAgent, SojournThresholdAgent
 from aqm_llm.agent.synthetic import as_request, fill_random_request, random_request
@@ -24,8 +24,8 @@ def record(hist: int = 0) -> EpochRecord:
 # ------------------------------------------------------------------------ layout
 
 
-def test_default_layout_fits_64_tokens() -> None:
-    lay = DEFAULT_LAYOUT
+def test_wide_layout_fits_64_tokens() -> None:
+    lay = WIDE_LAYOUT
     assert (lay.packets, lay.history, len(lay.scalar_groups), lay.series) == (16, 12, 2, 8)
     assert lay.current_tokens == 1 + 2 + 8 + 16 + 1 == 28
     assert lay.total == 12 * 3 + 28 == 64 <= 64
@@ -38,7 +38,7 @@ def test_default_layout_fits_64_tokens() -> None:
 
 
 def test_index_helpers_match_the_token_types() -> None:
-    lay = DEFAULT_LAYOUT
+    lay = WIDE_LAYOUT
     types = lay.token_types()
     assert types.shape == (64,)
     for j in range(lay.history):
@@ -56,7 +56,7 @@ def test_index_helpers_match_the_token_types() -> None:
 
 
 def test_build_inputs_masks_absent_history_and_packets() -> None:
-    lay = DEFAULT_LAYOUT
+    lay = WIDE_LAYOUT
     rng = np.random.default_rng(0)
     history = History(lay.history)
     for i in range(3):
@@ -75,6 +75,48 @@ def test_build_inputs_masks_absent_history_and_packets() -> None:
     assert inputs.mask[lay.packet_indices].all() and inputs.packets.shape == (16, F.PACKET_FEATURES)
     batch = stack_inputs([inputs, inputs])
     assert batch.mask.shape == (2, 64) and batch.series.shape == (2, 8, 2, B.WINDOW)
+
+
+def test_dense_default_layout_groups_packets_series_and_past_epochs() -> None:
+    lay = DEFAULT_LAYOUT
+    assert (lay.packets, lay.packets_per_token, lay.packet_tokens) == (16, 4, 4)
+    assert (lay.series, lay.series_per_token, lay.series_tokens) == (8, 2, 4)
+    assert lay.tokens_per_past_epoch == 1 and lay.history == 12
+    assert lay.current_tokens == 1 + 2 + 4 + 4 + 1 == 12 and lay.total == 24 == lay.max_tokens
+    types = lay.token_types()
+    assert (types[:12] == TokenType.HIST_STATE).all() and types[12] == TokenType.RTG
+    assert lay.series_slice == slice(15, 19) and lay.packet_slice == slice(19, 23)
+    assert lay.epoch_index == 23 and lay.history_slice(11) == slice(11, 12)
+    with pytest.raises(ValueError, match="one token per past epoch"):
+        lay.history_slots(0)
+    assert TokenLayout.from_dict(lay.to_dict()) == lay
+    # A layout saved before the grouping fields existed reads as the wide layout it was.
+    old = {k: v for k, v in WIDE_LAYOUT.to_dict().items()
+           if k not in ("packets_per_token", "series_per_token", "tokens_per_past_epoch")}
+    assert TokenLayout.from_dict(old) == WIDE_LAYOUT
+    with pytest.raises(ValueError, match="tokens_per_past_epoch = 2"):
+        TokenLayout.fit(tokens_per_past_epoch=2)
+    with pytest.raises(ValueError, match="packets_per_token = 17"):
+        TokenLayout.fit(packets_per_token=17)
+    # 9 packets at 4 a token: 3 tokens, the last one padded.
+    assert TokenLayout.fit(packets=9, packets_per_token=4, max_tokens=40).packet_tokens == 3
+
+
+@pytest.mark.parametrize("packets, past, packet_tokens_present", [(0, 0, 0), (1, 3, 1), (4, 12, 1),
+                                                                   (5, 20, 2), (16, 12, 4), (32, 5, 4)])
+def test_dense_presence_mask(packets: int, past: int, packet_tokens_present: int) -> None:
+    lay = DEFAULT_LAYOUT
+    history = History(lay.history)
+    for i in range(past):
+        history.append(record(i + 1))
+    inputs, _ = build_inputs_from_request(random_request(np.random.default_rng(packets), packets=packets),
+                                          history, 0.0, lay)
+    filled = min(past, lay.history)
+    assert inputs.mask[:lay.history].tolist() == [False] * (12 - filled) + [True] * filled
+    assert inputs.mask[lay.packet_indices].sum() == packet_tokens_present
+    assert inputs.mask.sum() == lay.present_tokens(packets, past) == 8 + filled + packet_tokens_present
+    # Batches (training) use the same rule.
+    assert np.array_equal(lay.presence_mask([packets], [past])[0], inputs.mask)
 
 
 def test_history_keeps_the_newest() -> None:

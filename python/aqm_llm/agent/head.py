@@ -1,7 +1,7 @@
 """The L4S-LM head: hidden states -> a valid action, in one pass (no text, no parsing).
 
-At each packet token a Linear gives 3 logits (forward, drop, mark); at the epoch token a
-Linear and a sigmoid give (p_L mark, p_C drop, p_C mark) for packets not in the batch.
+At each packet token a Linear gives 3 logits (forward, drop, mark) for each of the token's
+packets (``layout.packets_per_token``); at the epoch token a Linear and a sigmoid give (p_L mark, p_C drop, p_C mark) for packets not in the batch.
 Selection turns these into action codes: argmax, or a draw from the softmax with a
 ``torch.Generator`` seeded per run. Whatever the numbers (even NaN), the result is a valid
 action: codes in {0, 1, 2}, probabilities in [0, 1]; a mark on a Not-ECT packet becomes a
@@ -42,12 +42,14 @@ class HeadOutput:
 class L4sLmHead(nn.Module):
     def __init__(self, layout: TokenLayout, hidden_size: int):
         super().__init__()
-        self.packet = nn.Linear(hidden_size, N_ACTIONS)
+        self.per_token = layout.packets_per_token
+        self.packets = layout.packets
+        self.packet = nn.Linear(hidden_size, N_ACTIONS * self.per_token)
         self.epoch = nn.Linear(hidden_size, N_EPOCH_PROBS)
         for linear in (self.packet, self.epoch):
             nn.init.normal_(linear.weight, std=0.02)
         with torch.no_grad():
-            self.packet.bias.copy_(torch.tensor(INIT_PACKET_BIAS))
+            self.packet.bias.copy_(torch.tensor(INIT_PACKET_BIAS).repeat(self.per_token))
             self.epoch.bias.fill_(INIT_EPOCH_BIAS)
         self.register_buffer("_packet_index", torch.from_numpy(layout.packet_indices),
                              persistent=False)
@@ -55,8 +57,10 @@ class L4sLmHead(nn.Module):
 
     def forward(self, hidden: Tensor) -> HeadOutput:
         """``hidden``: (B, T, d) backbone outputs in layout order."""
-        return HeadOutput(packet_logits=self.packet(hidden[:, self._packet_index]),
-                          epoch_logits=self.epoch(hidden[:, self.epoch_index]))
+        logits = self.packet(hidden[:, self._packet_index])  # (B, packet tokens, per * 3)
+        b = logits.shape[0]
+        logits = logits.reshape(b, -1, N_ACTIONS)[:, :self.packets]  # (B, K, 3), packet order
+        return HeadOutput(packet_logits=logits, epoch_logits=self.epoch(hidden[:, self.epoch_index]))
 
 
 def safe_probabilities(probs: Tensor) -> tuple[float, float, float]:

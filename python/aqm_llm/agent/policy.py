@@ -2,8 +2,10 @@
 
 Per epoch: validate and normalise the request, update the return-to-go with the reward
 components it carries (formula and target in ``reward``), build the layout's inputs with the
-history of past epochs, one forward pass (``torch.inference_mode``), select actions, append
-this epoch (RTG, pooled state, action summary) to the history.
+history of past epochs, one forward pass of the network (``agent.runtime``: ONNX Runtime or
+PyTorch), select actions, append this epoch (RTG, pooled state, action summary) to the history.
+:class:`PolicyAgent` does this for any network; :class:`LlmPolicy` is the trainable PyTorch
+policy (and its checkpoints); :func:`make_llm_policy` serves a checkpoint on either runtime.
 
 Checkpoint directory (``save`` / ``load``)::
 
@@ -31,12 +33,13 @@ import aqm_llm
 from aqm_llm.bridge import Request
 from aqm_llm.agent import features as F
 from aqm_llm.agent.backbone import MLP, SMOLLM2, Backbone, LoraSpec, load_backbone
-from aqm_llm.agent.encoder import EncoderConfig, TensorInputs
+from aqm_llm.agent.encoder import EncoderConfig
 from aqm_llm.agent.head import overflow_actions, safe_probabilities, select_packet_actions
 from aqm_llm.agent.interface import Agent, Decision, RunInfo
 from aqm_llm.agent.layout import DEFAULT_LAYOUT, EpochRecord, History, TokenLayout, build_inputs
 from aqm_llm.agent.model import AqmModel
 from aqm_llm.agent.reward import ReturnToGo, RewardConfig
+from aqm_llm.agent.runtime import ONNX, TORCH, PolicyNetwork, TorchNetwork, check_runtime
 
 CHECKPOINT_FORMAT = "aqm-llm-policy"
 CHECKPOINT_VERSION = 1
@@ -45,11 +48,15 @@ WEIGHTS_FILE = "policy.safetensors"
 ADAPTER_DIR = "adapter"
 #: The shipped checkpoint, used when none is given (``models/l4s-llm`` in the source tree).
 DEFAULT_CHECKPOINT = Path(aqm_llm.__file__).resolve().parents[2] / "models" / "l4s-llm"
+#: Decoder layers of SmolLM2 (30 in all) a new policy keeps: the first 12 decide within one
+#: 16 ms epoch on 2 CPU cores with the dense layout (docs/bench-inference.md).
+DEFAULT_LAYERS = 12
 
 
 @dataclass(frozen=True)
 class PolicyConfig:
     backbone: str = SMOLLM2
+    layers: int | None = None  # first N decoder layers of the backbone (None: all)
     layout: TokenLayout = DEFAULT_LAYOUT
     encoder: EncoderConfig = EncoderConfig()
     lora: LoraSpec | None = LoraSpec()
@@ -61,7 +68,7 @@ class PolicyConfig:
         lora = None if self.lora is None else {
             **asdict(self.lora), "target_modules": (list(self.lora.target_modules)
                                                     if self.lora.target_modules else None)}
-        return {"backbone": self.backbone, "layout": self.layout.to_dict(),
+        return {"backbone": self.backbone, "layers": self.layers, "layout": self.layout.to_dict(),
                 "encoder": asdict(self.encoder), "lora": lora, "reward": asdict(self.reward),
                 "sample": self.sample, "init_seed": self.init_seed}
 
@@ -71,7 +78,9 @@ class PolicyConfig:
         if lora is not None:
             targets = lora.get("target_modules")
             lora = LoraSpec(**{**lora, "target_modules": tuple(targets) if targets else None})
-        return cls(backbone=str(d["backbone"]), layout=TokenLayout.from_dict(d["layout"]),
+        layers = d.get("layers")  # absent in checkpoints from before the option: all layers
+        return cls(backbone=str(d["backbone"]), layers=None if layers is None else int(layers),
+                   layout=TokenLayout.from_dict(d["layout"]),
                    encoder=EncoderConfig(**d["encoder"]), lora=lora,
                    reward=RewardConfig(**d["reward"]), sample=bool(d["sample"]),
                    init_seed=int(d["init_seed"]))
@@ -86,32 +95,22 @@ class _RunState:
     generator: torch.Generator = field(default_factory=torch.Generator)
 
 
-class LlmPolicy(Agent):
-    """Encoder + backbone (+ LoRA) + L4S-LM head as an agent."""
+class PolicyAgent(Agent):
+    """The decision logic of the LLM policy around any :class:`PolicyNetwork`."""
 
-    def __init__(self, config: PolicyConfig = PolicyConfig(), *, backbone: Backbone | None = None):
-        if backbone is None:
-            backbone = load_backbone(config.backbone, lora=config.lora, seed=config.init_seed)
-        elif backbone.lora != config.lora:
-            raise ValueError(f"backbone LoRA {backbone.lora} differs from the config's {config.lora}")
+    def __init__(self, config: PolicyConfig, network: PolicyNetwork, *, trained: bool = False,
+                 metadata: dict[str, Any] | None = None, source: Path | None = None):
         self.config = config
-        self.source: Path | None = None  # the checkpoint directory it was loaded from
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.init_seed)
-            self.model = AqmModel(config.layout, backbone, config.encoder)
-        self.model.eval()
-        self.trained = False
-        self.metadata: dict[str, Any] = {}
+        self.network = network
+        self.source = source  # the checkpoint directory it was loaded from
+        self.trained = trained
+        self.metadata: dict[str, Any] = dict(metadata or {})
         self._run = _RunState(History(config.layout.history), ReturnToGo(config.reward))
         self.reset(RunInfo())
 
     @property
     def layout(self) -> TokenLayout:
         return self.config.layout
-
-    @property
-    def backbone(self) -> Backbone:
-        return self.model.backbone
 
     # ---- Agent
 
@@ -124,13 +123,11 @@ class LlmPolicy(Agent):
         feats = F.encode_request(request)  # raises InvalidRequest
         run = self._run
         rtg = run.rtg.update(request.rewards)
-        inputs = build_inputs(feats, run.history, rtg, self.layout)
-        with torch.inference_mode():
-            out = self.model(TensorInputs.from_numpy(inputs), compact=True)
+        out = self.network.infer(build_inputs(feats, run.history, rtg, self.layout))
         n, k = feats.packet_count, min(feats.packet_count, self.layout.packets)
-        probs = safe_probabilities(out.epoch_probs[0])
+        probs = safe_probabilities(torch.from_numpy(out.epoch_probs))
         actions = np.empty(n, np.uint8)
-        actions[:k] = select_packet_actions(out.packet_logits[0, :k], feats.ecn[:k],
+        actions[:k] = select_packet_actions(torch.from_numpy(out.packet_logits[:k]), feats.ecn[:k],
                                             sample=self.config.sample, generator=run.generator)
         actions[k:] = overflow_actions(feats.traffic_class[k:], feats.ecn[k:], probs,
                                        run.generator)
@@ -139,9 +136,35 @@ class LlmPolicy(Agent):
         return Decision(actions, *probs)
 
     def describe(self) -> dict[str, Any]:
-        return {"backbone": self.backbone.spec, "arch": self.backbone.arch,
-                "layout": self.layout.describe(), "trained": self.trained,
-                "sample": self.config.sample, "checkpoint": str(self.source) if self.source else None}
+        return {"backbone": self.config.backbone, "layers": self.config.layers,
+                "layout": self.layout.describe(), "runtime": self.network.runtime,
+                "trained": self.trained, "sample": self.config.sample,
+                "checkpoint": str(self.source) if self.source else None}
+
+
+class LlmPolicy(PolicyAgent):
+    """Encoder + backbone (+ LoRA) + L4S-LM head in PyTorch: trainable, saved as checkpoints."""
+
+    def __init__(self, config: PolicyConfig = PolicyConfig(), *, backbone: Backbone | None = None):
+        if backbone is None:
+            backbone = load_backbone(config.backbone, lora=config.lora, seed=config.init_seed,
+                                     layers=config.layers)
+        elif backbone.lora != config.lora:
+            raise ValueError(f"backbone LoRA {backbone.lora} differs from the config's {config.lora}")
+        elif backbone.layers != config.layers and backbone.arch != MLP:
+            raise ValueError(f"backbone keeps {backbone.layers} layers, the config asks for {config.layers}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.init_seed)
+            self.model = AqmModel(config.layout, backbone, config.encoder)
+        self.model.eval()
+        super().__init__(config, TorchNetwork(self.model))
+
+    @property
+    def backbone(self) -> Backbone:
+        return self.model.backbone
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "backbone": self.backbone.spec, "arch": self.backbone.arch}
 
     # ---- checkpoints
 
@@ -220,7 +243,7 @@ class MlpPolicy(LlmPolicy):
     def __init__(self, config: PolicyConfig | None = None, *, checkpoint: str | None = None,
                  sample: bool | str = False):
         if config is None:
-            config = PolicyConfig(backbone=MLP, lora=None)
+            config = PolicyConfig(backbone=MLP, lora=None, layers=None)
             if checkpoint:
                 config = PolicyConfig.from_dict(read_checkpoint_config(Path(checkpoint))["policy"])
             config = replace(config, sample=str(sample).lower() in ("1", "true", "yes"))
@@ -263,14 +286,64 @@ def default_checkpoint() -> Path | None:
     return DEFAULT_CHECKPOINT if (DEFAULT_CHECKPOINT / CONFIG_FILE).exists() else None
 
 
+def untrained_config(backbone: str = SMOLLM2, *, sample: bool = False) -> PolicyConfig:
+    """The config of a new policy on ``backbone``: SmolLM2 cut to :data:`DEFAULT_LAYERS`,
+    any other backbone whole."""
+    return PolicyConfig(backbone=backbone, layers=DEFAULT_LAYERS if backbone == SMOLLM2 else None,
+                        sample=sample)
+
+
+def checkpoint_digest(directory: Path) -> str:
+    """sha256 over the files of a checkpoint that define the policy (config, weights, adapter;
+    not the pool summary, the card or the plots)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    files = [f for f in sorted(directory.rglob("*")) if f.is_file() and f.suffix in (".json", ".safetensors")
+             and f.name != "pool-summary.json"]
+    for f in files:
+        h.update(str(f.relative_to(directory)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def make_llm_policy(checkpoint: str | None = None, backbone: str | None = None,
-                    sample: bool = False) -> LlmPolicy:
+                    sample: bool = False, runtime: str = ONNX, threads: int = 2) -> PolicyAgent:
     """The server's ``--agent llm``: the given checkpoint; without one, the shipped checkpoint if
-    ``backbone`` is the one it was trained on (or not given), else an untrained policy."""
+    ``backbone`` is the one it was trained on (or not given), else an untrained policy.
+
+    ``runtime`` ``onnx`` (default) serves it from its cached ONNX export (built on first use,
+    ``agent.export``) with ``threads`` ONNX Runtime threads; ``torch`` runs the PyTorch model."""
     path = Path(checkpoint) if checkpoint else default_checkpoint()
     if not checkpoint and path is not None and backbone is not None:
         if backbone != read_checkpoint_config(path)["policy"]["backbone"]:
             path = None  # the shipped adapter and encoder belong to another backbone
+
+    def build() -> LlmPolicy:
+        if path is not None:
+            return LlmPolicy.load(path, backbone_spec=backbone, sample=sample)
+        return LlmPolicy(untrained_config(backbone or SMOLLM2, sample=sample))
+
+    if check_runtime(runtime) == TORCH:
+        return build()
+    from aqm_llm.agent.backbone import backbone_sha256
+    from aqm_llm.agent.export import cached_onnx
+    from aqm_llm.agent.runtime import OnnxNetwork
+
     if path is not None:
-        return LlmPolicy.load(path, backbone_spec=backbone, sample=sample)
-    return LlmPolicy(PolicyConfig(backbone=backbone or SMOLLM2, sample=sample))
+        doc = read_checkpoint_config(path)
+        config = PolicyConfig.from_dict(doc["policy"])
+        if backbone is not None:
+            config = replace(config, backbone=backbone)
+        else:
+            check_backbone_weights(doc, config.backbone, path)
+        material: dict[str, Any] = {"checkpoint": checkpoint_digest(path)}
+        trained, metadata, label = bool(doc["trained"]), doc.get("metadata"), str(path)
+    else:
+        config = untrained_config(backbone or SMOLLM2)
+        material = {"untrained": {k: v for k, v in config.to_dict().items() if k != "sample"}}
+        trained, metadata, label = False, None, f"an untrained {config.backbone} policy"
+    material |= {"backbone": config.backbone, "backbone_sha256": backbone_sha256(config.backbone)}
+    network = OnnxNetwork(cached_onnx(material, build, label=label), threads=threads)
+    return PolicyAgent(replace(config, sample=sample), network, trained=trained, metadata=metadata,
+                       source=None if path is None else path.resolve())

@@ -1,11 +1,12 @@
 """The agent process of an l4s-llm run.
 
     python -m aqm_llm.agent.server --agent llm|module:Class [--checkpoint DIR] [--backbone SPEC]
-        [--threads N] [--seed S] [--sample] [--agent-arg KEY=VALUE ...] [--stats PATH]
-        [--idle-timeout SECONDS]
+        [--runtime onnx|torch] [--threads N] [--seed S] [--sample] [--agent-arg KEY=VALUE ...]
+        [--stats PATH] [--idle-timeout SECONDS]
 
 Readiness protocol (what ``aqm_llm.runner.AgentProcess`` relies on): the server loads the
-agent (the LLM takes ~20-30 s), creates the shared-memory channel (this process is the
+agent (the LLM from its cached ONNX export: about 2 s; the first use of a checkpoint builds
+that export, ~20 s; ``--runtime torch``: ~15 s), creates the shared-memory channel (this process is the
 creator; the name is unique, ``/aqm-llm-<pid>-<hex>``) and prints exactly one line
 ``READY <channel-name>`` on stdout. Lines before it are notices (e.g. ``WARNING: policy is
 untrained ...``); nothing is printed on stdout after it. The runner then starts the
@@ -53,6 +54,7 @@ class ServerConfig:
     agent: str = "llm"
     checkpoint: str | None = None
     backbone: str | None = None
+    runtime: str = "onnx"
     threads: int = 2
     seed: int = 1
     sample: bool = False
@@ -70,7 +72,10 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     p.add_argument("--checkpoint", default=None, help="policy checkpoint directory")
     p.add_argument("--backbone", default=None,
                    help="'smollm2' (default), a local transformers model path, 'mlp', 'random:<arch>'")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",
+                   help="llm: where the network runs: 'onnx' (ONNX Runtime, the cached export of "
+                        "the checkpoint; default) or 'torch' (eager PyTorch, the reference)")
+    p.add_argument("--threads", type=int, default=2, help="torch / ONNX Runtime threads (default 2)")
     p.add_argument("--seed", type=int, default=1, help="run seed (action sampling)")
     p.add_argument("--sample", action="store_true",
                    help="llm: sample actions (seeded) instead of argmax")
@@ -91,7 +96,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
             p.error(f"--agent-arg '{item}': expected KEY=VALUE")
         kwargs[key] = value
     return ServerConfig(agent=a.agent, checkpoint=a.checkpoint, backbone=a.backbone,
-                        threads=a.threads, seed=a.seed, sample=a.sample, agent_args=kwargs,
+                        runtime=a.runtime, threads=a.threads, seed=a.seed, sample=a.sample, agent_args=kwargs,
                         stats=a.stats, idle_timeout_s=a.idle_timeout)
 
 
@@ -151,7 +156,8 @@ def build_agent(cfg: ServerConfig) -> Any:
         from aqm_llm.agent.policy import make_llm_policy
 
         torch.set_num_threads(cfg.threads)
-        return make_llm_policy(cfg.checkpoint, cfg.backbone, cfg.sample)
+        return make_llm_policy(cfg.checkpoint, cfg.backbone, cfg.sample, runtime=cfg.runtime,
+                               threads=cfg.threads)
     from aqm_llm.agent.interface import load_agent
 
     kwargs: dict[str, Any] = dict(cfg.agent_args)

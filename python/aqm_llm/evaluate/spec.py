@@ -23,7 +23,6 @@ Format (YAML)::
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
 from aqm_llm.runner import AgentSpec, RunSpec
-from aqm_llm.sweep.runs import SweepRun, canonical
+from aqm_llm.sweep.runs import SweepRun, canonical, sweep_agent
 from aqm_llm.sweep.spec import Fail, Scalar, _agent, _mapping, _names, _params, _seeds
 
 SPLITS = ("training", "held-out")
@@ -89,7 +88,7 @@ class EvalConfig:
     target: Target
     seeds: tuple[int, ...] = (1, 2, 3)
     params: dict[str, Scalar] = field(default_factory=dict)
-    agent: AgentSpec = field(default_factory=AgentSpec)
+    agent: AgentSpec = field(default_factory=lambda: sweep_agent(None))
     timeseries: bool = False
     source: str = "evaluation"
 
@@ -114,7 +113,8 @@ class EvalConfig:
                     continue
                 agent = AgentSpec(agent="llm", checkpoint=str(resolve(p.checkpoint, base_dir)),
                                   backbone=self.agent.backbone, threads=self.agent.threads,
-                                  startup_timeout_s=self.agent.startup_timeout_s)
+                                  startup_timeout_s=self.agent.startup_timeout_s,
+                                  runtime=self.agent.runtime)
                 out += [EvalPlanRun(s, p.label, canonical(SweepRun(
                     RunSpec(s.scenario, "l4s-llm", seed, dict(params)), agent=agent,
                     variant=f"checkpoint {digests[p.label]}", timeseries=self.timeseries))) for seed in self.seeds]
@@ -129,17 +129,12 @@ def resolve(path: str, base_dir: Path | None) -> Path:
 def checkpoint_digest(directory: Path, source: str = "evaluation") -> str:
     """sha256 (12 hex) over a checkpoint's files that define the policy."""
     from aqm_llm.agent.policy import CONFIG_FILE
+    from aqm_llm.agent.policy import checkpoint_digest as policy_digest
 
     if not (directory / CONFIG_FILE).is_file():
         raise ConfigError(f"{source}: no trained checkpoint at {directory} (no {CONFIG_FILE}); train it first, "
                           "see docs/training.md")
-    h = hashlib.sha256()
-    files = [f for f in sorted(directory.rglob("*")) if f.is_file() and f.suffix in (".json", ".safetensors")
-             and f.name not in ("pool-summary.json",)]
-    for f in files:
-        h.update(str(f.relative_to(directory)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
+    return policy_digest(directory)[:12]
 
 
 def load_eval_config(path: str | Path) -> EvalConfig:
@@ -186,7 +181,7 @@ def parse_eval_config(doc: Any, default_name: str = "evaluation", source: str = 
     return EvalConfig(name=name, settings=settings, baselines=baselines, policies=policies, reference=reference,
                       target=target, seeds=_seeds(doc["seeds"], "seeds", fail) if "seeds" in doc else (1, 2, 3),
                       params=_params(doc.get("params", {}), "params", fail),
-                      agent=_agent(doc["agent"], fail) if doc.get("agent") is not None else AgentSpec(),
+                      agent=_agent(doc["agent"], fail) if doc.get("agent") is not None else sweep_agent(None),
                       timeseries=timeseries, source=source)
 
 

@@ -18,7 +18,7 @@ from aqm_llm.errors import ConfigError
 from aqm_llm.resultsdb import ResultsDB, RunRecord
 from aqm_llm.runner import RunSpec
 from aqm_llm.sweep.cluster import RESOURCE, ClusterConfig, open_client
-from aqm_llm.sweep.runs import SweepRun, canonical
+from aqm_llm.sweep.runs import SweepRun, canonical, sweep_agent
 from aqm_llm.sweep.spec import SweepSpec
 from aqm_llm.sweep.tasks import TaskFn, TaskOutcome, error_text, execute, simulate, stop_runs
 
@@ -136,10 +136,9 @@ def _outcome(fut: "Future", run: SweepRun) -> TaskOutcome:
 def _record(run: SweepRun, o: TaskOutcome, sweep: str) -> RunRecord:
     agent = None
     if run.uses_agent():
-        from aqm_llm.runner import AgentSpec
-
-        a = run.agent or AgentSpec()
-        agent = {"agent": a.agent, "checkpoint": a.checkpoint, "backbone": a.backbone, "threads": a.threads}
+        a = sweep_agent(run.agent)
+        agent = {"agent": a.agent, "checkpoint": a.checkpoint, "backbone": a.backbone, "threads": a.threads,
+                 "runtime": a.runtime}
     return RunRecord(key=run.key(), sweep=sweep, scenario=run.spec.scenario, qdisc=run.spec.qdisc,
                      seed=run.spec.seed, params={k: str(v) for k, v in run.spec.params.items()},
                      variant=run.variant, agent=agent, status=o.status, error=o.error, started=o.started,

@@ -17,14 +17,25 @@ _SWEEP_OWNED = {"timeseries": "use the sweep's `timeseries: true|false`",
                 "agent_channel": "the runner creates one channel per run"}
 
 
-def cores_needed(qdisc: str, params: Mapping[str, Any], agent: AgentSpec | None = None) -> int:
-    """Cores one run occupies while it runs: the simulation, plus the agent's threads if it has one.
+#: Agent threads of a sweep's l4s-llm runs unless its `agent:` says otherwise: two runs of one
+#: thread each side by side use 2 cores better than one run of two (docs/bench-inference.md).
+SWEEP_AGENT_THREADS = 1
 
-    An l4s-llm run served by an agent process needs the agent's torch threads + 1 (the
-    simulation); every other queue disc, and l4s-llm running a teacher alone, needs 1.
+
+def sweep_agent(agent: AgentSpec | None) -> AgentSpec:
+    """The agent a sweep's l4s-llm run gets: its own, or the sweep default."""
+    return agent if agent is not None else AgentSpec(threads=SWEEP_AGENT_THREADS)
+
+
+def cores_needed(qdisc: str, params: Mapping[str, Any], agent: AgentSpec | None = None) -> int:
+    """Cores one run occupies while it runs.
+
+    An l4s-llm run served by an agent process runs in lockstep (the simulation waits while the
+    agent decides, and the agent while the simulation runs), so it needs the agent's threads;
+    every other queue disc, and l4s-llm running a teacher alone, needs 1.
     """
     if needs_agent(qdisc, params):
-        return (agent or AgentSpec()).threads + 1
+        return max(1, sweep_agent(agent).threads)
     return 1
 
 
@@ -56,9 +67,13 @@ class SweepRun:
         if self.variant:
             extra["variant"] = self.variant
         if self.uses_agent():
-            a = self.agent or AgentSpec()
+            a = sweep_agent(self.agent)
             # Threads and timeouts are resources, not identity: the agent is deterministic per seed.
+            # The runtime is identity when it is not the default: torch and ONNX Runtime agree on
+            # decisions (tests/test_fast_path.py) but not to the last bit.
             extra["agent"] = {"agent": a.agent, "checkpoint": a.checkpoint, "backbone": a.backbone}
+            if a.runtime != AgentSpec.runtime:
+                extra["agent"]["runtime"] = a.runtime
         return extra
 
     def uses_agent(self) -> bool:

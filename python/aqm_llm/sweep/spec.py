@@ -33,14 +33,15 @@ from typing import Any, Callable, Mapping
 
 from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
+from aqm_llm.runner import AGENT_RUNTIMES as RUNTIMES
 from aqm_llm.runner import AgentSpec, RunSpec
 from aqm_llm.scenarios import describe
-from aqm_llm.sweep.runs import SweepRun
+from aqm_llm.sweep.runs import SWEEP_AGENT_THREADS, SweepRun
 
 _TOP_KEYS = ("name", "description", "scenarios", "qdiscs", "seeds", "params", "grid", "per_scenario",
              "include", "timeseries", "agent")
 _INCLUDE_KEYS = ("scenario", "qdisc", "params", "seeds")
-_AGENT_KEYS = ("agent", "checkpoint", "backbone", "threads", "startup_timeout_s")
+_AGENT_KEYS = ("agent", "checkpoint", "backbone", "threads", "startup_timeout_s", "runtime")
 Scalar = str | int | float | bool
 Fail = Callable[[str], ConfigError]  # builds the error for a message, prefixed with the file
 
@@ -232,7 +233,9 @@ def _agent(value: Any, fail: Fail) -> AgentSpec:
         raise fail(f"agent: unknown key '{unknown[0]}'; allowed: {', '.join(_AGENT_KEYS)}")
     if "threads" in doc and not _positive_int(doc["threads"]):
         raise fail("agent.threads: expected an integer >= 1")
+    if "runtime" in doc and doc["runtime"] not in RUNTIMES:
+        raise fail(f"agent.runtime: bad value '{doc['runtime']}'; allowed: {', '.join(RUNTIMES)}")
     try:
-        return AgentSpec(**doc)
+        return AgentSpec(**{"threads": SWEEP_AGENT_THREADS, **doc})
     except TypeError as exc:
         raise fail(f"agent: {exc}") from None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from aqm_llm.errors import ConfigError, SimulationError
-from aqm_llm.sweep.runs import SweepRun
+from aqm_llm.sweep.runs import SweepRun, sweep_agent
 
 TaskFn = Callable[[SweepRun, Path], dict[str, Any]]
 _ERROR_CHARS = 4000  # keep the tail: that is where the program's last words are
@@ -29,7 +29,7 @@ def simulate(run: SweepRun, output_dir: Path) -> dict[str, Any]:
     """The default task: one ``aqm_llm.run`` (its own subprocesses and shared-memory segment)."""
     from aqm_llm.runner import run as run_one
 
-    agent = dataclasses.replace(run.agent, seed=run.spec.seed) if run.agent is not None else None
+    agent = dataclasses.replace(sweep_agent(run.agent), seed=run.spec.seed) if run.uses_agent() else None
     return run_one(run.spec.scenario, qdisc=run.spec.qdisc, seed=run.spec.seed, params=dict(run.spec.params),
                    output_dir=output_dir, timeseries=run.timeseries, progress=False, agent=agent)
 

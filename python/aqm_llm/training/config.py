@@ -11,8 +11,12 @@
     model:
       backbone: smollm2                # smollm2 | mlp (the MLP ablation) | random:<arch> | local path
       lora: {r: 8, alpha: 16, dropout: 0.0, target_modules: null}
-      packets: 16                      # packet tokens K (the layout is TokenLayout.fit(K, max_tokens))
-      max_tokens: 64
+      layers: 12                       # keep the first N decoder layers of the backbone (null: all)
+      packets: 16                      # packets with tokens K (the layout is TokenLayout.fit(...))
+      max_tokens: 24
+      packets_per_token: 4             # K packets in ceil(K / 4) tokens
+      series_per_token: 2              # 8 series in 4 tokens
+      tokens_per_past_epoch: 1         # 1 ([RTG+state+action]) or 3 ([RTG][state][action])
       encoder: {conv_channels: 32, conv_kernel: 4}
     return_conditioning: true          # false: behaviour cloning without return conditioning
     families: [scenario]               # what makes a scenario family ("scenario" or parameter names)
@@ -47,10 +51,23 @@ class ModelSettings:
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] | None = None
+    layers: int | None = None  # None: all decoder layers
     packets: int = 16
-    max_tokens: int = 64
+    max_tokens: int = 24
+    packets_per_token: int = 4
+    series_per_token: int = 2
+    tokens_per_past_epoch: int = 1
     conv_channels: int = 32
     conv_kernel: int = 4
+
+    def layout(self) -> Any:
+        """The policy's token layout (``agent.layout.TokenLayout``); ValueError if impossible."""
+        from aqm_llm.agent.layout import TokenLayout
+
+        return TokenLayout.fit(packets=self.packets, max_tokens=self.max_tokens,
+                               packets_per_token=self.packets_per_token,
+                               series_per_token=self.series_per_token,
+                               tokens_per_past_epoch=self.tokens_per_past_epoch)
 
 
 @dataclass(frozen=True)
@@ -224,7 +241,9 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
     if export is not None and (not isinstance(export, str) or not export):
         raise fail("export: expected a directory or null")
 
-    m = _section(top.get("model"), "model", ("backbone", "lora", "packets", "max_tokens", "encoder"), fail)
+    m = _section(top.get("model"), "model", ("backbone", "layers", "lora", "packets", "max_tokens",
+                                            "packets_per_token", "series_per_token",
+                                            "tokens_per_past_epoch", "encoder"), fail)
     lora = _section(m.get("lora"), "model.lora", ("r", "alpha", "dropout", "target_modules"), fail)
     enc = _section(m.get("encoder"), "model.encoder", ("conv_channels", "conv_kernel"), fail)
     targets = lora.get("target_modules")
@@ -239,10 +258,25 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
         lora_alpha=_num(lora.get("alpha", 16), "model.lora.alpha", fail, lo=1, integer=True),
         lora_dropout=_num(lora.get("dropout", 0.0), "model.lora.dropout", fail, lo=0, hi=0.9),
         lora_targets=tuple(targets) if targets else None,
+        layers=(None if m.get("layers") is None
+                else _num(m["layers"], "model.layers", fail, lo=1, integer=True)),
         packets=_num(m.get("packets", 16), "model.packets", fail, lo=1, hi=32, integer=True),
-        max_tokens=_num(m.get("max_tokens", 64), "model.max_tokens", fail, lo=8, integer=True),
+        max_tokens=_num(m.get("max_tokens", 24), "model.max_tokens", fail, lo=8, integer=True),
+        packets_per_token=_num(m.get("packets_per_token", 4), "model.packets_per_token", fail, lo=1,
+                               hi=32, integer=True),
+        series_per_token=_num(m.get("series_per_token", 2), "model.series_per_token", fail, lo=1,
+                              hi=8, integer=True),
+        tokens_per_past_epoch=_num(m.get("tokens_per_past_epoch", 1), "model.tokens_per_past_epoch",
+                                   fail, lo=1, hi=3, integer=True),
         conv_channels=_num(enc.get("conv_channels", 32), "model.encoder.conv_channels", fail, lo=1, integer=True),
         conv_kernel=_num(enc.get("conv_kernel", 4), "model.encoder.conv_kernel", fail, lo=1, hi=16, integer=True))
+
+    try:
+        model.layout()  # the token layout must exist (e.g. fit the current epoch in max_tokens)
+    except ValueError as exc:
+        raise fail(f"model: {exc}") from None
+    if model.layers is not None and backbone == "mlp":
+        raise fail("model.layers: the mlp backbone has no layers to keep; set null")
 
     cond = top.get("return_conditioning", True)
     if not isinstance(cond, bool):

@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from aqm_llm.agent import features as F
-from aqm_llm.agent.layout import HISTORY_TOKENS_PER_EPOCH, TokenLayout
+from aqm_llm.agent.layout import TokenLayout
 from aqm_llm.agent.reward import RewardConfig
 from aqm_llm.agent.synthetic import as_request
 from aqm_llm.training.pool import episode_rewards, requests_of
@@ -275,9 +275,6 @@ def batch_arrays(data: PoolData, rows: np.ndarray, rtg: np.ndarray) -> dict[str,
     same arrays ``layout.build_inputs`` gives online for that epoch and its history."""
     lay = data.layout
     h, b = lay.history, rows.shape[0]
-    mask = np.ones((b, lay.total), bool)
-    slot = np.arange(lay.packets)
-    mask[:, lay.packet_slice] = slot[None, :] < data.npk[rows][:, None]
     hist_rtg = np.zeros((b, h, 1), np.float32)
     hist_state = np.zeros((b, h, F.STATE_SUMMARY_DIM), np.float32)
     hist_action = np.zeros((b, h, F.ACTION_SUMMARY_DIM), np.float32)
@@ -289,8 +286,7 @@ def batch_arrays(data: PoolData, rows: np.ndarray, rtg: np.ndarray) -> dict[str,
         hist_rtg[ok, j, 0] = rtg[src]
         hist_state[ok, j] = data.state[src]
         hist_action[ok, j] = data.action_sum[src]
-        start = HISTORY_TOKENS_PER_EPOCH * j
-        mask[~ok, start:start + HISTORY_TOKENS_PER_EPOCH] = False
+    mask = lay.presence_mask(data.npk[rows], pos)
     return {"rtg": rtg[rows][:, None].astype(np.float32), "scalars": data.scalars[rows],
             "series": data.series[rows], "packets": data.packets[rows], "hist_rtg": hist_rtg,
             "hist_state": hist_state, "hist_action": hist_action, "mask": mask}

@@ -115,13 +115,12 @@ def reward_config(cfg: TrainConfig, manifests: list[dict[str, Any]]) -> Any:
 def policy_config(cfg: TrainConfig, reward: Any) -> Any:
     from aqm_llm.agent.backbone import LoraSpec
     from aqm_llm.agent.encoder import EncoderConfig
-    from aqm_llm.agent.layout import TokenLayout
     from aqm_llm.agent.policy import PolicyConfig
 
     m = cfg.model
     lora = None if cfg.is_mlp else LoraSpec(r=m.lora_r, alpha=m.lora_alpha, dropout=m.lora_dropout,
                                             target_modules=m.lora_targets)
-    return PolicyConfig(backbone=m.backbone, layout=TokenLayout.fit(packets=m.packets, max_tokens=m.max_tokens),
+    return PolicyConfig(backbone=m.backbone, layers=None if cfg.is_mlp else m.layers, layout=m.layout(),
                         encoder=EncoderConfig(conv_channels=m.conv_channels, conv_kernel=m.conv_kernel),
                         lora=lora, reward=reward, sample=False, init_seed=cfg.seed)
 
@@ -357,11 +356,10 @@ def train(config: TrainConfig | str | Path, *, resume: bool = True, progress: bo
 def prepare(cfg: TrainConfig) -> dict[str, Any]:
     """Load the pools and make the pool-level choices (families, best teachers, targets)."""
     from aqm_llm.training import dataset as D
-    from aqm_llm.agent.layout import TokenLayout
 
     table, teachers, manifests = load_pools(cfg)
     reward = reward_config(cfg, manifests)
-    layout = TokenLayout.fit(packets=cfg.model.packets, max_tokens=cfg.model.max_tokens)
+    layout = cfg.model.layout()
     data = D.build_pool_data(table, teachers, layout, reward, family_keys=cfg.families)
     best = D.best_teachers(data)
     D.set_distillation_targets(data, best)

@@ -1,0 +1,125 @@
+"""Where the policy network runs for one decision: PyTorch or ONNX Runtime.
+
+Both take one epoch's :class:`~aqm_llm.agent.layout.ModelInputs` and return the head's raw
+outputs as numpy arrays; the policy turns them into actions the same way whichever ran.
+
+- ``torch``: :class:`TorchNetwork`, the reference: the trainable :class:`AqmModel` in eager
+  PyTorch (fp32, LoRA unmerged), the backbone run on the present tokens only.
+- ``onnx`` (the agent's default): :class:`OnnxNetwork`, the same network exported once to ONNX
+  with the LoRA adapter merged into the weights (``agent.export``), run by ONNX Runtime in
+  fp32 over the whole layout with absent slots masked. It decides the same as the reference
+  (``tests/test_fast_path.py`` replays recorded requests through both) in a fraction of the
+  time: ``docs/bench-inference.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from aqm_llm.agent.layout import ModelInputs
+
+TORCH = "torch"
+ONNX = "onnx"
+RUNTIMES = (ONNX, TORCH)
+#: Input and output names of an exported policy network (ModelInputs' fields, in order).
+INPUT_NAMES = tuple(ModelInputs.__dataclass_fields__)
+OUTPUT_NAMES = ("packet_logits", "epoch_logits")
+
+
+@dataclass(frozen=True)
+class NetworkOutput:
+    """The head's outputs for one epoch."""
+
+    packet_logits: npt.NDArray[np.float32]  # (K, 3): forward, drop, mark per packet slot
+    epoch_logits: npt.NDArray[np.float32]  # (3,): p_L mark, p_C drop, p_C mark before the sigmoid
+
+    @property
+    def epoch_probs(self) -> npt.NDArray[np.float64]:
+        z = np.clip(self.epoch_logits.astype(np.float64), -700.0, 700.0)
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+class PolicyNetwork(Protocol):
+    """Encoder + backbone + head for one epoch."""
+
+    runtime: str
+
+    def infer(self, inputs: ModelInputs) -> NetworkOutput: ...
+
+
+def check_runtime(name: str) -> str:
+    if name not in RUNTIMES:
+        raise ValueError(f"bad value '{name}' for runtime: allowed {', '.join(RUNTIMES)}")
+    return name
+
+
+class TorchNetwork:
+    """The trainable model in eager PyTorch (the reference path)."""
+
+    runtime = TORCH
+
+    def __init__(self, model: Any):
+        self.model = model
+
+    def infer(self, inputs: ModelInputs) -> NetworkOutput:
+        import torch
+
+        from aqm_llm.agent.encoder import TensorInputs
+
+        with torch.inference_mode():
+            out = self.model(TensorInputs.from_numpy(inputs), compact=True)
+        return NetworkOutput(out.packet_logits[0].float().numpy(), out.epoch_logits[0].float().numpy())
+
+
+class OnnxNetwork:
+    """An exported policy network in ONNX Runtime (CPU, fp32)."""
+
+    runtime = ONNX
+
+    def __init__(self, path: Path, threads: int = 2, *, spin: bool = False):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Spinning workers burn the core the simulation (or a second run) needs between
+        # decisions; the same reason the torch path sets OMP_WAIT_POLICY=PASSIVE.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        self.path = Path(path)
+        self.threads = threads
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        names = tuple(i.name for i in self.session.get_inputs())
+        if set(names) != set(INPUT_NAMES):
+            raise ValueError(f"{path}: inputs {names}, expected {INPUT_NAMES}")
+
+    def infer(self, inputs: ModelInputs) -> NetworkOutput:
+        feed = {name: np.ascontiguousarray(getattr(inputs, name)[None]) for name in INPUT_NAMES}
+        packet_logits, epoch_logits = self.session.run(OUTPUT_NAMES, feed)
+        return NetworkOutput(packet_logits[0], epoch_logits[0])
+
+
+def onnxruntime_version() -> str:
+    try:
+        import onnxruntime
+
+        return str(onnxruntime.__version__)
+    except ImportError:
+        return "not installed"
+
+
+def cache_dir() -> Path:
+    """Where converted networks are kept: $AQM_LLM_CACHE, else $XDG_CACHE_HOME/aqm-llm, else
+    ~/.cache/aqm-llm. Entries are named by the content they were built from, so one cache
+    serves every clone and checkout on the machine."""
+    if os.environ.get("AQM_LLM_CACHE"):
+        return Path(os.environ["AQM_LLM_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "aqm-llm"
