@@ -272,7 +272,9 @@ def test_report_has_tables_and_plots(six_runs, tmp_path):
 
 def test_cores_per_run_and_local_cluster_plan():
     assert cores_needed("fifo", {}) == 1
-    assert cores_needed("l4s-llm", {}, AgentSpec(threads=2)) == 3
+    # Lockstep: an l4s-llm run occupies its agent's threads; a sweep's agent has 1 unless it says.
+    assert cores_needed("l4s-llm", {}, AgentSpec(threads=2)) == 2
+    assert cores_needed("l4s-llm", {}) == 1
     assert cores_needed("l4s-llm", {"llm_mode": "teacher"}) == 1
     assert plan_local(ClusterConfig(), max_need=1, pending=10, cpus=2) == (2, 1)
     assert plan_local(ClusterConfig(), max_need=3, pending=10, cpus=2) == (1, 3)  # runs alone
