@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import json
 import os
-import resource
 import shlex
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from aqm_llm.bench import report
+from aqm_llm.bench.machine import peak_rss_mb, status_mb
 from aqm_llm.errors import ConfigError
 from aqm_llm.training.config import TrainConfig, load_train_config
 
@@ -191,10 +191,6 @@ def optimizer_bytes(opt: Any) -> int:
                for v in state.values() if isinstance(v, torch.Tensor))
 
 
-def _getrusage_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-
-
 def _reset_peak_rss() -> bool:
     """Reset the kernel's RSS high-water mark (Linux >= 4.0); False where that is refused."""
     try:
@@ -205,13 +201,7 @@ def _reset_peak_rss() -> bool:
 
 
 def _hwm_mb() -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
+    return status_mb("VmHWM")
 
 
 def _detail(s: Setup) -> str:
@@ -240,7 +230,7 @@ def run_mode(cfg: TrainConfig, mode: str, steps: int, warmup: int) -> ModeResult
         s = build(cfg, mode)
         build_s = time.monotonic() - start
         torch.manual_seed(cfg.seed)  # as the trainer does before its first step
-        load_peak = _getrusage_mb()
+        load_peak = peak_rss_mb()
         reset = _reset_peak_rss()
         times, losses = [], []
         for step in range(warmup + steps):
@@ -253,7 +243,7 @@ def run_mode(cfg: TrainConfig, mode: str, steps: int, warmup: int) -> ModeResult
         return ModeResult(
             mode=mode, trainable=sum(p.numel() for p in s.optimiser.params),
             total=sum(p.numel() for p in s.policy.model.parameters()), step_s=times, losses=losses,
-            peak_rss_mb=max(load_peak, _getrusage_mb()), train_peak_mb=hwm,
+            peak_rss_mb=max(load_peak, peak_rss_mb()), train_peak_mb=hwm,
             optimizer_mb=optimizer_bytes(s.optimiser.opt) / 2**20, threads=torch.get_num_threads(),
             batch_size=cfg.optim.batch_size, train_rows=int(s.train_rows.shape[0]), device=s.device,
             backbone=f"{cfg.model.backbone} ({s.policy.backbone.arch}, hidden {s.policy.backbone.hidden_size})",

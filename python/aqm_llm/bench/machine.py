@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import resource
 from pathlib import Path
 
 import numpy as np
@@ -26,3 +27,19 @@ def machine_info() -> dict[str, str]:
               f"numpy {np.__version__}",
         "load": load,
     }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (getrusage), MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def status_mb(field: str) -> float | None:
+    """A memory field of /proc/self/status in MB (VmRSS: resident now, VmHWM: high-water mark)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None

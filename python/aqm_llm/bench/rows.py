@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import resource
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
+
+from aqm_llm.bench.machine import peak_rss_mb, status_mb
 
 
 @dataclass
@@ -44,18 +44,8 @@ class Row:
         return float(np.percentile(self.latencies_ms, 50)) if self.latencies_ms else float("nan")
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-
-
 def current_rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
+    return status_mb("VmRSS") or 0.0
 
 
 def render_table(rows: list[Row]) -> list[str]:

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from aqm_llm.bench.rows import Row, current_rss_mb, peak_rss_mb
+from aqm_llm.bench.machine import peak_rss_mb
+from aqm_llm.bench.rows import Row, current_rss_mb
 
 ACTION_WORDS = ("forward", "drop", "mark")
 ANSWER_RE = re.compile(r"(\d+)\s*[:.)\-]\s*(forward|drop|mark)\b", re.I)
