@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from aqm_llm.bench import report
-from aqm_llm.bench.rows import Row, current_rss_mb, peak_rss_mb, render_table
+from aqm_llm.bench.machine import peak_rss_mb
+from aqm_llm.bench.rows import Row, current_rss_mb, render_table
 
 SECTION_BEGIN = "<!-- bench-inference:begin -->"
 SECTION_END = "<!-- bench-inference:end -->"
