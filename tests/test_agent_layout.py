@@ -161,7 +161,8 @@ def test_feature_scales() -> None:
     np.testing.assert_allclose(f.series[B.Series.QUEUE_BYTES, 0, 12:], 1.0, rtol=1e-6)
     np.testing.assert_allclose(f.series[B.Series.ARRIVAL_RATE, 0, 12:], 0.5, rtol=1e-6)
     np.testing.assert_allclose(f.series[B.Series.MARKS, 0, 12:], 1.0, rtol=1e-6)
-    np.testing.assert_allclose(f.scalars[:, 0], [1.5, 0.1, 0.2, 0.01], rtol=1e-6)
+    # Probabilities on a log scale (features v2): (log10 p + 7) / 7.
+    np.testing.assert_allclose(f.scalars[:, 0], [1.5, 6 / 7, (np.log10(0.2) + 7) / 7, 5 / 7], rtol=1e-6)
     assert f.scalars[:, 1].tolist() == [1.0] * 4
     p = f.packets
     np.testing.assert_allclose(p[:, 0], [0.05, 2.0, 0.1], rtol=1e-6)  # sojourn ms / 10
@@ -176,7 +177,8 @@ def test_feature_scales() -> None:
     np.testing.assert_allclose(s[B.Series.L_SOJOURN], 0.4, rtol=1e-6)  # mean of present points
     np.testing.assert_allclose(s[8 + B.Series.L_SOJOURN], 1.0, rtol=1e-6)  # newest point
     a = F.action_summary(np.array([2, 1, 0], np.uint8), f.traffic_class, (0.1, 0.2, 0.3))
-    np.testing.assert_allclose(a, [0.5, 0, 0.5, 0, 1, 0, 0.1, 0.2, 0.3], rtol=1e-6)
+    logp = [(np.log10(x) + 7) / 7 for x in (0.1, 0.2, 0.3)]  # log scale, as the scalars
+    np.testing.assert_allclose(a, [0.5, 0, 0.5, 0, 1, 0, *logp], rtol=1e-6)
 
 
 def test_huge_values_are_clipped_and_short_inputs_padded() -> None:

@@ -23,6 +23,7 @@ from aqm_llm.agent import features as F
 from aqm_llm.agent.backbone import LoraSpec, MlpBackbone, load_backbone, random_backbone
 from aqm_llm.agent.encoder import TensorInputs
 from aqm_llm.agent.head import overflow_actions, select_packet_actions
+from aqm_llm.agent.levels import N_LEVELS
 from aqm_llm.agent.interface import RunInfo
 from aqm_llm.agent.layout import (DEFAULT_LAYOUT, WIDE_LAYOUT, EpochRecord, History, TokenLayout,
                                   build_inputs_from_request, stack_inputs)
@@ -75,7 +76,7 @@ def test_encoder_and_head_shapes(arch: str, layout: TokenLayout) -> None:
         tokens = model.encoder(x)
         out = model(x)
     assert tokens.shape == (3, layout.total, 32) and torch.isfinite(tokens).all()
-    assert out.packet_logits.shape == (3, 16, 3) and out.epoch_logits.shape == (3, 3)
+    assert out.packet_logits.shape == (3, 16, 3) and out.epoch_logits.shape == (3, 3, N_LEVELS)
     assert ((out.epoch_probs >= 0) & (out.epoch_probs <= 1)).all()
     # One epoch without the absent tokens gives what the masked batch gives.
     for i, item in enumerate(items):

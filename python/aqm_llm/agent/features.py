@@ -13,7 +13,7 @@ arrival, departure,    bit/s              Mb/s / 100             (x * 1e-8)
 capacity series
 marks, drops series    packets/interval   log1p(count)
 burst allowance        s                  ms / 10
-p', p_L, p_C           probability        raw
+p', p_L, p_C           probability        (log10(max(p, 1e-7)) + 7) / 7  (``levels.log_feature``)
 packet sojourn         s                  ms / 10
 packet size            bytes              bytes / 1500
 packet class           L / C              1 for L, 0 for C
@@ -41,8 +41,10 @@ import numpy.typing as npt
 
 from aqm_llm.bridge import MAX_PACKETS, MAX_REWARDS, MAX_SCALARS, MAX_SERIES, WINDOW, Request
 from aqm_llm.bridge import Action, Scalar, Series, TrafficClass
+from aqm_llm.agent.levels import log_feature
 
-FEATURE_VERSION = 1
+# 2: probabilities (scalars and the action summary) on a log scale.
+FEATURE_VERSION = 2
 CLIP = 100.0
 
 N_SERIES = len(Series)  # 8 defined rows
@@ -65,21 +67,24 @@ class InvalidRequest(ValueError):
 
 @dataclass(frozen=True)
 class Scale:
-    """``linear``: x * factor; ``log1p``: log1p(max(x, 0) * factor)."""
+    """``linear``: x * factor; ``log1p``: log1p(max(x, 0) * factor); ``logprob``: a probability
+    on a log scale (``levels.log_feature``; factor unused)."""
 
-    kind: Literal["linear", "log1p"]
+    kind: Literal["linear", "log1p", "logprob"]
     factor: float
 
     def apply(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         if self.kind == "linear":
             return x * self.factor
+        if self.kind == "logprob":
+            return log_feature(x)
         return np.log1p(np.maximum(x, 0.0) * self.factor)
 
 
 SOJOURN = Scale("linear", 100.0)  # s -> ms / 10
 RATE = Scale("linear", 1e-8)  # bit/s -> Mb/s / 100
 COUNT = Scale("log1p", 1.0)
-PROBABILITY = Scale("linear", 1.0)
+PROBABILITY = Scale("logprob", 1.0)
 
 SERIES_SCALES: dict[Series, Scale] = {
     Series.L_SOJOURN: SOJOURN,
@@ -221,11 +226,11 @@ def state_summary(features: RequestFeatures) -> F32:
 def action_summary(actions: npt.NDArray[np.uint8], traffic_class: npt.NDArray[np.uint8],
                    probabilities: tuple[float, float, float]) -> F32:
     """The action summary of one epoch (a history token): per class, the fractions of its
-    packets forwarded / dropped / marked; then (p_L mark, p_C drop, p_C mark)."""
+    packets forwarded / dropped / marked; then (p_L mark, p_C drop, p_C mark) on the log scale."""
     out = np.zeros(ACTION_SUMMARY_DIM, np.float32)
     for c, cls in enumerate((TrafficClass.L, TrafficClass.C)):
         acts = actions[traffic_class == cls]
         if acts.size:
             out[3 * c:3 * c + 3] = np.bincount(acts, minlength=len(Action))[:3] / acts.size
-    out[6:9] = probabilities
+    out[6:9] = PROBABILITY.apply(np.asarray(probabilities, np.float64))
     return out

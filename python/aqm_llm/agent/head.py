@@ -1,7 +1,9 @@
 """The L4S-LM head: hidden states -> a valid action, in one pass (no text, no parsing).
 
 At each packet token a Linear gives 3 logits (forward, drop, mark) for each of the token's
-packets (``layout.packets_per_token``); at the epoch token a Linear and a sigmoid give (p_L mark, p_C drop, p_C mark) for packets not in the batch.
+packets (``layout.packets_per_token``); at the epoch token a Linear gives, for each of (p_L mark,
+p_C drop, p_C mark), logits over the log-spaced probability levels of ``agent.levels`` (an exact
+zero, then 1e-6 .. 1), decoded into the probabilities for packets not in the batch.
 Selection turns these into action codes: argmax, or a draw from the softmax with a
 ``torch.Generator`` seeded per run. Whatever the numbers (even NaN), the result is a valid
 action: codes in {0, 1, 2}, probabilities in [0, 1]; a mark on a Not-ECT packet becomes a
@@ -20,23 +22,26 @@ from torch import Tensor, nn
 from aqm_llm.bridge import Action, TrafficClass
 from aqm_llm.agent.interface import mark_to_drop_if_not_ect
 from aqm_llm.agent.layout import TokenLayout
+from aqm_llm.agent.levels import N_LEVELS, decode_logits
 
 N_ACTIONS = len(Action)
 N_EPOCH_PROBS = 3  # p_L mark, p_C drop, p_C mark
-# Initial biases: an untrained head mostly forwards (softmax(0, -3, -3): forward 91 %) and
-# asks for small epoch probabilities (sigmoid(-5) = 0.7 %), a benign start for runs and training.
+# Initial biases: an untrained head mostly forwards (softmax(0, -3, -3): forward 91 %) and puts
+# 86 % of each epoch probability's mass on the zero level (e^5 against 25 x e^0): it asks for no
+# drops or marks beyond its batch, a benign start for runs and training.
 INIT_PACKET_BIAS = (0.0, -3.0, -3.0)
-INIT_EPOCH_BIAS = -5.0
+INIT_ZERO_LEVEL_BIAS = 5.0
 
 
 @dataclass(frozen=True)
 class HeadOutput:
     packet_logits: Tensor  # (B, K, 3)
-    epoch_logits: Tensor  # (B, 3), before the sigmoid (training uses BCE-with-logits)
+    epoch_logits: Tensor  # (B, 3, N_LEVELS): logits over the probability levels
 
     @property
     def epoch_probs(self) -> Tensor:
-        return torch.sigmoid(self.epoch_logits)
+        """(B, 3) probabilities decoded from the levels (``agent.levels.decode``)."""
+        return torch.from_numpy(decode_logits(self.epoch_logits.detach().double().cpu().numpy()))
 
 
 class L4sLmHead(nn.Module):
@@ -45,12 +50,13 @@ class L4sLmHead(nn.Module):
         self.per_token = layout.packets_per_token
         self.packets = layout.packets
         self.packet = nn.Linear(hidden_size, N_ACTIONS * self.per_token)
-        self.epoch = nn.Linear(hidden_size, N_EPOCH_PROBS)
+        self.epoch = nn.Linear(hidden_size, N_EPOCH_PROBS * N_LEVELS)
         for linear in (self.packet, self.epoch):
             nn.init.normal_(linear.weight, std=0.02)
         with torch.no_grad():
             self.packet.bias.copy_(torch.tensor(INIT_PACKET_BIAS).repeat(self.per_token))
-            self.epoch.bias.fill_(INIT_EPOCH_BIAS)
+            self.epoch.bias.zero_()
+            self.epoch.bias.view(N_EPOCH_PROBS, N_LEVELS)[:, 0] = INIT_ZERO_LEVEL_BIAS
         self.register_buffer("_packet_index", torch.from_numpy(layout.packet_indices),
                              persistent=False)
         self.epoch_index = layout.epoch_index
@@ -60,7 +66,8 @@ class L4sLmHead(nn.Module):
         logits = self.packet(hidden[:, self._packet_index])  # (B, packet tokens, per * 3)
         b = logits.shape[0]
         logits = logits.reshape(b, -1, N_ACTIONS)[:, :self.packets]  # (B, K, 3), packet order
-        return HeadOutput(packet_logits=logits, epoch_logits=self.epoch(hidden[:, self.epoch_index]))
+        epoch = self.epoch(hidden[:, self.epoch_index]).reshape(b, N_EPOCH_PROBS, N_LEVELS)
+        return HeadOutput(packet_logits=logits, epoch_logits=epoch)
 
 
 def safe_probabilities(probs: Tensor) -> tuple[float, float, float]:

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aqm_llm.agent.layout import ModelInputs
+from aqm_llm.agent.levels import decode_logits
 
 TORCH = "torch"
 ONNX = "onnx"
@@ -37,12 +38,12 @@ class NetworkOutput:
     """The head's outputs for one epoch."""
 
     packet_logits: npt.NDArray[np.float32]  # (K, 3): forward, drop, mark per packet slot
-    epoch_logits: npt.NDArray[np.float32]  # (3,): p_L mark, p_C drop, p_C mark before the sigmoid
+    epoch_logits: npt.NDArray[np.float32]  # (3, N_LEVELS): p_L mark, p_C drop, p_C mark levels
 
     @property
     def epoch_probs(self) -> npt.NDArray[np.float64]:
-        z = np.clip(self.epoch_logits.astype(np.float64), -700.0, 700.0)
-        return 1.0 / (1.0 + np.exp(-z))
+        """(3,) the probabilities decoded from the levels (``agent.levels``)."""
+        return decode_logits(self.epoch_logits)
 
 
 class PolicyNetwork(Protocol):

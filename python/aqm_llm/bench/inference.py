@@ -292,7 +292,7 @@ def main(argv: list[str]) -> int:
         inputs = recorder.inputs[:len(requests)]
         ref_net = cut.network
         fast, fp32_path = T.onnx_fp32(cut, work, cfg.threads)
-        fast_1t = T.with_network(cut, T.OnnxNetwork(fp32_path, 1))
+        fast_1t = T.onnx_fp32_from(cut, fp32_path, 1)
         variants = [("eager torch fp32, LoRA merged", T.torch_merged(cut), cfg.threads),
                     ("eager torch, dynamic int8 Linear", T.torch_int8(cut), cfg.threads),
                     ("ONNX Runtime fp32, LoRA merged (agent)", fast, cfg.threads),

@@ -10,22 +10,12 @@ from __future__ import annotations
 
 import copy
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aqm_llm.agent.layout import ModelInputs
 from aqm_llm.agent.policy import LlmPolicy, PolicyAgent
 from aqm_llm.agent.runtime import NetworkOutput, OnnxNetwork, TorchNetwork
-
-
-@dataclass
-class Technique:
-    name: str
-    policy: PolicyAgent
-    threads: int
-    same_network: bool  # computes the reference's network: agreement is measured
-    note: str = ""
 
 
 class RecordingNetwork:
@@ -63,8 +53,9 @@ def torch_int8(policy: LlmPolicy) -> PolicyAgent:
     """PyTorch dynamic quantisation of every Linear (int8 weights, fp32 activations)."""
     import torch
 
-    model = torch.ao.quantization.quantize_dynamic(merged_copy(policy), {torch.nn.Linear},
-                                                   dtype=torch.qint8)
+    with quiet():  # torch.ao.quantization is deprecated in favour of torchao, not installed here
+        model = torch.ao.quantization.quantize_dynamic(merged_copy(policy), {torch.nn.Linear},
+                                                       dtype=torch.qint8)
     return with_network(policy, TorchNetwork(model))
 
 
@@ -72,7 +63,12 @@ def onnx_fp32(policy: LlmPolicy, workdir: Path, threads: int) -> tuple[PolicyAge
     from aqm_llm.agent.export import export_onnx
 
     path = export_onnx(policy, workdir / f"fp32-{id(policy)}.onnx")
-    return with_network(policy, OnnxNetwork(path, threads)), path
+    return onnx_fp32_from(policy, path, threads), path
+
+
+def onnx_fp32_from(policy: LlmPolicy, path: Path, threads: int) -> PolicyAgent:
+    """The policy over an ONNX file already exported, with its own session and thread count."""
+    return with_network(policy, OnnxNetwork(path, threads))
 
 
 def onnx_int8(policy: LlmPolicy, fp32: Path, threads: int) -> PolicyAgent:
@@ -80,8 +76,9 @@ def onnx_int8(policy: LlmPolicy, fp32: Path, threads: int) -> PolicyAgent:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out = fp32.with_name(fp32.stem + "-int8.onnx")
-    quantize_dynamic(str(fp32), str(out), per_channel=True, weight_type=QuantType.QInt8)
-    return with_network(policy, OnnxNetwork(out, threads))
+    with quiet():
+        quantize_dynamic(str(fp32), str(out), per_channel=True, weight_type=QuantType.QInt8)
+    return onnx_fp32_from(policy, out, threads)
 
 
 def workdir() -> tempfile.TemporaryDirectory[str]:
@@ -139,7 +136,7 @@ def body_grid(backbone: Any, layer_counts: list[int], token_counts: list[int], t
                     embeds = torch.randn(1, t, backbone.hidden_size)
                     mask = torch.ones(1, t, dtype=torch.long)
                     path = workdir / f"body-{n}-{t}.onnx"
-                    with _quiet():
+                    with quiet():
                         torch.onnx.export(Body(), (embeds, mask), str(path), dynamo=True, opset_version=OPSET,
                                           input_names=["embeds", "mask"], output_names=["hidden"],
                                           optimize=True, external_data=False, verbose=False)
@@ -152,13 +149,23 @@ def body_grid(backbone: Any, layer_counts: list[int], token_counts: list[int], t
     return out
 
 
-def _quiet() -> Any:
+def quiet() -> Any:
+    """Library notes off for the duration: stdout, warnings, and the root logger below ERROR
+    (ONNX Runtime's quantiser logs through it)."""
     import contextlib
     import io
+    import logging
     import warnings
+
+    from aqm_llm.agent.export import quiet_loggers
 
     stack = contextlib.ExitStack()
     stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
     stack.enter_context(warnings.catch_warnings())
     warnings.simplefilter("ignore")
+    stack.enter_context(quiet_loggers())
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    stack.callback(root.setLevel, level)
     return stack

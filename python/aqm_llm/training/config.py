@@ -83,7 +83,7 @@ class TargetSettings:
 @dataclass(frozen=True)
 class LossSettings:
     action: float = 1.0  # per-packet cross-entropy toward the acting controller's actions
-    probs: float = 1.0  # BCE of the epoch probabilities
+    probs: float = 1.0  # cross-entropy of the epoch probabilities over the log-spaced levels
     distill: float = 0.5  # weight of the distillation term (best teacher's action and probs)
     class_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # forward, drop, mark
 

@@ -6,12 +6,13 @@ encoder, the head and the LoRA matrices train (the MLP ablation trains its MLP i
 LoRA). Objective per batch (docs/training.md)::
 
     L = w_a * CE_w(packet logits, acting controller's packet actions)
-      + w_p * BCE(epoch logits, acting controller's (p_L mark, p_C drop, p_C mark))
+      + w_p * CE_lv(epoch logits, acting controller's (p_L mark, p_C drop, p_C mark))
       + w_d * [ CE_w(packet logits, best teacher's packet actions)
-                + w_p * BCE(epoch logits, best teacher's probabilities) ]
+                + w_p * CE_lv(epoch logits, best teacher's probabilities) ]
 
-CE_w: class-weighted cross-entropy averaged over the packet tokens of the batch; BCE averaged
-over the batch and the three probabilities; inputs conditioned on the hindsight return-to-go
+CE_w: class-weighted cross-entropy averaged over the packet tokens of the batch; CE_lv: the
+cross-entropy of each epoch probability's logits over the log-spaced levels (``agent.levels``)
+against the two-hot target of the controller's probability, averaged over the batch and the three; inputs conditioned on the hindsight return-to-go
 (or on 0 for behaviour cloning); "best teacher": per scenario family, see ``dataset``.
 
 Output directory::
@@ -49,7 +50,7 @@ from aqm_llm.training.config import TrainConfig, load_train_config, to_dict
 
 STATE_FILE = "trainer_state.pt"
 BC_RTG_SCALE = 1e30  # behaviour cloning: the online RTG token (RTG / scale) is ~0, as in training
-CSV_COLUMNS = ("step", "phase", "loss", "action_ce", "probs_bce", "distill_ce", "distill_bce",
+CSV_COLUMNS = ("step", "phase", "loss", "action_ce", "probs_ce", "distill_ce", "distill_probs_ce",
                "action_acc", "lr", "elapsed_s")
 
 
@@ -143,15 +144,16 @@ def _tensors(data: Any, rows: np.ndarray, rtg: np.ndarray, device: str) -> tuple
 
     from aqm_llm.agent.encoder import TensorInputs
     from aqm_llm.agent.layout import ModelInputs
+    from aqm_llm.agent.levels import soft_targets
     from aqm_llm.training.dataset import IGNORE, batch_arrays
 
     x = TensorInputs.from_numpy(ModelInputs(**batch_arrays(data, rows, rtg)), device=device)
     dist_act = data.dist_act[rows].copy()
     dist_act[~data.dist_valid[rows]] = IGNORE
     tgt = {"act": torch.from_numpy(data.act[rows]).to(device),
-           "probs": torch.from_numpy(data.probs[rows]).to(device),
+           "probs": torch.from_numpy(soft_targets(data.probs[rows])).to(device),
            "dist_act": torch.from_numpy(dist_act).to(device),
-           "dist_probs": torch.from_numpy(data.dist_probs[rows]).to(device),
+           "dist_probs": torch.from_numpy(soft_targets(data.dist_probs[rows])).to(device),
            "dist_valid": torch.from_numpy(data.dist_valid[rows]).to(device)}
     return x, tgt
 
@@ -172,22 +174,25 @@ def compute_loss(out: Any, tgt: dict[str, Any], cfg: TrainConfig, class_weights:
             return zero
         return Fn.cross_entropy(logits, t, weight=class_weights, ignore_index=IGNORE)
 
-    def bce(target: Any, rows: Any | None = None) -> Any:
+    def level_ce(target: Any, rows: Any | None = None) -> Any:
+        """Cross-entropy of the epoch logits over the probability levels against soft targets
+        (``agent.levels.soft_targets``), mean over batch x 3."""
         z = out.epoch_logits if rows is None else out.epoch_logits[rows]
         if z.shape[0] == 0:
             return zero
-        return Fn.binary_cross_entropy_with_logits(z, target if rows is None else target[rows])
+        t = target if rows is None else target[rows]
+        return -(t * Fn.log_softmax(z, dim=-1)).sum(-1).mean()
 
-    a_ce, p_bce = ce(tgt["act"]), bce(tgt["probs"])
-    d_ce, d_bce = ce(tgt["dist_act"]), bce(tgt["dist_probs"], tgt["dist_valid"])
+    a_ce, p_ce = ce(tgt["act"]), level_ce(tgt["probs"])
+    d_ce, d_pce = ce(tgt["dist_act"]), level_ce(tgt["dist_probs"], tgt["dist_valid"])
     w = cfg.loss
-    total = w.action * a_ce + w.probs * p_bce + w.distill * (d_ce + w.probs * d_bce)
+    total = w.action * a_ce + w.probs * p_ce + w.distill * (d_ce + w.probs * d_pce)
     with torch.no_grad():
         t = tgt["act"].reshape(-1)
         keep = t != IGNORE
         acc = float((logits.argmax(-1)[keep] == t[keep]).float().mean()) if bool(keep.any()) else float("nan")
-    parts = {"loss": float(total.detach()), "action_ce": float(a_ce.detach()), "probs_bce": float(p_bce.detach()),
-             "distill_ce": float(d_ce.detach()), "distill_bce": float(d_bce.detach()), "action_acc": acc}
+    parts = {"loss": float(total.detach()), "action_ce": float(a_ce.detach()), "probs_ce": float(p_ce.detach()),
+             "distill_ce": float(d_ce.detach()), "distill_probs_ce": float(d_pce.detach()), "action_acc": acc}
     return total, parts
 
 
@@ -311,7 +316,7 @@ def plot_losses(out: Path, log: list[dict[str, Any]]) -> Path | None:
     axes[0].set(xlabel="step", ylabel="loss", title="total loss")
     axes[0].legend()
     train = [r for r in log if r["phase"] == "train"]
-    for key in ("action_ce", "probs_bce", "distill_ce", "distill_bce"):
+    for key in ("action_ce", "probs_ce", "distill_ce", "distill_probs_ce"):
         axes[1].plot([r["step"] for r in train], [r[key] for r in train], label=key)
     axes[1].set(xlabel="step", title="terms (train)")
     axes[1].set_yscale("log")
