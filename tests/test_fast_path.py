@@ -141,3 +141,25 @@ def test_shipped_checkpoint_fast_path_keeps_its_decisions(recorded_requests: lis
     assert fast.trained and fast.source == reference.source
     agree, max_dp = replay(reference, fast, recorded_requests)
     assert agree >= ACTION_AGREEMENT and max_dp <= PROBABILITY_TOLERANCE
+
+
+@pytest.mark.llm
+def test_the_target_return_changes_what_the_shipped_policy_does(recorded_requests: list) -> None:
+    """Return conditioning conditions: the shipped checkpoint (per-epoch, standardised RTG) asked
+    for a low and for a high target return decides differently on the same recorded requests."""
+    from dataclasses import replace
+
+    base = make_llm_policy(runtime="onnx", threads=2)
+    reward = base.config.reward
+    assert reward.rtg_mode == "per_epoch"
+
+    def decisions(target: float) -> tuple[np.ndarray, np.ndarray]:
+        agent = PolicyAgent(replace(base.config, reward=replace(reward, target_return=target)), base.network)
+        agent.reset(RunInfo(seed=7))
+        out = [agent.decide(r) for r in recorded_requests]
+        return (np.array([[d.p_l_mark, d.p_c_drop, d.p_c_mark] for d in out]),
+                np.concatenate([d.actions for d in out]))
+
+    low = decisions(reward.rtg_offset - 2 * reward.rtg_scale)
+    high = decisions(reward.rtg_offset + 2 * reward.rtg_scale)
+    assert np.abs(low[0] - high[0]).max() > 1e-4 or not np.array_equal(low[1], high[1])

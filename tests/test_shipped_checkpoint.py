@@ -43,7 +43,8 @@ def test_the_model_card_matches_the_checkpoint() -> None:
     assert "full fine-tuning" in card
 
 
-@pytest.mark.parametrize("name, variant", [("l4s-llm-mlp", "mlp"), ("l4s-llm-bc", "lora+bc")])
+@pytest.mark.parametrize("name, variant", [("l4s-llm-mlp", "mlp"), ("l4s-llm-bc", "lora+bc"),
+                                           ("l4s-llm-imitate", "lora+bc+imitate:dualpi2")])
 def test_the_ablation_checkpoints_ship_too(name: str, variant: str) -> None:
     tr = _training(MODELS / name)
     assert tr["variant"] == variant

@@ -165,6 +165,48 @@ def test_return_to_go_on_a_known_sequence() -> None:
     np.testing.assert_allclose(returns_after(components, cfg), [r[1], 0.0], atol=1e-12)
 
 
+def test_per_epoch_return_to_go_is_standardised_and_held_online(tmp_path: Path) -> None:
+    cfg = RewardConfig(utilization=1.0, l_delay_per_ms=0.0, c_delay_per_ms=0.0, loss=0.0)
+    pool = make_pool(tmp_path, [("dumbbell", 0, 10, 0.9), ("dumbbell", 1, 10, 0.5)], reward=cfg)
+    table, _ = load_pool(pool)
+    data = D.build_pool_data(table, TEACHERS, TokenLayout.fit(packets=4, max_tokens=32), cfg)
+    # Hindsight: the mean reward per epoch still to come (the last epoch has none: divided by 1).
+    values = D.rtg_values(data, "per_epoch")
+    ep = data.episodes[0]
+    rows = np.arange(ep.start, ep.start + ep.epochs)
+    remaining = np.maximum(ep.epochs - 1 - np.arange(ep.epochs), 1)
+    np.testing.assert_allclose(values[rows], data.rtg_raw[rows] / remaining)
+    # Unlike the sum, it does not grow with the run length: episode 0's values sit near its
+    # per-epoch utilisation.
+    assert np.all(np.abs(values[rows][:-1] - 0.9) < 0.2)
+    tokens = D.rtg_tokens(data, 0.25, mode="per_epoch", offset=0.7)
+    np.testing.assert_allclose(tokens, (values - 0.7) / 0.25, rtol=1e-6)
+    # Online the agent holds the target per-epoch return, whatever rewards come in.
+    online = ReturnToGo(replace(cfg, rtg_mode="per_epoch", target_return=0.9, rtg_offset=0.7,
+                                rtg_scale=0.25))
+    assert [online.update(comps(u, 0.0, 0.0, 0.0)) for u in (0.1, 0.9, 0.5)] == pytest.approx([0.8] * 3)
+    with pytest.raises(ValueError, match="bad value 'mean' for rtg_mode"):
+        RewardConfig(rtg_mode="mean")
+
+
+def test_per_epoch_training_stores_a_standardised_target(tmp_path: Path) -> None:
+    from aqm_llm.agent.policy import LlmPolicy
+    from aqm_llm.training.trainer import set_target_return, train
+
+    pool = make_pool(tmp_path / "pool", [("dumbbell", 0, 10, 0.9), ("dumbbell", 1, 10, 0.7)])
+    dt = train(tiny_config(pool, tmp_path / "dt", rtg_mode="per_epoch", optim={"steps": 2, "batch_size": 4}),
+               resume=False, progress=False)
+    reward = LlmPolicy.load(dt.checkpoint).config.reward
+    meta = json.loads((dt.checkpoint / "config.json").read_text())["metadata"]["training"]
+    assert reward.rtg_mode == "per_epoch" and reward.target_return == pytest.approx(
+        meta["targets"]["*"]["per_epoch"])
+    assert reward.rtg_scale > 0 and meta["rtg_offset"] == pytest.approx(reward.rtg_offset)
+    # A per-epoch target is a reward per epoch, whatever the evaluation's length.
+    assert set_target_return(dt.checkpoint, eval_epochs=100) == pytest.approx(meta["targets"]["*"]["per_epoch"])
+    with pytest.raises(ConfigError, match="rtg_mode: bad value 'avg'"):
+        tiny_config(pool, tmp_path / "x", rtg_mode="avg")
+
+
 def test_pool_rows_match_the_record_and_the_online_policy_inputs(tmp_path: Path) -> None:
     pool = make_pool(tmp_path, [("dumbbell", 0, 30, 0.9), ("dumbbell", 2, 20, 0.5)])
     table, manifest = load_pool(pool)
@@ -315,3 +357,19 @@ def test_a_checkpoint_refuses_other_backbone_weights(tmp_path) -> None:
     with pytest.raises(ValueError, match="trained on backbone weights sha256"):
         check_backbone_weights(doc, str(gguf), tmp_path)
     check_backbone_weights({"metadata": {}}, str(gguf), tmp_path)  # older checkpoints: nothing to check
+
+
+def test_imitation_of_one_teacher_targets_its_shadow_decisions(tmp_path: Path) -> None:
+    from aqm_llm.training.trainer import prepare
+
+    pool = make_pool(tmp_path / "pool", [("dumbbell", 0, 10, 0.9), ("dumbbell", 1, 10, 0.7)])
+    cfg = tiny_config(pool, tmp_path / "im", distill_teacher=TEACHERS[2], return_conditioning=False)
+    prep = prepare(cfg)
+    data = prep["data"]
+    # Every state, whoever acted, targets teacher 2's logged shadow decision, in every loss term.
+    assert prep["summary"]["best_teachers"]["dumbbell"]["best"] == TEACHERS[2]
+    np.testing.assert_array_equal(data.act, data.teacher_act[:, 2].astype(data.act.dtype))
+    np.testing.assert_allclose(data.probs, data.teacher_probs[:, 2])
+    assert data.valid.all() and np.array_equal(data.act, data.dist_act)
+    with pytest.raises(ConfigError, match="distill_teacher: 'nosuch' is not a teacher of the pool"):
+        prepare(tiny_config(pool, tmp_path / "x", distill_teacher="nosuch"))

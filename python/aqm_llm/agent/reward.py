@@ -13,8 +13,15 @@ conditioned on the return still to collect:
     RTG_t = target_return - sum(r(request_s) for s in 0..t)
 
 i.e. the running sum includes the rewards carried by the current request. The token value
-is ``RTG_t / rtg_scale``. Training (issue 8) must set ``target_return`` and ``rtg_scale``
-from the experience pool (e.g. the best episode's return for the run length in epochs).
+is ``(RTG_t - rtg_offset) / rtg_scale``; training sets ``target_return``, ``rtg_scale`` and
+``rtg_offset`` from the experience pool. Two modes (``rtg_mode``):
+
+- ``sum``: RTG_t as above, the return still to collect; its size depends on the run length and
+  the scale on the pool's worst episodes (the first checkpoints).
+- ``per_epoch``: the mean reward per epoch still to come, standardised over the pool
+  (``rtg_offset`` its mean, ``rtg_scale`` its standard deviation). It does not depend on the run
+  length; online the agent does not know how many epochs remain, so it holds the token at the
+  target per-epoch return (``target_return`` is then a reward per epoch) for the whole run.
 """
 
 from __future__ import annotations
@@ -27,18 +34,25 @@ import numpy.typing as npt
 from aqm_llm.bridge import Reward
 
 
+RTG_MODES = ("sum", "per_epoch")
+
+
 @dataclass(frozen=True)
 class RewardConfig:
     utilization: float = 1.0       # per unit of departure rate / capacity
     l_delay_per_ms: float = 0.1    # 1 ms of L sojourn costs 0.1 (L4S target ~1 ms)
     c_delay_per_ms: float = 0.02   # 15 ms of C sojourn costs 0.3 (classic target ~15 ms)
     loss: float = 10.0             # 1 % loss costs 0.1
-    target_return: float = 1000.0  # RTG at the start of a run (sum of per-epoch rewards)
-    rtg_scale: float = 1000.0      # RTG token value = RTG / rtg_scale
+    target_return: float = 1000.0  # RTG at the start of a run (sum mode) or per epoch (per_epoch)
+    rtg_scale: float = 1000.0      # RTG token value = (RTG - rtg_offset) / rtg_scale
+    rtg_mode: str = "sum"          # "sum" or "per_epoch" (module doc)
+    rtg_offset: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.rtg_scale > 0:
             raise ValueError(f"rtg_scale must be > 0, got {self.rtg_scale}")
+        if self.rtg_mode not in RTG_MODES:
+            raise ValueError(f"bad value '{self.rtg_mode}' for rtg_mode: allowed {', '.join(RTG_MODES)}")
 
 
 def epoch_reward(components: npt.NDArray[np.float64], cfg: RewardConfig) -> float:
@@ -66,12 +80,14 @@ class ReturnToGo:
         self.value = self.cfg.target_return
 
     def update(self, components: npt.NDArray[np.float64]) -> float:
-        """Subtract the reward carried by this request; returns the new token value."""
-        self.value -= epoch_reward(components, self.cfg)
+        """Subtract the reward carried by this request (sum mode; per_epoch holds the target);
+        returns the new token value."""
+        if self.cfg.rtg_mode == "sum":
+            self.value -= epoch_reward(components, self.cfg)
         return self.token()
 
     def token(self) -> float:
-        return self.value / self.cfg.rtg_scale
+        return (self.value - self.cfg.rtg_offset) / self.cfg.rtg_scale
 
 
 def returns_to_go(components: npt.NDArray[np.float64], cfg: RewardConfig) -> npt.NDArray[np.float64]:

@@ -20,9 +20,15 @@
       encoder: {conv_channels: 32, conv_kernel: 4}
     return_conditioning: true          # false: behaviour cloning without return conditioning
     families: [scenario]               # what makes a scenario family ("scenario" or parameter names)
+    distill_teacher: null              # imitate this teacher in every state (every loss term: its
+                                       # shadow actions and probabilities) instead of the acting
+                                       # controller and each family's best (dualpi2: the sanity rung)
     reward: null                       # reward weights (default: the pool's)
     target: {quantile: 0.9, eval_epochs: null, family: null, value: null}
-    rtg_scale: null                    # default: the largest |episode return| in the pool
+    rtg_mode: sum                      # sum (return still to collect) | per_epoch (mean reward per
+                                       # epoch still to come, standardised; agent.reward)
+    rtg_scale: null                    # default: sum: the largest |episode return| in the pool;
+                                       # per_epoch: the standard deviation of the hindsight values
     loss: {action: 1.0, probs: 1.0, distill: 0.5, class_weights: [1.0, 1.0, 1.0]}
     optim: {steps: 200, batch_size: 16, lr: 3.0e-4, weight_decay: 0.0, warmup_steps: 20,
             min_lr_ratio: 0.1, grad_clip: 1.0}
@@ -38,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from aqm_llm.agent.reward import RTG_MODES
 from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
 
@@ -118,9 +125,11 @@ class TrainConfig:
     model: ModelSettings = ModelSettings()
     return_conditioning: bool = True
     families: tuple[str, ...] = ("scenario",)
+    distill_teacher: str | None = None
     reward: dict[str, float] | None = None
     target: TargetSettings = TargetSettings()
     rtg_scale: float | None = None
+    rtg_mode: str = "sum"
     loss: LossSettings = LossSettings()
     optim: OptimSettings = OptimSettings()
     log_every: int = 10
@@ -219,7 +228,7 @@ def _device(v: Any, fail: Fail) -> str:
 
 
 _TOP = ("name", "description", "pool", "pools", "output", "export", "seed", "device", "threads", "model",
-        "return_conditioning", "families", "reward", "target", "rtg_scale", "loss", "optim",
+        "return_conditioning", "families", "distill_teacher", "reward", "target", "rtg_mode", "rtg_scale", "loss", "optim",
         "log_every", "checkpoint_every", "validation")
 
 
@@ -284,6 +293,9 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
     fams = top.get("families", ["scenario"])
     if not isinstance(fams, list) or not fams or not all(isinstance(f, str) and f for f in fams):
         raise fail("families: expected a list such as [scenario] or [scenario, bottleneck_rate]")
+    distill_teacher = top.get("distill_teacher")
+    if distill_teacher is not None and (not isinstance(distill_teacher, str) or not distill_teacher):
+        raise fail("distill_teacher: expected a teacher name such as dualpi2, or null")
     reward = top.get("reward")
     if reward is not None:
         reward = _section(reward, "reward", ("utilization", "l_delay_per_ms", "c_delay_per_ms", "loss"), fail)
@@ -298,6 +310,9 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
     rtg_scale = top.get("rtg_scale")
     if rtg_scale is not None:
         rtg_scale = _num(rtg_scale, "rtg_scale", fail, lo=1e-9)
+    rtg_mode = top.get("rtg_mode", "sum")
+    if rtg_mode not in RTG_MODES:
+        raise fail(f"rtg_mode: bad value '{rtg_mode}'; allowed: {', '.join(RTG_MODES)}")
     lo = _section(top.get("loss"), "loss", ("action", "probs", "distill", "class_weights"), fail)
     cw = lo.get("class_weights", [1.0, 1.0, 1.0])
     if not isinstance(cw, list) or len(cw) != 3:
@@ -332,8 +347,9 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
         name=name, pools=tuple(Path(p) for p in pools), output=Path(output),
         seed=_num(top.get("seed", 1), "seed", fail, lo=0, integer=True),
         device=_device(top.get("device", "auto"), fail), threads=threads, model=model,
-        return_conditioning=cond, families=tuple(fams), reward=reward, target=target,
-        rtg_scale=rtg_scale, loss=loss, optim=optim,
+        return_conditioning=cond, families=tuple(fams), distill_teacher=distill_teacher,
+        reward=reward, target=target,
+        rtg_scale=rtg_scale, rtg_mode=rtg_mode, loss=loss, optim=optim,
         log_every=_num(top.get("log_every", 10), "log_every", fail, lo=1, integer=True),
         checkpoint_every=_num(top.get("checkpoint_every", 100), "checkpoint_every", fail, lo=1, integer=True),
         validation=validation, export=Path(export) if export else None, source=source, doc=dict(top))

@@ -228,6 +228,18 @@ def best_teachers(data: PoolData) -> dict[str, dict[str, Any]]:
     return out
 
 
+def fixed_teacher(data: PoolData, best: dict[str, dict[str, Any]], name: str) -> dict[str, dict[str, Any]]:
+    """``best`` with one teacher as every family's distillation target (every teacher decides in
+    shadow in every state, so its action is known everywhere); ConfigError if it was not logged."""
+    from aqm_llm.errors import ConfigError
+
+    if name not in data.teachers:
+        raise ConfigError(f"distill_teacher: '{name}' is not a teacher of the pool; "
+                          f"allowed: {', '.join(data.teachers)}")
+    return {fam: {**info, "best": name, "index": data.teachers.index(name), "fixed": True}
+            for fam, info in best.items()}
+
+
 def set_distillation_targets(data: PoolData, best: dict[str, dict[str, Any]]) -> None:
     """dist_act / dist_probs: in each state, the logged action of its family's best teacher."""
     n, k = data.rows, data.layout.packets
@@ -243,6 +255,15 @@ def set_distillation_targets(data: PoolData, best: dict[str, dict[str, Any]]) ->
         data.dist_probs[rows] = data.teacher_probs[rows, idx]
         data.dist_valid[rows] = True
     data.family_best = best
+
+
+def imitate_distillation_targets(data: PoolData) -> None:
+    """Imitation: the acting targets (actions, probabilities) become the distillation targets
+    too, in every state where they are known, so that no loss term follows another controller."""
+    assert data.dist_act is not None and data.dist_probs is not None and data.dist_valid is not None
+    data.act = data.dist_act.astype(data.act.dtype)
+    data.probs = data.dist_probs.copy()
+    data.valid = data.dist_valid.copy()
 
 
 def target_returns(data: PoolData, quantile: float, eval_epochs: int | None = None) -> dict[str, dict[str, float]]:
@@ -263,11 +284,23 @@ def target_returns(data: PoolData, quantile: float, eval_epochs: int | None = No
 # ------------------------------------------------------------------------ batches
 
 
-def rtg_tokens(data: PoolData, rtg_scale: float, conditioned: bool = True) -> np.ndarray:
-    """(N,) RTG token per row: (G - cumsum) / rtg_scale, or 0 without return conditioning."""
+def rtg_values(data: PoolData, mode: str = "sum") -> np.ndarray:
+    """(N,) hindsight RTG value per row before scaling: ``sum``: G - cumsum (the return still to
+    collect); ``per_epoch``: that divided by the epochs still to come (at least 1)."""
+    if mode == "sum":
+        return data.rtg_raw
+    lengths = np.array([ep.epochs for ep in data.episodes], np.int64)[data.episode]
+    remaining = np.maximum(lengths - 1 - data.pos, 1)
+    return data.rtg_raw / remaining
+
+
+def rtg_tokens(data: PoolData, rtg_scale: float, conditioned: bool = True, *, mode: str = "sum",
+               offset: float = 0.0) -> np.ndarray:
+    """(N,) RTG token per row: (value - offset) / rtg_scale (``rtg_values``), or 0 without
+    return conditioning."""
     if not conditioned:
         return np.zeros(data.rows, np.float32)
-    return (data.rtg_raw / rtg_scale).astype(np.float32)
+    return ((rtg_values(data, mode) - offset) / rtg_scale).astype(np.float32)
 
 
 def batch_arrays(data: PoolData, rows: np.ndarray, rtg: np.ndarray) -> dict[str, np.ndarray]:

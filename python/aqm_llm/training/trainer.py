@@ -367,17 +367,34 @@ def prepare(cfg: TrainConfig) -> dict[str, Any]:
     layout = cfg.model.layout()
     data = D.build_pool_data(table, teachers, layout, reward, family_keys=cfg.families)
     best = D.best_teachers(data)
+    if cfg.distill_teacher is not None:
+        best = D.fixed_teacher(data, best, cfg.distill_teacher)
     D.set_distillation_targets(data, best)
+    if cfg.distill_teacher is not None:
+        D.imitate_distillation_targets(data)
     targets = D.target_returns(data, cfg.target.quantile, cfg.target.eval_epochs)
     family = cfg.target.family or D.ALL_FAMILIES
     if family not in targets:
         raise ConfigError(f"target.family '{family}' is not in the pool; families: "
                           f"{', '.join(sorted(targets))}")
-    target_return = cfg.target.value if cfg.target.value is not None else targets[family]["target_return"]
-    max_abs = max([abs(ep.ret) for ep in data.episodes] + [abs(target_return)])
-    rtg_scale = cfg.rtg_scale or (max_abs if max_abs > 0 else 1.0)
+    rtg_offset = 0.0
+    if cfg.rtg_mode == "per_epoch":
+        # The mean reward per epoch still to come, standardised over the pool's rows.
+        rule_target = targets[family]["per_epoch"]
+        values = D.rtg_values(data, "per_epoch")[data.valid]
+        rtg_offset = float(values.mean()) if values.size else 0.0
+        spread = float(values.std()) if values.size else 0.0
+        default_scale = spread if spread > 0 else 1.0
+    else:
+        rule_target = targets[family]["target_return"]
+    target_return = cfg.target.value if cfg.target.value is not None else rule_target
+    if cfg.rtg_mode == "sum":
+        max_abs = max([abs(ep.ret) for ep in data.episodes] + [abs(target_return)])
+        default_scale = max_abs if max_abs > 0 else 1.0
+    rtg_scale = cfg.rtg_scale or default_scale
     if cfg.return_conditioning:
-        ckpt_reward = dataclasses.replace(reward, target_return=float(target_return), rtg_scale=float(rtg_scale))
+        ckpt_reward = dataclasses.replace(reward, target_return=float(target_return), rtg_scale=float(rtg_scale),
+                                          rtg_mode=cfg.rtg_mode, rtg_offset=rtg_offset)
     else:
         ckpt_reward = dataclasses.replace(reward, target_return=0.0, rtg_scale=BC_RTG_SCALE)
     per_family_returns = {}
@@ -395,9 +412,11 @@ def prepare(cfg: TrainConfig) -> dict[str, Any]:
                                 "(default: the family's median episode length)"},
         "target_return": float(target_return) if cfg.return_conditioning else None,
         "rtg_scale": float(rtg_scale) if cfg.return_conditioning else None,
+        "rtg_mode": cfg.rtg_mode, "rtg_offset": rtg_offset if cfg.return_conditioning else None,
         "episode_returns": per_family_returns,
     }
     return {"data": data, "reward": reward, "ckpt_reward": ckpt_reward, "rtg_scale": rtg_scale,
+            "rtg_offset": rtg_offset,
             "summary": summary, "manifests": manifests}
 
 
@@ -420,7 +439,8 @@ def _train(cfg: TrainConfig, device: str, *, resume: bool, progress: bool,
                                                       indent=1) + "\n")
     (out / "pool-summary.json").write_text(json.dumps(summary, indent=1) + "\n")
 
-    rtg = D.rtg_tokens(data, prep["rtg_scale"], cfg.return_conditioning)
+    rtg = D.rtg_tokens(data, prep["rtg_scale"], cfg.return_conditioning, mode=cfg.rtg_mode,
+                       offset=prep["rtg_offset"])
     train_rows, val_rows = D.split_episodes(data, cfg.validation.fraction, cfg.seed)
     if train_rows.shape[0] == 0:
         raise ConfigError("the pool has no training rows (no epoch with a known action)")
@@ -435,7 +455,8 @@ def _train(cfg: TrainConfig, device: str, *, resume: bool, progress: bool,
     opt, sched, class_weights = optimiser.opt, optimiser.sched, optimiser.class_weights
     n_trainable = sum(p.numel() for p in optimiser.params)
     metadata = {"training": {**{k: v for k, v in summary.items() if k != "episode_returns"},
-                             "variant": ("mlp" if cfg.is_mlp else "lora") + ("" if cfg.return_conditioning else "+bc"),
+                             "variant": (("mlp" if cfg.is_mlp else "lora") + ("" if cfg.return_conditioning else "+bc")
+                                         + (f"+imitate:{cfg.distill_teacher}" if cfg.distill_teacher else "")),
                              "return_conditioning": cfg.return_conditioning,
                              "config": to_dict(cfg), "identity": identity_hash,
                              "trainable_parameters": n_trainable,
@@ -592,7 +613,9 @@ def set_target_return(checkpoint: str | Path, *, family: str | None = None, eval
         q = quantile if quantile is not None else float(tr.get("target_rule", {}).get("quantile", 0.9))
         per_epoch = float(np.quantile([e[0] for e in eps], q))
         epochs = eval_epochs or int(np.median([e[1] for e in eps]))
-        value = per_epoch * epochs
+        # per_epoch conditioning targets a reward per epoch, whatever the run length.
+        per_epoch_mode = doc["policy"]["reward"].get("rtg_mode", "sum") == "per_epoch"
+        value = per_epoch if per_epoch_mode else per_epoch * epochs
     doc["policy"]["reward"]["target_return"] = float(value)
     doc.setdefault("metadata", {}).setdefault("training", {})["target_override"] = {
         "family": family, "eval_epochs": eval_epochs, "quantile": quantile, "target_return": float(value)}
