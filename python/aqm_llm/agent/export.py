@@ -5,8 +5,8 @@ it afterwards), exports encoder + backbone + head over the whole token layout (b
 absent slots masked) with ``torch.onnx``'s dynamo exporter, then checks the file: ONNX Runtime
 must reproduce the eager model on a full input and on one with absent history and packets, or
 the export is refused. ``cached_onnx(...)`` keeps the result in ``runtime.cache_dir()/onnx``,
-named by a sha256 of what it is built from (checkpoint files, backbone weights, layer count,
-this module's version, torch), built under a file lock so that parallel runs build it once.
+named by a sha256 of what it is built from (checkpoint files, backbone weights, the code of the
+modules in the graph, torch), built under a file lock so that parallel runs build it once.
 Building takes the backbone load (~15 s) plus the export (~5 s); ``make`` builds the shipped
 checkpoint's entry, so runs only load it (under a second).
 """
@@ -131,10 +131,26 @@ def export_onnx(policy: Any, path: Path) -> Path:
     return path
 
 
+#: The modules whose code is in the exported graph: an edit to any of them is a new cache entry,
+#: so a cached network never runs code older than the PyTorch reference's.
+GRAPH_MODULES = ("encoder.py", "backbone.py", "head.py", "model.py", "layout.py", "levels.py",
+                 "export.py")
+
+
+def code_digest() -> str:
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in GRAPH_MODULES:
+        h.update(name.encode())
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def cache_key(material: dict[str, Any]) -> str:
     import torch
 
-    doc = {**material, "export_version": EXPORT_VERSION, "opset": OPSET, "torch": torch.__version__}
+    doc = {**material, "export_version": EXPORT_VERSION, "opset": OPSET, "torch": torch.__version__,
+           "code": code_digest()}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:24]
 
 
