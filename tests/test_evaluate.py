@@ -102,3 +102,17 @@ def test_evaluate_runs_tabulates_and_resumes(tmp_path: Path) -> None:
     assert "| tiny | 0/2 |" in partial.markdown
     stored = json.loads(next(iter((tmp_path / "ev-runs").glob("*.json"))).read_text())
     assert stored["scenario"] == "dumbbell"
+
+
+def test_every_help_page_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    # argparse formats help strings with %: a bare "95% CI" once made `aqm-llm --help` crash.
+    from aqm_llm.cli import build_parser
+
+    parser = build_parser()
+    with pytest.raises(SystemExit) as done:
+        parser.parse_args(["--help"])
+    assert done.value.code == 0 and "95% CI" in capsys.readouterr().out
+    for command in ("run", "evaluate", "train", "prepare-agent", "sweep"):
+        with pytest.raises(SystemExit) as done:
+            parser.parse_args([command, "--help"])
+        assert done.value.code == 0

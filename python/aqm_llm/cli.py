@@ -367,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_collect)
 
     p = sub.add_parser("evaluate", help="closed-loop evaluation: trained policies vs baselines, training and "
-                                        "held-out settings, mean ± 95% CI; resumable")
+                                        "held-out settings, mean ± 95%% CI; resumable")
     p.add_argument("file", help="evaluation file (YAML; see docs/evaluation.md)")
     p.add_argument("--db", default=None, help="results database (default: results/<name>.db)")
     p.add_argument("-o", "--output-dir", default=None, help="evaluation.md and .csv (default: results/<name>/)")
