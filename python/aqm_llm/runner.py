@@ -223,6 +223,8 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
     >>> m = run("dumbbell", qdisc="fq-codel-l4s", seed=1, params={"duration": "10s", "warmup": "2s"})
     >>> m["classes"]["l4s"]["sojourn_ms"]["p99"]
     """
+    if timeout_s is not None and not timeout_s > 0:  # NaN fails too
+        raise ConfigError(f"bad value '{timeout_s:g}' for timeout: must be a number of seconds > 0")
     spec = RunSpec(scenario=scenario, qdisc=qdisc, seed=seed, params=dict(params or {}))
     out_dir = Path(output_dir) if output_dir is not None else default_output_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
