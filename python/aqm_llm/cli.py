@@ -31,13 +31,15 @@ def _agent_spec(args: argparse.Namespace):
 
 
 def _add_agent_options(p: argparse.ArgumentParser) -> None:
+    from aqm_llm.agent.runtime import ONNX, RUNTIMES
+
     g = p.add_argument_group("l4s-llm agent (started and stopped by the runner)")
     g.add_argument("--agent", default="llm", help="'llm' or module:Class implementing aqm_llm.agent.interface.Agent")
     g.add_argument("--checkpoint", default=None, help="trained policy directory (default: the shipped one, if any)")
     g.add_argument("--backbone", default=None, help="'smollm2' or a local transformers causal-LM path")
     g.add_argument("--agent-threads", type=int, default=2,
                    help="threads of the agent process (ONNX Runtime or torch)")
-    g.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",
+    g.add_argument("--runtime", choices=RUNTIMES, default=ONNX,
                    help="llm: 'onnx' (ONNX Runtime, the checkpoint's cached export; default) or "
                         "'torch' (eager PyTorch, the reference)")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from aqm_llm import native
+from aqm_llm.agent.runtime import ONNX
 from aqm_llm.errors import ConfigError, SimulationError
 from aqm_llm.scenarios import describe, parse_seconds
 
@@ -117,11 +118,6 @@ def run_simulation(cmd: list[str], progress: bool = False, label: str = "",
         raise SimulationError(f"scenario program exited with status {rc}:\n{tail}")
 
 
-#: Where an llm agent's network runs (aqm_llm.agent.runtime; kept here so that the runner and
-#: the sweep files need no torch).
-AGENT_RUNTIMES = ("onnx", "torch")
-
-
 @dataclass(frozen=True)
 class AgentSpec:
     """The agent process that serves an l4s-llm run (started and stopped by the runner)."""
@@ -134,7 +130,7 @@ class AgentSpec:
     agent_args: Mapping[str, str] = field(default_factory=dict)  # keyword arguments of a module:Class agent
     # A checkpoint's first use builds its ONNX export (~20 s); later starts take ~2 s.
     startup_timeout_s: float = 300.0
-    runtime: str = "onnx"          # llm: "onnx" (the fast path) or "torch" (the reference)
+    runtime: str = ONNX            # llm: "onnx" (the fast path) or "torch" (the reference)
 
     def command(self, stats_path: Path | None) -> list[str]:
         cmd = [sys.executable, "-m", "aqm_llm.agent.server", "--agent", self.agent,

@@ -32,8 +32,6 @@ import numpy as np
 from aqm_llm.agent.layout import ModelInputs
 from aqm_llm.agent.runtime import INPUT_NAMES, OUTPUT_NAMES, OnnxNetwork, cache_dir
 
-#: Bump when the exported graph changes for the same checkpoint.
-EXPORT_VERSION = 1
 OPSET = 18
 #: Largest |ONNX Runtime - PyTorch| accepted on the check inputs, over the logits.
 EXPORT_TOLERANCE = 1e-3
@@ -54,17 +52,33 @@ def merged_lora(backbone: Any) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def quiet_loggers() -> Iterator[None]:
-    """The exporter's logger notes (e.g. torchvision missing) off for the duration."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript")]
+def quiet() -> Iterator[None]:
+    """Library notes off for the duration: the exporter's progress on stdout (which the agent
+    server keeps for READY), warnings, and logger notes below ERROR (e.g. torchvision missing;
+    ONNX Runtime's quantiser logs through the root logger)."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript", "")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
+
+
+def export_graph(module: Any, args: tuple[Any, ...], path: Path, input_names: list[str],
+                 output_names: list[str]) -> None:
+    """``torch.onnx.export`` as the project uses it: the dynamo exporter, opset :data:`OPSET`,
+    optimised, one self-contained file."""
+    import torch
+
+    with quiet():
+        torch.onnx.export(module, args, str(path), dynamo=True, opset_version=OPSET,
+                          input_names=input_names, output_names=output_names,
+                          optimize=True, external_data=False, verbose=False)
 
 
 def check_inputs(layout: Any, seed: int = 0) -> list[tuple[ModelInputs, int]]:
@@ -111,12 +125,7 @@ def export_onnx(policy: Any, path: Path) -> Path:
     args = tuple(getattr(example, name) for name in INPUT_NAMES)
     path.parent.mkdir(parents=True, exist_ok=True)
     with merged_lora(policy.backbone), torch.inference_mode(False), torch.no_grad():
-        # The exporter prints progress on stdout, which the agent server keeps for READY.
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), quiet_loggers():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(Graph(), args, str(path), dynamo=True, opset_version=OPSET,
-                              input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-                              optimize=True, external_data=False, verbose=False)
+        export_graph(Graph(), args, path, list(INPUT_NAMES), list(OUTPUT_NAMES))
     fast, reference = OnnxNetwork(path, threads=1), TorchNetwork(model)
     for i, (x, packets) in enumerate(samples):
         a, b = fast.infer(x), reference.infer(x)
@@ -149,8 +158,7 @@ def code_digest() -> str:
 def cache_key(material: dict[str, Any]) -> str:
     import torch
 
-    doc = {**material, "export_version": EXPORT_VERSION, "opset": OPSET, "torch": torch.__version__,
-           "code": code_digest()}
+    doc = {**material, "opset": OPSET, "torch": torch.__version__, "code": code_digest()}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:24]
 
 

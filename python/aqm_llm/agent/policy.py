@@ -267,15 +267,17 @@ def read_checkpoint_config(directory: Path) -> dict[str, Any]:
     return doc
 
 
-def check_backbone_weights(doc: dict[str, Any], spec: str, directory: Path) -> None:
+def check_backbone_weights(doc: dict[str, Any], spec: str, directory: Path,
+                           installed: str | None = None) -> None:
     """The adapter only fits the base weights it was trained on: refuse other ones (the sha256
-    training recorded against the installed backbone's files)."""
+    training recorded against the installed backbone's files; ``installed``: that sha256 if the
+    caller has it already, else it is computed)."""
     from aqm_llm.agent.backbone import backbone_sha256
 
     trained_on = ((doc.get("metadata") or {}).get("training") or {}).get("backbone_sha256")
     if not trained_on:
         return
-    installed = backbone_sha256(spec)
+    installed = installed or backbone_sha256(spec)
     if installed is not None and installed != trained_on:
         raise ValueError(f"{directory} was trained on backbone weights sha256 {trained_on[:12]}..., but "
                          f"'{spec}' here has {installed[:12]}...: install the same weights or retrain")
@@ -307,6 +309,18 @@ def checkpoint_digest(directory: Path) -> str:
     return h.hexdigest()
 
 
+def resolve_checkpoint(checkpoint: str | None, backbone: str | None) -> Path | None:
+    """The checkpoint to serve: the given one; without one, the shipped checkpoint if
+    ``backbone`` is the one it was trained on (or not given), else None (an untrained policy)."""
+    if checkpoint:
+        return Path(checkpoint)
+    path = default_checkpoint()
+    if path is not None and backbone is not None:
+        if backbone != read_checkpoint_config(path)["policy"]["backbone"]:
+            return None  # the shipped adapter and encoder belong to another backbone
+    return path
+
+
 def make_llm_policy(checkpoint: str | None = None, backbone: str | None = None,
                     sample: bool = False, runtime: str = ONNX, threads: int = 2) -> PolicyAgent:
     """The server's ``--agent llm``: the given checkpoint; without one, the shipped checkpoint if
@@ -314,10 +328,7 @@ def make_llm_policy(checkpoint: str | None = None, backbone: str | None = None,
 
     ``runtime`` ``onnx`` (default) serves it from its cached ONNX export (built on first use,
     ``agent.export``) with ``threads`` ONNX Runtime threads; ``torch`` runs the PyTorch model."""
-    path = Path(checkpoint) if checkpoint else default_checkpoint()
-    if not checkpoint and path is not None and backbone is not None:
-        if backbone != read_checkpoint_config(path)["policy"]["backbone"]:
-            path = None  # the shipped adapter and encoder belong to another backbone
+    path = resolve_checkpoint(checkpoint, backbone)
 
     def build() -> LlmPolicy:
         if path is not None:
@@ -335,15 +346,17 @@ def make_llm_policy(checkpoint: str | None = None, backbone: str | None = None,
         config = PolicyConfig.from_dict(doc["policy"])
         if backbone is not None:
             config = replace(config, backbone=backbone)
-        else:
-            check_backbone_weights(doc, config.backbone, path)
+        sha = backbone_sha256(config.backbone)
+        if backbone is None:
+            check_backbone_weights(doc, config.backbone, path, installed=sha)
         material: dict[str, Any] = {"checkpoint": checkpoint_digest(path)}
         trained, metadata, label = bool(doc["trained"]), doc.get("metadata"), str(path)
     else:
         config = untrained_config(backbone or SMOLLM2)
+        sha = backbone_sha256(config.backbone)
         material = {"untrained": {k: v for k, v in config.to_dict().items() if k != "sample"}}
         trained, metadata, label = False, None, f"an untrained {config.backbone} policy"
-    material |= {"backbone": config.backbone, "backbone_sha256": backbone_sha256(config.backbone)}
+    material |= {"backbone": config.backbone, "backbone_sha256": sha}
     network = OnnxNetwork(cached_onnx(material, build, label=label), threads=threads)
     return PolicyAgent(replace(config, sample=sample), network, trained=trained, metadata=metadata,
                        source=None if path is None else path.resolve())

@@ -84,19 +84,9 @@ class OnnxNetwork:
     runtime = ONNX
 
     def __init__(self, path: Path, threads: int = 2, *, spin: bool = False):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Spinning workers burn the core the simulation (or a second run) needs between
-        # decisions; the same reason the torch path sets OMP_WAIT_POLICY=PASSIVE.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.path = Path(path)
         self.threads = threads
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(path, threads, spin=spin)
         names = tuple(i.name for i in self.session.get_inputs())
         if set(names) != set(INPUT_NAMES):
             raise ValueError(f"{path}: inputs {names}, expected {INPUT_NAMES}")
@@ -105,6 +95,22 @@ class OnnxNetwork:
         feed = {name: np.ascontiguousarray(getattr(inputs, name)[None]) for name in INPUT_NAMES}
         packet_logits, epoch_logits = self.session.run(OUTPUT_NAMES, feed)
         return NetworkOutput(packet_logits[0], epoch_logits[0])
+
+
+def onnx_session(path: Path, threads: int, *, spin: bool = False) -> Any:
+    """An ONNX Runtime CPU session with the agent's settings: ``threads`` intra-op threads,
+    sequential execution, every graph optimisation, workers that sleep instead of spinning
+    (unless ``spin``): a spinning worker burns the core the simulation (or a second run) needs
+    between decisions, the same reason the torch path sets OMP_WAIT_POLICY=PASSIVE."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def onnxruntime_version() -> str:

@@ -54,7 +54,7 @@ class ServerConfig:
     agent: str = "llm"
     checkpoint: str | None = None
     backbone: str | None = None
-    runtime: str = "onnx"
+    runtime: str = "onnx"  # agent.runtime.ONNX (not imported here: torch must load after OMP settings)
     threads: int = 2
     seed: int = 1
     sample: bool = False
@@ -64,6 +64,8 @@ class ServerConfig:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
+    from aqm_llm.agent.runtime import ONNX, RUNTIMES
+
     p = argparse.ArgumentParser(prog="python -m aqm_llm.agent.server",
                                 description="Serve AQM decisions to an l4s-llm queue disc.")
     p.add_argument("--agent", default="llm",
@@ -72,7 +74,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     p.add_argument("--checkpoint", default=None, help="policy checkpoint directory")
     p.add_argument("--backbone", default=None,
                    help="'smollm2' (default), a local transformers model path, 'mlp', 'random:<arch>'")
-    p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",
+    p.add_argument("--runtime", choices=RUNTIMES, default=ONNX,
                    help="llm: where the network runs: 'onnx' (ONNX Runtime, the cached export of "
                         "the checkpoint; default) or 'torch' (eager PyTorch, the reference)")
     p.add_argument("--threads", type=int, default=2, help="torch / ONNX Runtime threads (default 2)")

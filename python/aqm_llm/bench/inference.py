@@ -207,15 +207,11 @@ def parse(argv: list[str]) -> tuple[BenchConfig, Path | None]:
 
 
 def cut_policy(cfg: BenchConfig) -> Any:
-    """The policy of the agent's path: the checkpoint (given, or the shipped one if it belongs to
-    this backbone) in eager PyTorch, else an untrained policy."""
-    from aqm_llm.agent.policy import LlmPolicy, default_checkpoint, read_checkpoint_config
-    from aqm_llm.agent.policy import untrained_config
+    """The policy of the agent's path in eager PyTorch: the checkpoint the agent would serve for
+    this backbone (given, or the shipped one if trained on it), else an untrained policy."""
+    from aqm_llm.agent.policy import LlmPolicy, resolve_checkpoint, untrained_config
 
-    path = Path(cfg.checkpoint) if cfg.checkpoint else default_checkpoint()
-    if path is not None and not cfg.checkpoint:
-        if read_checkpoint_config(path)["policy"]["backbone"] != cfg.backbone:
-            path = None
+    path = resolve_checkpoint(cfg.checkpoint, cfg.backbone)
     if path is not None:
         return LlmPolicy.load(path)
     return LlmPolicy(untrained_config(cfg.backbone))

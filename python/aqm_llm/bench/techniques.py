@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from aqm_llm.agent.export import quiet
 from aqm_llm.agent.layout import ModelInputs
 from aqm_llm.agent.policy import LlmPolicy, PolicyAgent
 from aqm_llm.agent.runtime import NetworkOutput, OnnxNetwork, TorchNetwork
@@ -96,7 +97,8 @@ def body_grid(backbone: Any, layer_counts: list[int], token_counts: list[int], t
     import torch
 
     from aqm_llm.agent.backbone import decoder_layers
-    from aqm_llm.agent.export import OPSET, merged_lora
+    from aqm_llm.agent.export import export_graph, merged_lora
+    from aqm_llm.agent.runtime import onnx_session
 
     base = backbone.model.get_base_model() if hasattr(backbone.model, "get_base_model") else backbone.model
     owner, attr = decoder_layers(base)
@@ -113,12 +115,7 @@ def body_grid(backbone: Any, layer_counts: list[int], token_counts: list[int], t
             return self.backbone(embeds, attention_mask=mask, position_ids=positions)
 
     def p50(path: Path, n_threads: int, feed: dict[str, Any]) -> float:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = n_threads, 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        session = onnx_session(path, n_threads)
         lat = []
         for i in range(runs + 5):
             t0 = time.perf_counter()
@@ -136,10 +133,7 @@ def body_grid(backbone: Any, layer_counts: list[int], token_counts: list[int], t
                     embeds = torch.randn(1, t, backbone.hidden_size)
                     mask = torch.ones(1, t, dtype=torch.long)
                     path = workdir / f"body-{n}-{t}.onnx"
-                    with quiet():
-                        torch.onnx.export(Body(), (embeds, mask), str(path), dynamo=True, opset_version=OPSET,
-                                          input_names=["embeds", "mask"], output_names=["hidden"],
-                                          optimize=True, external_data=False, verbose=False)
+                    export_graph(Body(), (embeds, mask), path, ["embeds", "mask"], ["hidden"])
                     feed = {"embeds": embeds.numpy(), "mask": mask.numpy()}
                     out.append((n, t, p50(path, threads, feed), p50(path, 1, feed)))
                     path.unlink()
@@ -147,25 +141,3 @@ def body_grid(backbone: Any, layer_counts: list[int], token_counts: list[int], t
         setattr(owner, attr, all_layers)
         base.config.num_hidden_layers = all_count
     return out
-
-
-def quiet() -> Any:
-    """Library notes off for the duration: stdout, warnings, and the root logger below ERROR
-    (ONNX Runtime's quantiser logs through it)."""
-    import contextlib
-    import io
-    import logging
-    import warnings
-
-    from aqm_llm.agent.export import quiet_loggers
-
-    stack = contextlib.ExitStack()
-    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
-    stack.enter_context(warnings.catch_warnings())
-    warnings.simplefilter("ignore")
-    stack.enter_context(quiet_loggers())
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    stack.callback(root.setLevel, level)
-    return stack

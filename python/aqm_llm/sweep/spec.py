@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping
 
 from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
-from aqm_llm.runner import AGENT_RUNTIMES as RUNTIMES
+from aqm_llm.agent.runtime import RUNTIMES
 from aqm_llm.runner import AgentSpec, RunSpec
 from aqm_llm.scenarios import describe
 from aqm_llm.sweep.runs import SWEEP_AGENT_THREADS, SweepRun
