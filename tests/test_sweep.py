@@ -84,7 +84,26 @@ def test_second_invocation_runs_nothing(six_runs):
 
 # --- killed with SIGKILL midway, then resumed ---------------------------------------------
 
+SHM = Path("/dev/shm")
+
+
+def _mp_semaphores() -> set[str]:
+    """multiprocessing's named semaphores (Dask's processes use them)."""
+    return {p.name for p in SHM.glob("sem.mp-*")} if SHM.is_dir() else set()
+
+
+def _wait_group_gone(pgid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
 def test_killed_sweep_resumes_without_duplicates(tmp_path):
+    semaphores_before = _mp_semaphores()
     sweep = tmp_path / "kill.yaml"
     sweep.write_text("name: kill\nscenarios: [dumbbell]\nqdiscs: [fq-codel-l4s, dualpi2]\nseeds: {count: 4}\n"
                      "params: {duration: 2s, warmup: 0.5s}\n")
@@ -100,6 +119,11 @@ def test_killed_sweep_resumes_without_duplicates(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver, the Dask workers and their simulations
         proc.wait()
+        # SIGKILL also killed multiprocessing's resource tracker, which would have unlinked the
+        # group's semaphores: remove what it left, so that the suite leaves /dev/shm as it found it.
+        _wait_group_gone(proc.pid)
+        for name in _mp_semaphores() - semaphores_before:
+            (SHM / name).unlink(missing_ok=True)
     done_before = rows(db)
     assert 2 <= len(done_before) < 8, "the sweep must be killed midway"
 
@@ -112,6 +136,7 @@ def test_killed_sweep_resumes_without_duplicates(tmp_path):
     # rows committed before the kill are untouched: same id, same start and finish times
     assert after[:len(done_before)] == done_before
     assert min(r[3] for r in after[len(done_before):]) > max(r[4] for r in done_before)
+    assert _mp_semaphores() <= semaphores_before  # the resumed sweep cleaned up after itself
 
 
 def _processes_mentioning(text: str) -> list[int]:
