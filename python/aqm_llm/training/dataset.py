@@ -294,6 +294,20 @@ def rtg_values(data: PoolData, mode: str = "sum") -> np.ndarray:
     return data.rtg_raw / remaining
 
 
+def rtg_normalisation(data: PoolData, mode: str, target_return: float) -> tuple[float, float]:
+    """(offset, default scale) of the RTG tokens: ``per_epoch``: the mean and standard deviation
+    of the rows' hindsight values (standardised tokens); ``sum``: 0 and the largest |return| of
+    an episode or of the target (tokens within [-1, 1])."""
+    if mode == "per_epoch":
+        values = rtg_values(data, mode)[data.valid]
+        if not values.size:
+            return 0.0, 1.0
+        spread = float(values.std())
+        return float(values.mean()), spread if spread > 0 else 1.0
+    max_abs = max([abs(ep.ret) for ep in data.episodes] + [abs(target_return)])
+    return 0.0, max_abs if max_abs > 0 else 1.0
+
+
 def rtg_tokens(data: PoolData, rtg_scale: float, conditioned: bool = True, *, mode: str = "sum",
                offset: float = 0.0) -> np.ndarray:
     """(N,) RTG token per row: (value - offset) / rtg_scale (``rtg_values``), or 0 without

@@ -377,20 +377,10 @@ def prepare(cfg: TrainConfig) -> dict[str, Any]:
     if family not in targets:
         raise ConfigError(f"target.family '{family}' is not in the pool; families: "
                           f"{', '.join(sorted(targets))}")
-    rtg_offset = 0.0
-    if cfg.rtg_mode == "per_epoch":
-        # The mean reward per epoch still to come, standardised over the pool's rows.
-        rule_target = targets[family]["per_epoch"]
-        values = D.rtg_values(data, "per_epoch")[data.valid]
-        rtg_offset = float(values.mean()) if values.size else 0.0
-        spread = float(values.std()) if values.size else 0.0
-        default_scale = spread if spread > 0 else 1.0
-    else:
-        rule_target = targets[family]["target_return"]
+    # per_epoch targets a mean reward per epoch; sum a return over the family's run length.
+    rule_target = targets[family]["per_epoch" if cfg.rtg_mode == "per_epoch" else "target_return"]
     target_return = cfg.target.value if cfg.target.value is not None else rule_target
-    if cfg.rtg_mode == "sum":
-        max_abs = max([abs(ep.ret) for ep in data.episodes] + [abs(target_return)])
-        default_scale = max_abs if max_abs > 0 else 1.0
+    rtg_offset, default_scale = D.rtg_normalisation(data, cfg.rtg_mode, target_return)
     rtg_scale = cfg.rtg_scale or default_scale
     if cfg.return_conditioning:
         ckpt_reward = dataclasses.replace(reward, target_return=float(target_return), rtg_scale=float(rtg_scale),
