@@ -50,6 +50,19 @@ def test_bad_evaluation_files_name_the_bad_value(tmp_path: Path, change: dict, m
         parse_eval_config(_doc(tmp_path, **change), source="ev.yaml")
 
 
+def test_a_policy_row_can_set_parameters_of_its_own(tmp_path: Path) -> None:
+    ckpt = _save_policy(tmp_path / "ckpt", 1)
+    doc = _doc(ckpt, policies=[{"label": "tiny", "checkpoint": str(ckpt)},
+                               {"label": "tiny @16 ms", "checkpoint": str(ckpt), "splits": ["held-out"],
+                                "params": {"decision_delay": "16ms"}}])
+    runs = parse_eval_config(doc, source="ev.yaml").runs()
+    delayed = [r for r in runs if r.label == "tiny @16 ms"]
+    assert len(delayed) == 2 and all(r.setting.name == "unseen" for r in delayed)
+    assert all(r.run.spec.params["decision_delay"] == "16ms" for r in delayed)
+    assert all("decision_delay" not in r.run.spec.params for r in runs if r.label == "tiny")
+    assert len({r.run.key() for r in runs}) == len(runs)  # a row of its own, not a rerun of 'tiny'
+
+
 def test_missing_checkpoint_and_bad_parameter_fail_before_running(tmp_path: Path) -> None:
     cfg = parse_eval_config(_doc(tmp_path / "absent"), source="ev.yaml")
     with pytest.raises(ConfigError, match="no trained checkpoint at .*absent"):

@@ -68,3 +68,34 @@ def test_short_closed_loop_run_with_the_real_smollm2_backbone(tmp_path):
     assert m["agent_epochs"] >= 24
     assert m["agent"]["trained"] is True  # no --checkpoint: the shipped one (models/l4s-llm)
     assert m["agent"]["decisions"] == m["agent_epochs"]
+
+
+def _counts(m: dict) -> dict:
+    """Per-class drop and mark counts (the queue disc's reasons aside: who decided differs)."""
+    return {c: (m["classes"][c]["drops"], m["classes"][c]["marks"]) for c in ("l4s", "classic")}
+
+
+def test_dualpi2_probability_through_the_agent_path_reproduces_dualpi2(tmp_path):
+    """A policy that replies DualPI2's own probabilities (p_L = k p', p_C = p'^2) through the
+    agent's epoch path, with no per-packet batch, gives the very drops and marks of the queue
+    disc's own DualPI2 rule (its no-agent fallback), draw for draw, in a closed loop."""
+    import json
+    import subprocess
+
+    from aqm_llm.native import scenario_binary
+
+    params = {"duration": "4s", "warmup": "1s", "bottleneck_rate": "50Mbps", "rtt": "20ms"}
+    agent = AgentSpec(agent="aqm_llm.agent.stub:DualPi2ProbabilityAgent", threads=1)
+    via_agent = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=3, params={**params, "llm_batch": 0},
+                            output_dir=tmp_path / "agent", agent=agent)
+    assert via_agent["fallbacks"] == 0 and via_agent["agent_epochs"] >= 240
+    out = tmp_path / "fallback.json"
+    subprocess.run([str(scenario_binary("dumbbell")), "--qdisc=l4s-llm", "--seed=3",
+                    *(f"--{k}={v}" for k, v in params.items()), f"--output={out}"],
+                   check=True, capture_output=True)
+    native = json.loads(out.read_text())
+    assert native["fallbacks"] == native["llm"]["epochs"]  # no agent: DualPI2 decided every epoch
+    assert _counts(via_agent) == _counts(native)
+    assert via_agent["classes"]["l4s"]["marks"] > 50 and via_agent["classes"]["classic"]["drops"] > 0
+    # The native step (max(step, p_L) on the L queue) is applied in the agent path too.
+    assert via_agent["classes"]["l4s"]["sojourn_ms"]["p99"] == native["classes"]["l4s"]["sojourn_ms"]["p99"]

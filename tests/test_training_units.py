@@ -373,3 +373,32 @@ def test_imitation_of_one_teacher_targets_its_shadow_decisions(tmp_path: Path) -
     assert data.valid.all() and np.array_equal(data.act, data.dist_act)
     with pytest.raises(ConfigError, match="distill_teacher: 'nosuch' is not a teacher of the pool"):
         prepare(tiny_config(pool, tmp_path / "x", distill_teacher="nosuch"))
+
+
+def test_collect_settings_list_runs_each_setting_with_every_teacher() -> None:
+    from aqm_llm.training.collector import plan_runs
+
+    doc = {"teachers": ["dualpi2", "pie-step"], "seeds": [1], "params": {"duration": "2s", "warmup": "1s"},
+           "settings": [{"scenario": "dumbbell", "params": {"rtt": "5ms"}},
+                        {"scenario": "satellite", "params": {"orbit": "geo"}}]}
+    runs = plan_runs(parse_collect_config(doc))
+    got = sorted((r.spec.scenario, r.spec.params.get("rtt", r.spec.params.get("orbit")), r.spec.params["teacher"])
+                 for r in runs)
+    assert got == [("dumbbell", "5ms", "dualpi2"), ("dumbbell", "5ms", "pie-step"),
+                   ("satellite", "geo", "dualpi2"), ("satellite", "geo", "pie-step")]
+    assert all(r.spec.params["llm_mode"] == "record" for r in runs)
+    with pytest.raises(ConfigError, match="nothing to collect"):
+        parse_collect_config({"seeds": [1]})
+    with pytest.raises(ConfigError, match=r"settings\[0\].params.teacher: set by collect"):
+        parse_collect_config({"settings": [{"scenario": "dumbbell", "params": {"teacher": "x"}}]})
+    with pytest.raises(ConfigError, match=r"settings\[0\]"):
+        parse_collect_config({"settings": [{"scenario": "dumbbell", "rtt": "5ms"}]})
+
+
+def test_setting_family_groups_a_setting_across_acting_teachers() -> None:
+    from aqm_llm.training.dataset import SETTING, family_of
+
+    a = family_of("dumbbell", {"rtt": "5ms", "teacher": "dualpi2", "llm_mode": "record"}, [SETTING])
+    b = family_of("dumbbell", {"rtt": "5ms", "teacher": "pie-step@2", "llm_mode": "record"}, [SETTING])
+    c = family_of("dumbbell", {"rtt": "10ms", "teacher": "dualpi2", "llm_mode": "record"}, [SETTING])
+    assert a == b != c

@@ -12,6 +12,7 @@
 #include "ns3/nstime.h"
 #include "ns3/queue-size.h"
 #include "ns3/string.h"
+#include "ns3/uinteger.h"
 #include "ns3/traffic-control-layer.h"
 #include "ns3/uinteger.h"
 
@@ -128,6 +129,7 @@ AqmQueueDiscRegistry::Configure(Ptr<QueueDisc> qdisc,
         qdisc->SetAttribute("ChannelName", StringValue(options.agentChannel));
         qdisc->SetAttribute("DecisionInterval", TimeValue(options.decisionInterval));
         qdisc->SetAttribute("DecisionDelay", TimeValue(options.decisionDelay));
+        qdisc->SetAttribute("BatchSize", UintegerValue(options.batchSize));
         qdisc->SetAttribute("AgentTimeout", TimeValue(options.agentTimeout));
         qdisc->SetAttribute("Mode", word(options.llmMode, "llm mode"));
         qdisc->SetAttribute("Teacher", StringValue(options.teacher));

@@ -728,7 +728,12 @@ L4sLlmQueueDisc::Judge(uint64_t id,
     markReason = byAgent ? AGENT_EPOCH_MARK : TEACHER_EPOCH_MARK;
     if (isL)
     {
-        return Draw(m_current.pLMark) ? Verdict::MARK : Verdict::FORWARD;
+        // As in DualPI2 (RFC 9332): the epoch's p_L is a floor under the native step/ramp on
+        // the L queue's own delay, so a policy shapes the coupled marking and the L queue keeps
+        // its shallow-threshold safety net.
+        const double native =
+            lPacketsBefore > 1 ? DualPi2Controller::RampProb(markDelay, m_minTh, m_range) : 0.0;
+        return Draw(std::max(native, m_current.pLMark)) ? Verdict::MARK : Verdict::FORWARD;
     }
     const double pSignal = m_current.pCDrop + m_current.pCMark;
     if (pSignal <= 0.0)

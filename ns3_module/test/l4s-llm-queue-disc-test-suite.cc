@@ -387,18 +387,21 @@ class L4sLlmStubAgentTestCase : public TestCase
         EnqueueAt(q, MicroSeconds(31500), 3, Ipv4Header::ECN_ECT1);
         EnqueueAt(q, MicroSeconds(31500), 3, Ipv4Header::ECN_NotECT);
         DrainAt(q, MilliSeconds(33), &forwarded); // 4 + 2 marks, 2 drops, 6 untouched
-        // Not described (arrive after epoch 1), epoch probabilities 0: forwarded.
+        // Not described (arrive after epoch 1), epoch probabilities 0, waited 6.5 ms: the
+        // native step marks the first (another L packet behind it), not the lone last one.
         EnqueueAt(q, MicroSeconds(33500), 2, Ipv4Header::ECN_ECT1);
         DrainAt(q, MilliSeconds(40), &forwarded);
-        // Epoch 2 (48 ms): 20 L packets waited 14 ms; only the first 16 are described.
+        // Epoch 2 (48 ms): 20 L packets waited 14 ms; only the first 16 are described; of the
+        // other 4 the native step marks all but the lone last one.
         EnqueueAt(q, MilliSeconds(41), 20, Ipv4Header::ECN_ECT1);
-        DrainAt(q, MilliSeconds(49), &forwarded); // 16 marks, 4 untouched
+        DrainAt(q, MilliSeconds(49), &forwarded); // 16 + 3 marks, 1 untouched
         Simulator::Stop(MilliSeconds(50));
         Simulator::Run();
 
         NS_TEST_EXPECT_MSG_EQ(Marks(q, Q::AGENT_MARK), 5 + 3 + 4 + 2 + 16, "agent marks");
+        NS_TEST_EXPECT_MSG_EQ(Marks(q, Q::AGENT_EPOCH_MARK), 1 + 3, "native step under p_L = 0");
         NS_TEST_EXPECT_MSG_EQ(Drops(q, Q::AGENT_DROP), 3 + 2, "marks on Not-ECT are drops");
-        NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalMarkedPackets, 30, "no other marks");
+        NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalMarkedPackets, 34, "no other marks");
         NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalDroppedPackets, 5, "no other drops");
         NS_TEST_EXPECT_MSG_EQ(forwarded, 12 - 3 + 14 - 2 + 2 + 20, "forwarded");
         NS_TEST_EXPECT_MSG_EQ(q->GetEpochCount(), 3, "three epochs");

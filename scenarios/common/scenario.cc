@@ -38,6 +38,7 @@ DeclareCommonParams(ParamSet& p)
         .String("agent_channel", "", "l4s-llm: the agent's shared-memory channel (set by the runner; empty: no agent, DualPI2 fallback)")
         .Time("decision_interval", "16ms", "l4s-llm: decision epoch (one request to the agent per epoch)", 1e-4, 10)
         .Time("decision_delay", "0s", "l4s-llm: simulated time before a decision takes effect", 0, 10)
+        .Int("llm_batch", 16, "l4s-llm: head-of-queue packets the agent decides one by one each epoch (0: every packet by the epoch probabilities)", 0, 32)
         .Time("agent_timeout", "5s", "l4s-llm: wall-clock time the agent has per request before the epoch falls back to DualPI2 (default: over 10x the measured p99 decision latency of SmolLM2 on 2 CPU cores, 283 ms)", 0.001, 3600)
         .Choice("llm_mode", "agent", {"agent", "teacher", "record"}, "l4s-llm: who decides (record: one acts, every teacher in shadow, all logged to record_path)")
         .Choice("teacher", "dualpi2", AqmTeacher::DefaultSet(), "l4s-llm: the teacher that acts in teacher mode (and in record mode when record_actor is teacher)")
@@ -94,6 +95,7 @@ QueueDiscOptionsFrom(const ParamSet& p, DataRate linkRate, Time linkDelay)
     o.agentChannel = p.GetString("agent_channel");
     o.decisionInterval = p.GetTime("decision_interval");
     o.decisionDelay = p.GetTime("decision_delay");
+    o.batchSize = static_cast<uint32_t>(p.GetInt("llm_batch"));
     o.agentTimeout = p.GetTime("agent_timeout");
     o.llmMode = p.GetString("llm_mode");
     o.teacher = p.GetString("teacher");

@@ -4,6 +4,7 @@ interface, and the MLP policy (loaded lazily: it needs torch) for ablations.
     --agent aqm_llm.agent.stub:SojournThresholdAgent --agent-arg threshold_ms=1
     --agent aqm_llm.agent.stub:ForwardAllAgent
     --agent aqm_llm.agent.stub:StallingAgent --agent-arg sleep_s=2
+    --agent aqm_llm.agent.stub:DualPi2ProbabilityAgent --set llm_batch=0
     --agent aqm_llm.agent.stub:MlpPolicy
 """
 
@@ -14,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from aqm_llm.bridge import Action, Request, TrafficClass
+from aqm_llm.bridge import Action, Request, Scalar, TrafficClass
 from aqm_llm.agent.interface import Agent, Decision, RunInfo, mark_to_drop_if_not_ect
 
-__all__ = ["ForwardAllAgent", "MlpPolicy", "SojournThresholdAgent", "StallingAgent"]
+__all__ = ["DualPi2ProbabilityAgent", "ForwardAllAgent", "MlpPolicy", "SojournThresholdAgent",
+           "StallingAgent"]
 
 
 class ForwardAllAgent(Agent):
@@ -39,6 +41,24 @@ class SojournThresholdAgent(Agent):
         mark = (pk["traffic_class"] == TrafficClass.L) & (pk["sojourn_s"] > self.threshold_s)
         actions = np.where(mark, np.uint8(Action.MARK), np.uint8(Action.FORWARD)).astype(np.uint8)
         return Decision(mark_to_drop_if_not_ect(actions, np.asarray(pk["ecn"])))
+
+
+class DualPi2ProbabilityAgent(Agent):
+    """Returns DualPI2's own epoch probabilities from the request's base probability p':
+    p_L = min(k p', 1) (the coupled mark, under which the queue disc keeps the native step),
+    p_C = p'^2 as a mark (carried out as a drop on Not-ECT packets); batch packets forwarded.
+
+    With ``llm_batch=0`` (no per-packet batch) every packet goes through the epoch path, so a run
+    must reproduce the queue disc's own DualPI2 fallback draw for draw: the check that the
+    probability path applies probabilities exactly as DualPI2 does."""
+
+    def __init__(self, coupling: float | str = 2.0) -> None:
+        self.coupling = float(coupling)  # the queue disc's CouplingFactor (k, default 2)
+
+    def decide(self, request: Request) -> Decision:
+        p_base = float(request.scalars[Scalar.P_PRIME])
+        return Decision(np.zeros(request.packets.shape[0], np.uint8),
+                        p_l_mark=min(self.coupling * p_base, 1.0), p_c_mark=p_base * p_base)
 
 
 class StallingAgent(Agent):

@@ -12,6 +12,7 @@ Format (YAML)::
     policies:                              # l4s-llm runs, one series per trained checkpoint
       - {label: l4s-llm, checkpoint: models/l4s-llm}
       - {label: mlp-ablation, checkpoint: models/l4s-llm-mlp, splits: [held-out]}
+      - {label: "l4s-llm @16 ms", checkpoint: models/l4s-llm, params: {decision_delay: 16ms}}
     agent: {threads: 2}                    # the agent process (runner.AgentSpec fields)
     settings:
       - {name: dumbbell-seen, scenario: dumbbell, split: training, params: {rtt: 40ms}}
@@ -37,7 +38,7 @@ SPLITS = ("training", "held-out")
 _TOP_KEYS = ("name", "description", "seeds", "params", "baselines", "reference", "target", "policies", "agent",
              "settings", "timeseries")
 _SETTING_KEYS = ("name", "scenario", "split", "params")
-_POLICY_KEYS = ("label", "checkpoint", "splits")
+_POLICY_KEYS = ("label", "checkpoint", "splits", "params")
 _TARGET_KEYS = ("policy", "utilisation_tolerance")
 
 
@@ -53,11 +54,13 @@ class Setting:
 
 @dataclass(frozen=True)
 class Policy:
-    """A trained checkpoint evaluated as queue disc l4s-llm; ``splits`` limits where it runs."""
+    """A trained checkpoint evaluated as queue disc l4s-llm; ``splits`` limits where it runs;
+    ``params`` (e.g. decision_delay) apply to its runs on top of the setting's."""
 
     label: str
     checkpoint: str
     splits: tuple[str, ...] = SPLITS
+    params: dict[str, Scalar] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ class EvalConfig:
                                   startup_timeout_s=self.agent.startup_timeout_s,
                                   runtime=self.agent.runtime)
                 out += [EvalPlanRun(s, p.label, canonical(SweepRun(
-                    RunSpec(s.scenario, "l4s-llm", seed, dict(params)), agent=agent,
+                    RunSpec(s.scenario, "l4s-llm", seed, {**params, **p.params}), agent=agent,
                     variant=f"checkpoint {digests[p.label]}", timeseries=self.timeseries))) for seed in self.seeds]
         return out
 
@@ -226,7 +229,7 @@ def _policy(item: Any, i: int, fail: Fail) -> Policy:
         if not isinstance(d.get(k), str) or not d[k]:
             raise fail(f"{where}: '{k}' is required")
     splits = _splits(d["splits"], f"{where}.splits", fail) if "splits" in d else SPLITS
-    return Policy(d["label"], d["checkpoint"], splits)
+    return Policy(d["label"], d["checkpoint"], splits, _params(d.get("params", {}), f"{where}.params", fail))
 
 
 def _target(value: Any, policies: tuple[Policy, ...], fail: Fail) -> Target:

@@ -16,10 +16,15 @@ Config (YAML)::
     params: {duration: 10s, warmup: 2s}
     grid: {bottleneck_rate: [50Mbps, 100Mbps]}
     per_scenario: {wifi: {stations: [2, 4]}}
+    settings:                        # explicit settings (no grid), each x teachers x seeds
+      - {scenario: satellite, params: {orbit: geo}}
     reward: {utilization: 1.0, l_delay_per_ms: 0.1, c_delay_per_ms: 0.02, loss: 10.0}
     epsilon: 0.0                     # see below
     workers: null                    # LocalCluster size (default from the CPUs); or
     scheduler: null                  # tcp://host:8786, an existing Dask cluster
+
+``scenarios`` (the grid) and ``settings`` (a list of scenario + params, for a pool that spans
+many families and ranges without a cartesian product) may be given together; one is needed.
 
 Exploration: the perturbed teachers (``NAME@0.5``, ``NAME@2``: half / double their delay
 targets) acting push the queue into states the nominal teachers avoid. ``epsilon``: the queue
@@ -54,8 +59,16 @@ OWNED = ("llm_mode", "record_actor", "teacher", "record_path", "agent_channel", 
 ALL_TEACHERS = ("dualpi2", "pie-step", "codel-like", "dualpi2@0.5", "pie-step@0.5",
                 "codel-like@0.5", "dualpi2@2", "pie-step@2", "codel-like@2")
 _KEYS = ("name", "description", "pool", "scenarios", "teachers", "seeds", "params", "grid",
-         "per_scenario", "reward", "epsilon", "workers", "cores_per_worker", "scheduler")
+         "per_scenario", "settings", "reward", "epsilon", "workers", "cores_per_worker", "scheduler")
 _REWARD_KEYS = ("utilization", "l_delay_per_ms", "c_delay_per_ms", "loss")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One explicit collection setting: a scenario and its parameters."""
+
+    scenario: str
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,7 @@ class CollectConfig:
     params: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, Any] = field(default_factory=dict)
     per_scenario: dict[str, Any] = field(default_factory=dict)
+    settings: tuple[Setting, ...] = ()
     reward: RewardConfig = RewardConfig()
     epsilon: float = 0.0
     workers: int | None = None
@@ -77,13 +91,20 @@ class CollectConfig:
     doc: dict[str, Any] = field(default_factory=dict)  # the config as given (for the manifest)
 
     def sweep_doc(self) -> dict[str, Any]:
-        """The equivalent sweep file: l4s-llm in record mode, the acting teacher a grid axis."""
-        return {"name": self.name, "scenarios": list(self.scenarios), "qdiscs": [QDISC],
-                "seeds": self.seeds if isinstance(self.seeds, dict) else list(self.seeds),
-                "params": {**self.params, "llm_mode": "record", "record_actor": "teacher",
-                           **({"explore_epsilon": self.epsilon} if self.epsilon > 0 else {})},
-                "grid": {**self.grid, "teacher": list(self.teachers)},
-                "per_scenario": self.per_scenario, "timeseries": False}
+        """The equivalent sweep file: l4s-llm in record mode, the acting teacher a grid axis
+        (and, for each explicit setting, one include per acting teacher)."""
+        doc: dict[str, Any] = {
+            "name": self.name, "seeds": self.seeds if isinstance(self.seeds, dict) else list(self.seeds),
+            "params": {**self.params, "llm_mode": "record", "record_actor": "teacher",
+                       **({"explore_epsilon": self.epsilon} if self.epsilon > 0 else {})},
+            "per_scenario": self.per_scenario, "timeseries": False}
+        if self.scenarios:
+            doc.update(scenarios=list(self.scenarios), qdiscs=[QDISC],
+                       grid={**self.grid, "teacher": list(self.teachers)})
+        if self.settings:
+            doc["include"] = [{"scenario": s.scenario, "qdisc": QDISC, "params": {**s.params, "teacher": t}}
+                              for s in self.settings for t in self.teachers]
+        return doc
 
 
 def parse_collect_config(doc: Any, *, source: str = "collect", default_name: str = "collect",
@@ -98,9 +119,12 @@ def parse_collect_config(doc: Any, *, source: str = "collect", default_name: str
         raise fail(f"unknown key '{unknown[0]}'; allowed: {', '.join(_KEYS)}")
     name = doc.get("name", default_name)
     pool_dir = pool if pool is not None else doc.get("pool", f"pools/{name}")
-    scenarios = doc.get("scenarios")
-    if not isinstance(scenarios, list) or not scenarios or not all(isinstance(s, str) for s in scenarios):
-        raise fail("scenarios: expected a non-empty list of scenario names")
+    scenarios = doc.get("scenarios", [])
+    if not isinstance(scenarios, list) or not all(isinstance(s, str) for s in scenarios):
+        raise fail("scenarios: expected a list of scenario names")
+    settings = _settings(doc.get("settings", []), fail)
+    if not scenarios and not settings:
+        raise fail("nothing to collect: give scenarios (a grid) or settings (a list)")
     teachers = doc.get("teachers", list(ALL_TEACHERS))
     if not isinstance(teachers, list) or not teachers or not all(isinstance(t, str) for t in teachers):
         raise fail("teachers: expected a non-empty list of teacher names (e.g. dualpi2, pie-step@2)")
@@ -132,10 +156,29 @@ def parse_collect_config(doc: Any, *, source: str = "collect", default_name: str
                          teachers=tuple(dict.fromkeys(teachers)),
                          seeds=doc.get("seeds", [1]), params=dict(doc.get("params") or {}),
                          grid=dict(doc.get("grid") or {}),
-                         per_scenario=dict(doc.get("per_scenario") or {}), reward=reward,
+                         per_scenario=dict(doc.get("per_scenario") or {}), settings=settings,
+                         reward=reward,
                          epsilon=float(epsilon), workers=doc.get("workers"),
                          cores_per_worker=doc.get("cores_per_worker"), scheduler=doc.get("scheduler"),
                          source=source, doc=doc)
+
+
+def _settings(value: Any, fail: Any) -> tuple[Setting, ...]:
+    if not isinstance(value, list):
+        raise fail("settings: expected a list of {scenario: NAME, params: {...}}")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or not isinstance(item.get("scenario"), str) \
+                or any(k not in ("scenario", "params") for k in item):
+            raise fail(f"settings[{i}]: expected {{scenario: NAME, params: {{...}}}}")
+        params = item.get("params") or {}
+        if not isinstance(params, dict):
+            raise fail(f"settings[{i}].params: expected a mapping")
+        owned = [k for k in params if k in OWNED]
+        if owned:
+            raise fail(f"settings[{i}].params.{owned[0]}: set by collect")
+        out.append(Setting(item["scenario"], dict(params)))
+    return tuple(out)
 
 
 def load_collect_config(path: str | Path, *, pool: str | Path | None = None) -> CollectConfig:
@@ -331,7 +374,9 @@ def write_manifest(root: Path, cfg: CollectConfig, runs: list[Any], entries: lis
     doc = {
         "format": POOL_FORMAT, "version": POOL_VERSION, "name": cfg.name,
         "written_unix": time.time(), "config": cfg.doc, "config_source": cfg.source,
-        "scenarios": list(cfg.scenarios), "acting_teachers": list(cfg.teachers),
+        "scenarios": sorted(set(cfg.scenarios) | {s.scenario for s in cfg.settings}),
+        "settings": [{"scenario": s.scenario, "params": s.params} for s in cfg.settings],
+        "acting_teachers": list(cfg.teachers),
         "teachers": teachers, "seeds": sorted({r.spec.seed for r in runs}),
         "params": cfg.params, "grid": cfg.grid, "per_scenario": cfg.per_scenario,
         "reward": reward_dict(cfg.reward), "epsilon": cfg.epsilon,

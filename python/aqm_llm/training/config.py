@@ -19,7 +19,8 @@
       tokens_per_past_epoch: 1         # 1 ([RTG+state+action]) or 3 ([RTG][state][action])
       encoder: {conv_channels: 32, conv_kernel: 4}
     return_conditioning: true          # false: behaviour cloning without return conditioning
-    families: [scenario]               # what makes a scenario family ("scenario" or parameter names)
+    families: [scenario]               # what makes a family ("scenario", "setting": scenario + every
+                                       # parameter but the acting teacher, or parameter names)
     distill_teacher: null              # imitate this teacher in every state (every loss term: its
                                        # shadow actions and probabilities) instead of the acting
                                        # controller and each family's best (dualpi2: the sanity rung)

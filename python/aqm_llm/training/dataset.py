@@ -15,8 +15,9 @@ cloning) every RTG token is 0.
 
 Families and the two pool-level choices made here:
 
-- family of an episode: the values of ``family_keys`` ("scenario" or scenario parameter names),
-  joined with "/" (default: the scenario);
+- family of an episode: the values of ``family_keys`` ("scenario", "setting": the scenario and
+  all its parameters but the acting teacher, or scenario parameter names), joined with "/"
+  (default: the scenario);
 - best teacher per family (the distillation target): the acting teacher with the highest mean
   episode return per epoch (G / N) over its episodes of that family (= the highest mean
   episode return when episodes have equal length);
@@ -91,9 +92,23 @@ class PoolData:
         return int(self.pos.shape[0])
 
 
+#: Family key for "this run's setting": the scenario and every parameter but those collect sets
+#: per run (the acting teacher, record plumbing, exploration).
+SETTING = "setting"
+
+
 def family_of(scenario: str, params: dict[str, str], keys: Sequence[str]) -> str:
-    parts = [scenario if k == "scenario" else str(params.get(k, "-")) for k in keys]
-    return "/".join(parts) or scenario
+    from aqm_llm.training.collector import OWNED
+
+    def part(key: str) -> str:
+        if key == "scenario":
+            return scenario
+        if key == SETTING:
+            kept = {k: v for k, v in params.items() if k not in OWNED and k != "explore_epsilon"}
+            return scenario + json.dumps(kept, sort_keys=True)
+        return str(params.get(key, "-"))
+
+    return "/".join(part(k) for k in keys) or scenario
 
 
 def build_pool_data(table: Any, teachers: list[str], layout: TokenLayout, reward: RewardConfig, *,
