@@ -357,7 +357,7 @@ def test_invalid_request_from_cpp_raises(kind: str) -> None:
             assert BAD_REQUESTS[kind] in str(err.value)
             ch.reject()
             reply = peer.expect("reply")
-            assert reply["status"] == "Invalid" and "rejected request 1" in reply["message"]
+            assert reply["status"] == "Invalid" and "failed on request 1" in reply["message"]
             assert peer.wait(5) == 5
         finally:
             peer.stop()

@@ -17,3 +17,84 @@ def test_run_refuses_a_timeout_that_is_not_positive(tmp_path: Path, value: str,
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "for timeout" in err[0] and "Traceback" not in err[0]
     assert not list(tmp_path.iterdir())  # nothing was simulated or written
+
+
+def _one_line_error(rc: int, capsys: pytest.CaptureFixture[str], *needles: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2, err
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    for needle in needles:
+        assert needle in err[0], err
+    return err[0]
+
+
+def test_output_dir_that_is_a_file_or_unwritable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    rc = cli.main(["run", "dumbbell", "--qdisc", "dualpi2", "--set", "duration=1s", "-o", str(afile)])
+    _one_line_error(rc, capsys, str(afile), "is a file")
+    assert afile.read_text() == "keep me"
+    rc = cli.main(["compare", "dumbbell", "--qdisc", "dualpi2", "-o", str(afile / "sub")])
+    _one_line_error(rc, capsys, "afile")
+
+
+def test_compare_needs_a_queue_disc(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = cli.main(["compare", "dumbbell", "--qdisc", ",", "-o", str(tmp_path)])
+    _one_line_error(rc, capsys, "bad --qdisc ','", "allowed:")
+
+
+def _results_db(path: Path) -> None:
+    from aqm_llm.sweep import parse_spec, run_sweep
+
+    spec = parse_spec({"scenarios": ["dumbbell"], "qdiscs": ["dualpi2"],
+                       "params": {"duration": "1s", "warmup": "500ms"}, "timeseries": False})
+    run_sweep(spec, path, progress=False)
+
+
+def test_report_and_export_of_bad_databases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    adir = tmp_path / "adir"
+    adir.mkdir()
+    rc = cli.main(["export", str(adir), "-o", str(tmp_path / "x.csv")])
+    _one_line_error(rc, capsys, "is a directory")
+    other = tmp_path / "other.db"  # another program's database with a table called runs
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE runs (name TEXT)")
+    before = other.read_bytes()
+    for argv in (["export", str(other), "-o", str(tmp_path / "x.csv")],
+                 ["report", str(other), "-o", str(tmp_path / "rep")]):
+        _one_line_error(cli.main(argv), capsys, "not an aqm-llm results database")
+    assert other.read_bytes() == before  # opened read-only: not even switched to WAL
+    assert not (tmp_path / "other.db-wal").exists()
+    # A real database with one damaged metrics cell: the error names the run.
+    good = tmp_path / "good.db"
+    _results_db(good)
+    with sqlite3.connect(good) as conn:
+        key = conn.execute("SELECT key FROM runs").fetchone()[0]
+        conn.execute("UPDATE runs SET metrics = '{broken' WHERE key = ?", (key,))
+    rc = cli.main(["report", str(good), "-o", str(tmp_path / "rep2")])
+    _one_line_error(rc, capsys, key, "damaged metrics")
+    (tmp_path / "out.csv").mkdir()
+    rc = cli.main(["export", str(good), "-o", str(tmp_path / "out.csv")])
+    _one_line_error(rc, capsys, "out.csv", "is a directory")
+
+
+def test_sigterm_exits_143(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    doc = tmp_path / "s.yaml"
+    doc.write_text("scenarios: [dumbbell]\nqdiscs: [fifo]\nseeds: {count: 50}\n"
+                   "params: {duration: 20s, warmup: 1s}\ntimeseries: false\n")
+    proc = subprocess.Popen([sys.executable, "-m", "aqm_llm.cli", "sweep", str(doc), "--db",
+                             str(tmp_path / "s.db"), "--workers", "1", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    time.sleep(6)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "terminated" in err

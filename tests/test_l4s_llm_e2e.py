@@ -99,3 +99,61 @@ def test_dualpi2_probability_through_the_agent_path_reproduces_dualpi2(tmp_path)
     assert via_agent["classes"]["l4s"]["marks"] > 50 and via_agent["classes"]["classic"]["drops"] > 0
     # The native step (max(step, p_L) on the L queue) is applied in the agent path too.
     assert via_agent["classes"]["l4s"]["sojourn_ms"]["p99"] == native["classes"]["l4s"]["sojourn_ms"]["p99"]
+
+
+class NanAgent:
+    """Answers NaN probabilities from epoch 3 on (test helper, loaded by the agent process)."""
+
+    def reset(self, run_info: object) -> None:
+        pass
+
+    def decide(self, request):  # noqa: ANN001, ANN201 - the Agent interface
+        import numpy as np
+
+        from aqm_llm.agent.interface import Decision
+
+        nan = float("nan") if request.epoch >= 3 else 0.0
+        return Decision(np.zeros(request.packets.shape[0], np.uint8), p_l_mark=nan)
+
+    def close(self) -> None:
+        pass
+
+
+class RaisingAgent(NanAgent):
+    def decide(self, request):  # noqa: ANN001, ANN201
+        if request.epoch % 2:
+            raise RuntimeError("boom")
+        return super().decide(request)
+
+
+class StoppingAgent(NanAgent):
+    """Stops its own process (SIGSTOP) at epoch 5: a hung agent that never answers again."""
+
+    def decide(self, request):  # noqa: ANN001, ANN201
+        if request.epoch == 5:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGSTOP)
+        return super().decide(request)
+
+
+@pytest.mark.parametrize("agent_class, cause", [("NanAgent", "invalid"), ("RaisingAgent", "invalid"),
+                                                ("StoppingAgent", "timeout")])
+def test_failing_agents_show_as_fallbacks_and_the_run_stays_bounded(tmp_path, monkeypatch, agent_class, cause):
+    import os
+
+    from aqm_llm.table import fallback_warning
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
+    t0 = time.monotonic()
+    m = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=1, params={**SHORT, "agent_timeout": "100ms"},
+                    output_dir=tmp_path, agent=AgentSpec(agent=f"test_l4s_llm_e2e:{agent_class}", threads=1),
+                    timeout_s=120)
+    assert time.monotonic() - t0 < 60
+    epochs = m["llm"]["epochs"]
+    assert m["fallbacks"] > 0 and m["reproducible"] is False
+    assert m["fallbacks"] + m["agent_epochs"] == epochs  # every epoch the agent did not decide
+    assert m["llm"]["outcomes"][cause] > 0
+    line = fallback_warning(m)
+    assert line and f"{m['fallbacks']} of {epochs} epochs fell back" in line and "reproducible: false" in line

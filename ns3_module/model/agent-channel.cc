@@ -1005,7 +1005,8 @@ AgentChannel::WaitReply(double timeoutSeconds)
     if (reply.status == agent::kReplyError)
     {
         return Fail(Status::Invalid, Error::BadMessage,
-                    "the agent rejected request " + std::to_string(seq) + " as invalid");
+                    "the agent failed on request " + std::to_string(seq) +
+                        " or rejected it (the agent's log says why)");
     }
     return Status::Ok;
 }
@@ -1054,7 +1055,8 @@ AgentChannel::Call(const Request& request, Reply& reply, double timeoutSeconds)
     if (reply.status == agent::kReplyError)
     {
         return Fail(Status::Invalid, Error::BadMessage,
-                    "the agent rejected request " + std::to_string(seq) + " as invalid");
+                    "the agent failed on request " + std::to_string(seq) +
+                        " or rejected it (the agent's log says why)");
     }
     return Status::Ok;
 }

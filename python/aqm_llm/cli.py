@@ -11,6 +11,38 @@ from typing import Any, Sequence
 from aqm_llm.errors import ConfigError, SimulationError
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's stop): handled like Ctrl-C, exit status 143 (128 + 15)."""
+
+
+def _stop_on_sigterm() -> None:
+    """End a long command on SIGTERM as on Ctrl-C: rows and checkpoints so far are kept."""
+    import signal
+
+    def terminated(signum: int, frame: object) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminated)
+
+
+def _output_dir(path: str | Path | None, option: str) -> Path | None:
+    """``path`` if it is (or can become) a writable directory; else a one-line ConfigError."""
+    import os
+
+    if path is None:
+        return None
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"bad {option} '{p}': it is a file, not a directory")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"bad {option} '{p}': {exc.strerror}") from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"bad {option} '{p}': not writable")
+    return p
+
+
 def _parse_sets(items: Sequence[str]) -> dict[str, str]:
     params: dict[str, str] = {}
     for item in items:
@@ -49,14 +81,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from aqm_llm.table import print_table
 
     metrics = run(args.scenario, qdisc=args.qdisc, seed=args.seed, params=_parse_sets(args.set),
-                  output_dir=args.output_dir, timeseries=args.timeseries, progress=not args.json,
+                  output_dir=_output_dir(args.output_dir, "-o/--output-dir"), timeseries=args.timeseries,
+                  progress=not args.json,
                   agent=_agent_spec(args), timeout_s=args.timeout)
     if args.json:
         print(json.dumps(metrics, indent=1))
     else:
         print_table([metrics], title=f"{args.scenario} (seed {args.seed})")
         print(f"metrics: {metrics['run']['metrics_path']}")
+    _warn_fallbacks([metrics])
     return 0
+
+
+def _warn_fallbacks(results: Sequence[dict[str, Any]]) -> None:
+    from aqm_llm.table import fallback_warning
+
+    for m in results:
+        line = fallback_warning(m)
+        if line:
+            print(f"aqm-llm: {line}", file=sys.stderr)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -66,22 +109,25 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     qdiscs = [q.strip() for q in args.qdisc.split(",") if q.strip()]
     allowed = describe(args.scenario).qdiscs
+    if not qdiscs:
+        raise ConfigError(f"bad --qdisc '{args.qdisc}': name at least one queue disc; allowed: {', '.join(allowed)}")
     for q in qdiscs:
         if q not in allowed:
             raise ConfigError(f"unknown queue disc '{q}'; allowed: {', '.join(allowed)}")
     params = _parse_sets(args.set)
+    out = _output_dir(args.output_dir, "-o/--output-dir")
     results = []
     for q in qdiscs:
         results.append(run(args.scenario, qdisc=q, seed=args.seed, params=params,
                            output_dir=args.output_dir, timeseries=True, progress=True,
                            agent=_agent_spec(args)))
     print_table(results, title=f"{args.scenario}: queue discs compared (seed {args.seed})")
-    out = Path(args.output_dir)
     (out / "comparison.md").write_text(markdown(results) + "\n")
     from aqm_llm.plots import comparison_plots
 
     written = comparison_plots(results, out)
     print(f"table: {out / 'comparison.md'}; plots: {', '.join(str(p) for p in written)}")
+    _warn_fallbacks(results)
     return 0
 
 
@@ -125,12 +171,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    import signal
-
     from aqm_llm.sweep import ClusterConfig, load_spec, plan, run_sweep
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
 
     spec = load_spec(args.file)
     if args.dry_run:
@@ -146,8 +187,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"{len(runs)} runs, {len(runs) - len(done)} to run")
         return 0
     cluster = ClusterConfig(workers=args.workers, cores_per_worker=args.cores_per_worker, scheduler=args.scheduler)
-    # SIGTERM (a batch system's stop) ends the sweep like Ctrl-C: rows so far kept, runs stopped.
-    signal.signal(signal.SIGTERM, interrupt)
+    _stop_on_sigterm()  # rows so far kept, runs stopped
     summary = run_sweep(spec, args.db, cluster=cluster, run_dir=args.run_dir, progress=not args.no_progress)
     print(f"{spec.name}: {summary.total} runs: {summary.skipped} already in {args.db}, {summary.ok} ran ok, "
           f"{summary.failed} failed")
@@ -175,7 +215,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from aqm_llm.report import write_report
 
-    rep = write_report(args.db, args.output_dir)
+    rep = write_report(args.db, _output_dir(args.output_dir, "-o/--output-dir"))
     print(f"report: {rep.index} ({rep.sections} sections, {len(rep.images)} plots, {rep.ok_runs} runs"
           + (f", {rep.failed_runs} failed" if rep.failed_runs else "") + ")")
     return 0
@@ -183,12 +223,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_collect(args: argparse.Namespace) -> int:
     import dataclasses
-    import signal
 
     from aqm_llm.training.collector import load_collect_config, plan_runs
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
 
     cfg = load_collect_config(args.file, pool=args.pool)
     for name in ("workers", "cores_per_worker", "scheduler"):
@@ -202,7 +238,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
         return 0
     from aqm_llm.training.collector import collect
 
-    signal.signal(signal.SIGTERM, interrupt)
+    _stop_on_sigterm()
     s = collect(cfg, progress=not args.no_progress)
     print(f"{cfg.name}: {s.total} runs: {s.skipped} already done, {s.ok} ran ok, {s.failed} failed; "
           f"pool {s.pool}: {s.epochs} epochs ({s.converted} parts written), manifest {s.pool / 'manifest.json'}")
@@ -210,17 +246,12 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    import signal
-
     from aqm_llm.evaluate import evaluate, load_eval_config
     from aqm_llm.sweep import ClusterConfig
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
     cfg = load_eval_config(args.file)
     db = args.db or f"results/{cfg.name}.db"
-    out = args.output_dir or f"results/{cfg.name}"
+    out = _output_dir(args.output_dir or f"results/{cfg.name}", "--output-dir")
     if args.dry_run:
         from aqm_llm.results import ResultsDB
 
@@ -235,7 +266,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{len(runs)} runs, {len(runs) - len(done)} to run")
         return 0
     cluster = ClusterConfig(workers=args.workers, cores_per_worker=args.cores_per_worker, scheduler=args.scheduler)
-    signal.signal(signal.SIGTERM, interrupt)
+    _stop_on_sigterm()
     command = "aqm-llm evaluate " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["evaluate"] else ""
     result = evaluate(cfg, db, out, cluster=cluster, run=not args.tables_only, progress=not args.no_progress,
                       command=command)
@@ -410,9 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SimulationError as exc:
         print(f"aqm-llm: simulation failed: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("aqm-llm: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print("aqm-llm: " + ("terminated" if isinstance(exc, Terminated) else "interrupted"), file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
 
 
 if __name__ == "__main__":

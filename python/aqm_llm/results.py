@@ -12,11 +12,12 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aqm_llm.errors import ConfigError
-from aqm_llm.resultsdb import FLAT_NAMES, ResultsDB, RunRecord, connect
+from aqm_llm.resultsdb import FLAT_NAMES, ResultsDB, RunRecord, connect, json_cell, schema_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,14 +43,17 @@ def load(db_path: str | Path, *, status: str | None = None, metrics: bool = Fals
         where = " WHERE status = ?" if status else ""
         df = pd.read_sql_query(f"SELECT {', '.join(cols)} FROM runs{where} ORDER BY id", conn,
                                params=(status,) if status else None)
+    except (sqlite3.Error, pd.errors.DatabaseError) as exc:
+        raise schema_error(db_path, exc) from None
     finally:
         conn.close()
-    params = [json.loads(p) for p in df["params"]]
+    params = [json_cell(p, "params", key, db_path) for p, key in zip(df["params"], df["key"])]
     names = sorted({k for p in params for k in p})
     for name in names:
         df[f"param.{name}"] = [p.get(name) for p in params]
     if metrics:
-        df["metrics"] = [json.loads(m) if isinstance(m, str) else None for m in df["metrics"]]
+        df["metrics"] = [json_cell(m, "metrics", key, db_path) if isinstance(m, str) else None
+                         for m, key in zip(df["metrics"], df["key"])]
     df["reproducible"] = df["reproducible"].astype("boolean")
     df["fallbacks"] = df["fallbacks"].astype("Int64")
     return df
@@ -75,12 +79,17 @@ def export(db_path: str | Path, out: str | Path, *, with_metrics: bool = False) 
     suffix = dest.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise ConfigError(f"unknown export format '{dest.suffix or dest.name}'; allowed: .csv, .parquet")
+    if dest.is_dir():
+        raise ConfigError(f"bad output '{dest}': it is a directory; give a file name ending .csv or .parquet")
     df = load(db_path, metrics=with_metrics)
     if with_metrics:
         df["metrics"] = [json.dumps(m) if isinstance(m, dict) else None for m in df["metrics"]]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        df.to_csv(dest, index=False)
-    else:
-        df.to_parquet(dest, index=False)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".csv":
+            df.to_csv(dest, index=False)
+        else:
+            df.to_parquet(dest, index=False)
+    except OSError as exc:
+        raise ConfigError(f"bad output '{dest}': {exc.strerror or exc}") from None
     return dest

@@ -139,17 +139,31 @@ class RunRecord:
 
 
 def connect(path: str | Path, create: bool = True) -> sqlite3.Connection:
-    """Open the database (WAL, FULL sync, 30 s busy timeout), creating the schema if asked."""
+    """Open the database (WAL, FULL sync, 30 s busy timeout), creating the schema if asked;
+    ``create=False`` opens an existing database read-only (reports and exports change nothing,
+    not even the journal mode)."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"bad database path '{p}': it is a directory; give a file such as results/sweep.db")
     if not create and not p.is_file():
         raise ConfigError(f"no results database at {p}")
     if create:
-        p.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(p, timeout=30.0, isolation_level=None)  # explicit transactions only
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"bad database path '{p}': {exc.strerror}") from None
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
         if create:
+            conn = sqlite3.connect(p, timeout=30.0, isolation_level=None)  # explicit transactions only
+        else:
+            conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0,
+                                   isolation_level=None)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"bad database path '{p}': {exc}") from None
+    try:
+        if create:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
             conn.executescript(_SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         else:
@@ -163,6 +177,23 @@ def connect(path: str | Path, create: bool = True) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def schema_error(db_path: str | Path, exc: BaseException) -> ConfigError:
+    """The one-line error for a database whose tables are not this version's."""
+    return ConfigError(f"{db_path}: not an aqm-llm results database of this version "
+                       f"({str(exc).splitlines()[-1] if str(exc) else type(exc).__name__})")
+
+
+def json_cell(text: Any, column: str, key: str, db_path: str | Path) -> dict[str, Any]:
+    """A JSON object cell (params, metrics), or a one-line ConfigError naming the damaged run."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{db_path}: run {key}: damaged {column} (not JSON)") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{db_path}: run {key}: damaged {column} (not a JSON object)")
+    return value
 
 
 class ResultsDB:

@@ -31,7 +31,23 @@ COLUMNS: Sequence[Column] = (
     ("CE marks", lambda m: _get(m, "marks"), "{:.0f}"),
     ("RTT mean ms", lambda m: _get(m, "rtt_ms", "mean"), "{:.1f}"),
     ("Jain", lambda m: _get(m, "jain_fairness"), "{:.3f}"),
+    ("fallbacks", lambda m: _get(m, "fallbacks") if m.get("llm") else math.nan, "{:.0f}"),
 )
+
+
+def fallback_warning(m: dict[str, Any]) -> str | None:
+    """One line when some epochs of an l4s-llm run were not decided by its agent (None if all
+    were, or the run has no agent): the counts by cause, and that the run is not reproducible."""
+    llm = m.get("llm") or {}
+    fallbacks = int(m.get("fallbacks") or 0)
+    if not fallbacks:
+        return None
+    causes = {k: v for k, v in (llm.get("outcomes") or {}).items() if v and k not in ("ok", "not_consulted")}
+    why = ", ".join(f"{k} {v}" for k, v in sorted(causes.items()))
+    run = m.get("run", {})
+    label = f"{m.get('scenario', '?')}/{run.get('qdisc', '?')} seed {run.get('seed', '?')}"
+    return (f"warning: {label}: {fallbacks} of {llm.get('epochs', '?')} epochs fell back to DualPI2 "
+            f"({why or 'see the run log'}); reproducible: {str(m.get('reproducible')).lower()}")
 
 
 def _fmt(fmt: str, value: Any) -> str:

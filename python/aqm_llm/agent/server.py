@@ -197,7 +197,7 @@ def serve(channel: Any, agent: Any, cfg: ServerConfig, stats: Stats, log: Log) -
 
 
 def _answer(channel: Any, agent: Any, request: Any, stats: Stats, log: Log) -> None:
-    """Decide and reply to one request (ERROR if invalid, FALLBACK if the agent fails)."""
+    """Decide and reply to one request (ERROR if the request is invalid or the agent fails)."""
     from aqm_llm.bridge import InvalidMessage, ReplyStatus
     from aqm_llm.agent.features import InvalidRequest
 
@@ -223,10 +223,12 @@ def _answer(channel: Any, agent: Any, request: Any, stats: Stats, log: Log) -> N
             stats.replies["ok" if decision.status == ReplyStatus.OK else "fallback"] += 1
             stats.actions += np.bincount(decision.actions, minlength=3)[:3]
             return
+    # An agent failure is an ERROR reply, not a FALLBACK request: the queue disc counts the epoch
+    # as a fallback, marks the run not reproducible and says so.
     stats.agent_errors += 1
     log(f"epoch {request.epoch}: {problem}")
-    channel.send_reply(None, status=ReplyStatus.FALLBACK)
-    stats.replies["fallback"] += 1
+    channel.reject()
+    stats.replies["error"] += 1
 
 
 def write_stats(path: Path, doc: dict[str, Any]) -> None:

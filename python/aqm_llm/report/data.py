@@ -10,11 +10,12 @@ import gzip
 import io
 import json
 import re
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aqm_llm.resultsdb import connect
+from aqm_llm.resultsdb import connect, json_cell, schema_error
 
 # Series order in every table and plot (a stable order, not the order in which runs finished).
 QDISC_ORDER = ("fifo", "red", "codel", "fq-codel", "fq-codel-l4s", "pie", "pie-l4s", "fq-pie", "cobalt",
@@ -96,11 +97,13 @@ def read(db_path: str | Path) -> ReportData:
                             "WHERE status = 'ok' ORDER BY r.id").fetchall()
         failed = conn.execute("SELECT scenario, qdisc, seed, params, attempts, error FROM runs "
                               "WHERE status = 'failed' ORDER BY id").fetchall()
+    except sqlite3.Error as exc:
+        raise schema_error(db_path, exc) from None
     finally:
         conn.close()
     sections: dict[tuple[str, str], Section] = {}
     for key, scenario, qdisc, seed, params, variant, agent, metrics, csv_gz in rows:
-        p = json.loads(params)
+        p = json_cell(params, "params", key, db_path)
         sec = sections.setdefault((scenario, json.dumps(p, sort_keys=True)), Section(scenario, p, {}))
         label = _series_label(qdisc, variant, agent)
         series = next((s for s in sec.series if s.label == label), None)
@@ -108,7 +111,7 @@ def read(db_path: str | Path) -> ReportData:
             series = Series(label)
             sec.series.append(series)
         ts = pd.read_csv(io.BytesIO(gzip.decompress(csv_gz))) if csv_gz else None
-        series.runs.append(Run(key, int(seed), json.loads(metrics), ts))
+        series.runs.append(Run(key, int(seed), json_cell(metrics, "metrics", key, db_path), ts))
     ordered = list(sections.values())
     for sec in ordered:
         sec.varying = _varying(sec, [s for s in ordered if s.scenario == sec.scenario])
