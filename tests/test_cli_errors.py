@@ -98,3 +98,34 @@ def test_sigterm_exits_143(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err[-2000:]
     assert "terminated" in err
+
+
+def _binary_error(scenario: str, *args: str) -> str:
+    """Run a scenario program directly with bad input: exit 2, one line on stderr, no signal."""
+    import subprocess
+
+    from aqm_llm.native import scenario_binary
+
+    proc = subprocess.run([str(scenario_binary(scenario)), *args, "--duration=1s", "--warmup=500ms"],
+                          capture_output=True, text=True, timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-500:])
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999B", "1000000000000p", "1e12p", "20000000p", "0p"])
+def test_scenario_refuses_a_buffer_out_of_range(value: str) -> None:
+    line = _binary_error("dumbbell", f"--buffer={value}")
+    assert f"bad value '{value}' for buffer" in line
+
+
+def test_scenario_refuses_bad_traces(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("0,1e30\n1,50\n")
+    assert "bad rate '1e30'" in _binary_error("fiveg", f"--trace={bad}")
+    late = tmp_path / "late.csv"
+    late.write_text("0,50\n1e30,50\n")
+    assert "bad time '1e30'" in _binary_error("fiveg", f"--trace={late}")
+    assert "is not a regular file" in _binary_error("fiveg", "--trace=/dev/zero")
+    assert "is a directory" in _binary_error("fiveg", f"--trace={tmp_path}")

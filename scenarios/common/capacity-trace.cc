@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -368,6 +369,16 @@ LoadCapacityTrace(const std::string& path, const TraceOptions& options, TraceInf
 {
     TraceInfo info;
     info.path = path;
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (!ec && std::filesystem::is_directory(status))
+    {
+        throw TraceError("trace '" + path + "' is a directory (expected a CSV file)");
+    }
+    if (!ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+    {
+        throw TraceError("trace '" + path + "' is not a regular file (expected a CSV file)");
+    }
     std::ifstream f(path);
     if (!f.is_open())
     {
@@ -389,11 +400,20 @@ LoadCapacityTrace(const std::string& path, const TraceOptions& options, TraceInf
         throw TraceError("trace '" + path + "' line " + std::to_string(lineNo) + ": " + what);
     };
 
+    // Bounds that keep the simulation's arithmetic finite (and reject unit mistakes).
+    const double maxSeconds = 1e7;  // about 115 days
+    const double maxMbps = 1e5;     // 100 Gb/s
+    const std::size_t maxLine = 1 << 16;
+
     std::string line;
     uint64_t lineNo = 0;
     while (std::getline(f, line))
     {
         ++lineNo;
+        if (line.size() > maxLine)
+        {
+            fail(lineNo, "line longer than 65536 characters: not a CSV trace");
+        }
         if (!line.empty() && line.back() == '\r')
         {
             line.pop_back();
@@ -482,22 +502,22 @@ LoadCapacityTrace(const std::string& path, const TraceOptions& options, TraceInf
                 continue;
             }
             double kbps;
-            if (!ParseNumber(r, kbps) || kbps < 0)
+            if (!ParseNumber(r, kbps) || kbps < 0 || kbps > maxMbps * 1e3)
             {
-                fail(lineNo, "bad DL_bitrate '" + r + "'; expected a non-negative number of kbit/s");
+                fail(lineNo, "bad DL_bitrate '" + r + "'; expected a number of kbit/s in [0, 1e8]");
             }
             bps = kbps * 1e3;
         }
         else
         {
             double mbps;
-            if (!ParseNumber(fields[timeCol], t) || t < 0)
+            if (!ParseNumber(fields[timeCol], t) || t < 0 || t > maxSeconds)
             {
-                fail(lineNo, "bad time '" + fields[timeCol] + "'; expected non-negative seconds");
+                fail(lineNo, "bad time '" + fields[timeCol] + "'; expected seconds in [0, 1e7]");
             }
-            if (!ParseNumber(fields[rateCol], mbps) || mbps < 0)
+            if (!ParseNumber(fields[rateCol], mbps) || mbps < 0 || mbps > maxMbps)
             {
-                fail(lineNo, "bad rate '" + fields[rateCol] + "'; expected a non-negative number of Mb/s");
+                fail(lineNo, "bad rate '" + fields[rateCol] + "'; expected Mb/s in [0, 100000]");
             }
             bps = mbps * 1e6;
         }

@@ -236,13 +236,22 @@ ParamSet::Check(const Spec& spec, const std::string& value) const
         what = " bit/s";
         break;
     case Kind::Size: {
-        static const std::regex re(R"(^[0-9]+(p|B)$)");
-        if (!std::regex_match(value, re) || std::stoll(value.substr(0, value.size() - 1)) <= 0)
+        // Digits only (no exponent), bounded before conversion: ns-3 queue sizes are 32-bit.
+        static const std::regex re(R"(^[0-9]{1,12}(p|B)$)");
+        const uint64_t maxPackets = 10000000;   // 1e7 packets
+        const uint64_t maxBytes = 4000000000ULL; // below 2^32
+        if (!std::regex_match(value, re) || std::stoull(value.substr(0, value.size() - 1)) == 0)
         {
-            return "expected a positive size such as 1000p or 1500000B";
+            return "expected a positive size such as 1000p or 1500000B (at most 10000000p or "
+                   "4000000000B)";
+        }
+        const uint64_t n = std::stoull(value.substr(0, value.size() - 1));
+        if (n > (value.back() == 'p' ? maxPackets : maxBytes))
+        {
+            return "too large: at most 10000000p or 4000000000B";
         }
         // A byte limit below one full-size packet makes queue discs refuse their config.
-        if (value.back() == 'B' && std::stoll(value.substr(0, value.size() - 1)) < 1500)
+        if (value.back() == 'B' && n < 1500)
         {
             return "a byte limit must hold one 1500-byte packet (>= 1500B)";
         }
