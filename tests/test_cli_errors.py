@@ -129,3 +129,70 @@ def test_scenario_refuses_bad_traces(tmp_path: Path) -> None:
     assert "bad time '1e30'" in _binary_error("fiveg", f"--trace={late}")
     assert "is not a regular file" in _binary_error("fiveg", "--trace=/dev/zero")
     assert "is a directory" in _binary_error("fiveg", f"--trace={tmp_path}")
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("scenarios: [dumbbell]\nqdiscs: [fifo]\nseeds: [1]\nseeds: [2]\n", "key 'seeds' appears twice"),
+    ("scenarios: [dumbbell]\nqdiscs: [fifo]\nseeds: {count: 100000000}\n", "bad count '100000000'"),
+    ("scenarios: [dumbbell]\nqdiscs: [fifo, dualpi2]\nseeds: {count: 10000}\n"
+     "grid: {rtt: [1ms, 2ms, 3ms, 4ms, 5ms, 6ms]}\n", "120000 runs in one file; at most 100000"),
+])
+def test_sweep_files_with_duplicate_keys_or_huge_grids(tmp_path: Path, text: str, needle: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text(text)
+    db = tmp_path / "s.db"
+    rc = cli.main(["sweep", str(f), "--dry-run", "--db", str(db)])
+    _one_line_error(rc, capsys, needle)
+    assert not db.exists()
+
+
+def _damaged_checkpoints(tmp_path: Path) -> dict[str, Path]:
+    """Copies of the shipped checkpoint's small files, each broken one way."""
+    import shutil
+
+    src = Path(__file__).resolve().parents[1] / "models" / "l4s-llm"
+    out = {}
+    for how in ("no-config", "bad-config", "truncated-weights", "no-weights"):
+        d = tmp_path / how
+        shutil.copytree(src, d)
+        out[how] = d
+    (out["no-config"] / "config.json").unlink()
+    (out["bad-config"] / "config.json").write_text("{not json")
+    w = out["truncated-weights"] / "policy.safetensors"
+    w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+    (out["no-weights"] / "policy.safetensors").unlink()
+    out["missing-dir"] = tmp_path / "nowhere"
+    return out
+
+
+def test_damaged_or_missing_checkpoints_fail_before_anything_starts(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    for how, ckpt in _damaged_checkpoints(tmp_path).items():
+        out = tmp_path / f"out-{how}"
+        t0 = time.monotonic()
+        rc = cli.main(["run", "dumbbell", "--qdisc", "l4s-llm", "--checkpoint", str(ckpt), "-o", str(out)])
+        line = _one_line_error(rc, capsys, str(ckpt))
+        assert time.monotonic() - t0 < 5, how  # no backbone load, no simulation
+        assert not list(out.glob("*.json")), line
+    f = tmp_path / "s.yaml"
+    f.write_text("scenarios: [dumbbell]\nqdiscs: [l4s-llm]\nagent: {checkpoint: %s}\n" % (tmp_path / "nowhere"))
+    _one_line_error(cli.main(["sweep", str(f), "--dry-run", "--db", str(tmp_path / "s.db")]), capsys,
+                    "no checkpoint directory")
+    f.write_text("scenarios: [dumbbell]\nqdiscs: [l4s-llm]\nagent: {agent: 'nosuch.module:Nope'}\n")
+    _one_line_error(cli.main(["sweep", str(f), "--dry-run", "--db", str(tmp_path / "s.db")]), capsys,
+                    "no module named 'nosuch.module'")
+
+
+def test_agent_server_refuses_a_damaged_checkpoint_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    ckpt = _damaged_checkpoints(tmp_path)["truncated-weights"]
+    proc = subprocess.run([sys.executable, "-m", "aqm_llm.agent.server", "--checkpoint", str(ckpt)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "policy.safetensors is truncated" in proc.stdout + proc.stderr

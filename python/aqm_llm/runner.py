@@ -132,6 +132,26 @@ class AgentSpec:
     startup_timeout_s: float = 300.0
     runtime: str = ONNX            # llm: "onnx" (the fast path) or "torch" (the reference)
 
+    def check(self) -> None:
+        """ConfigError (one line) for an agent that cannot start, found before anything slow runs:
+        a module:Class whose module cannot be found, a missing or damaged checkpoint."""
+        import importlib.util
+
+        from aqm_llm.agent.checkpoint import check_checkpoint
+
+        if self.agent != "llm":
+            module, sep, cls = self.agent.partition(":")
+            if not (sep and module and cls):
+                raise ConfigError(f"bad agent '{self.agent}': expected 'llm' or module:Class")
+            try:
+                found = importlib.util.find_spec(module)
+            except (ImportError, ValueError):
+                found = None
+            if found is None:
+                raise ConfigError(f"bad agent '{self.agent}': no module named '{module}'")
+        if self.checkpoint:
+            check_checkpoint(self.checkpoint)
+
     def command(self, stats_path: Path | None) -> list[str]:
         cmd = [sys.executable, "-m", "aqm_llm.agent.server", "--agent", self.agent,
                "--threads", str(self.threads), "--seed", str(self.seed)]
@@ -232,6 +252,8 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
     use_agent = needs_agent(qdisc, spec.params)
     # The agent samples with the run's seed: same seed, same decisions.
     agent_spec = replace(agent, seed=seed) if agent is not None else AgentSpec(seed=seed)
+    if use_agent:
+        agent_spec.check()
     stats_path = out_dir / f".{stem}.{os.getpid()}.agent.json"
     started = time.time()
     agent_stats: dict[str, Any] | None = None

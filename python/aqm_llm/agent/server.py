@@ -44,6 +44,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from aqm_llm.errors import ConfigError
+
 MAX_LOG_LINES = 40
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -266,6 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = serve(channel, agent, cfg, stats, log)
     except Terminated as sig:
         reason = f"signal {sig}"
+    except ConfigError as exc:  # bad input (a missing or damaged checkpoint): one line
+        log(f"error: {exc}")
+        reason = "error"
     except Exception:  # noqa: BLE001 - report, clean up, exit non-zero
         log(traceback.format_exc())
         reason = "error"

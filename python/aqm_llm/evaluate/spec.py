@@ -131,12 +131,15 @@ def resolve(path: str, base_dir: Path | None) -> Path:
 
 def checkpoint_digest(directory: Path, source: str = "evaluation") -> str:
     """sha256 (12 hex) over a checkpoint's files that define the policy."""
-    from aqm_llm.agent.policy import CONFIG_FILE
+    from aqm_llm.agent.checkpoint import CONFIG_FILE, checkpoint_problem
     from aqm_llm.agent.policy import checkpoint_digest as policy_digest
 
     if not (directory / CONFIG_FILE).is_file():
         raise ConfigError(f"{source}: no trained checkpoint at {directory} (no {CONFIG_FILE}); train it first, "
                           "see docs/training.md")
+    problem = checkpoint_problem(directory)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
     return policy_digest(directory)[:12]
 
 

@@ -27,6 +27,7 @@ error unless it is scoped under ``per_scenario``. Bad input raises ConfigError w
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -43,6 +44,10 @@ _TOP_KEYS = ("name", "description", "scenarios", "qdiscs", "seeds", "params", "g
 _INCLUDE_KEYS = ("scenario", "qdisc", "params", "seeds")
 _AGENT_KEYS = ("agent", "checkpoint", "backbone", "threads", "startup_timeout_s", "runtime")
 Scalar = str | int | float | bool
+#: Largest sweep (runs in one file): far beyond any real study, well below what fills memory.
+MAX_RUNS = 100_000
+#: Largest seed count of {count: N}.
+MAX_SEEDS = 10_000
 Fail = Callable[[str], ConfigError]  # builds the error for a message, prefixed with the file
 
 
@@ -72,8 +77,20 @@ class SweepSpec:
     agent: AgentSpec | None = None
     source: str = "sweep"  # where it came from (the file), for error messages
 
+    def size(self) -> int:
+        """How many runs ``runs()`` would list (before duplicates are dropped), without listing them."""
+        total = 0
+        for scenario in self.scenarios:
+            scoped = self.per_scenario.get(scenario, {})
+            axes = {**self.grid, **{k: v for k, v in scoped.items() if isinstance(v, tuple)}}
+            total += len(self.qdiscs) * math.prod(len(v) for v in axes.values()) * len(self.seeds)
+        return total + sum(len(inc.seeds or self.seeds) for inc in self.include)
+
     def runs(self) -> list[SweepRun]:
         """Every combination, in file order (not yet validated against the scenario programs)."""
+        if self.size() > MAX_RUNS:
+            raise ConfigError(f"{self.size()} runs in one file; at most {MAX_RUNS} "
+                              "(split the sweep, or use fewer seeds or grid values)")
         out: list[SweepRun] = []
         for scenario in self.scenarios:
             scoped = self.per_scenario.get(scenario, {})
@@ -202,6 +219,8 @@ def _seeds(value: Any, where: str, fail: Fail) -> tuple[int, ...]:
         count, start = value.get("count"), value.get("start", 1)
         if extra or not _positive_int(count) or not _positive_int(start):
             raise fail(f"{where}: expected {{count: N, start: S}} with positive integers")
+        if count > MAX_SEEDS:
+            raise fail(f"{where}: bad count '{count}': at most {MAX_SEEDS} seeds")
         return tuple(range(start, start + count))
     if isinstance(value, list) and value and all(_positive_int(s) for s in value):
         return tuple(dict.fromkeys(value))
@@ -236,6 +255,11 @@ def _agent(value: Any, fail: Fail) -> AgentSpec:
     if "runtime" in doc and doc["runtime"] not in RUNTIMES:
         raise fail(f"agent.runtime: bad value '{doc['runtime']}'; allowed: {', '.join(RUNTIMES)}")
     try:
-        return AgentSpec(**{"threads": SWEEP_AGENT_THREADS, **doc})
+        spec = AgentSpec(**{"threads": SWEEP_AGENT_THREADS, **doc})
     except TypeError as exc:
         raise fail(f"agent: {exc}") from None
+    try:
+        spec.check()  # a missing module or checkpoint fails here, not in every run
+    except ConfigError as exc:
+        raise fail(f"agent: {exc}") from None
+    return spec

@@ -1,0 +1,72 @@
+"""A policy checkpoint's files, checked in milliseconds without torch or the backbone: the agent
+server, the runner and sweep/evaluation files refuse a missing or damaged checkpoint in one line
+before anything slow starts (a backbone load, a simulation)."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from aqm_llm.errors import ConfigError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "policy.safetensors"
+ADAPTER_DIR = "adapter"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+CHECKPOINT_FORMAT = "aqm-llm-policy"
+CHECKPOINT_VERSION = 1
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why ``path`` is not a complete safetensors file (None if it is): the header must parse and
+    the tensors it lists must end exactly at the end of the file (a truncated copy does not)."""
+    if not path.is_file():
+        return f"missing {path.name}"
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return f"{path.name} is truncated ({size} bytes)"
+        (n,) = struct.unpack("<Q", head)
+        if n > size - 8:
+            return f"{path.name} is truncated (header of {n} bytes in a {size}-byte file)"
+        try:
+            header = json.loads(f.read(n))
+        except ValueError:
+            return f"{path.name} is damaged (header is not JSON)"
+    if not isinstance(header, dict):
+        return f"{path.name} is damaged (header is not a JSON object)"
+    ends = [t["data_offsets"][1] for k, t in header.items()
+            if k != "__metadata__" and isinstance(t, dict) and "data_offsets" in t]
+    if 8 + n + max(ends, default=0) != size:
+        return f"{path.name} is truncated or damaged ({size} bytes, its header describes {8 + n + max(ends, default=0)})"
+    return None
+
+
+def checkpoint_problem(directory: str | Path) -> str | None:
+    """Why ``directory`` is not a usable policy checkpoint (None if it looks complete)."""
+    d = Path(directory)
+    if not d.is_dir():
+        return f"no checkpoint directory at {d}"
+    cfg = d / CONFIG_FILE
+    if not cfg.is_file():
+        return f"{d} is not a policy checkpoint (no {CONFIG_FILE})"
+    try:
+        doc = json.loads(cfg.read_text())
+    except ValueError:
+        return f"{cfg} is damaged (not JSON)"
+    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT \
+            or doc.get("version") != CHECKPOINT_VERSION or not isinstance(doc.get("policy"), dict):
+        return f"{cfg} is not a {CHECKPOINT_FORMAT} v{CHECKPOINT_VERSION} config"
+    problem = safetensors_problem(d / WEIGHTS_FILE)
+    if problem is None and doc["policy"].get("lora") is not None and doc["policy"].get("backbone") != "mlp":
+        problem = safetensors_problem(d / ADAPTER_DIR / ADAPTER_WEIGHTS)
+    return f"checkpoint {d}: {problem}" if problem else None
+
+
+def check_checkpoint(directory: str | Path) -> None:
+    """ConfigError (one line) if ``directory`` is not a usable checkpoint."""
+    problem = checkpoint_problem(directory)
+    if problem:
+        raise ConfigError(problem)
