@@ -196,3 +196,30 @@ def test_agent_server_refuses_a_damaged_checkpoint_in_one_line(tmp_path: Path) -
     assert proc.returncode != 0
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "policy.safetensors is truncated" in proc.stdout + proc.stderr
+
+
+def test_train_with_a_missing_or_damaged_pool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = Path(__file__).resolve().parents[1] / "configs" / "train-small.yaml"
+    rc = cli.main(["train", str(cfg), "--pool", str(tmp_path / "nopool"), "-o", str(tmp_path / "out")])
+    _one_line_error(rc, capsys, "is not an experience pool")
+    pool = tmp_path / "garbage"
+    pool.mkdir()
+    (pool / "manifest.json").write_text("{garbage")
+    rc = cli.main(["train", str(cfg), "--pool", str(pool), "-o", str(tmp_path / "out")])
+    _one_line_error(rc, capsys, "damaged pool manifest")
+
+
+def test_unknown_parameter_lists_only_what_set_may_change(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = cli.main(["run", "dumbbell", "--set", "nosuch=1"])
+    line = _one_line_error(rc, capsys, "unknown parameter 'nosuch'", "bottleneck_rate")
+    allowed = line.split("allowed:")[1].replace(" ", "").split(",")
+    for owned in ("output", "progress", "agent_channel", "qdisc", "seed", "timeseries"):
+        assert owned not in allowed
+
+
+def test_run_help_lists_scenarios_and_queue_discs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "scenarios: dumbbell, fiveg, satellite, wifi" in out
+    assert "queue discs: " in out and "dualpi2" in out and "l4s-llm" in out

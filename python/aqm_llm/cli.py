@@ -316,11 +316,31 @@ def _cmd_prepare_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """A subcommand's parser; with ``lists_scenarios`` its help ends with the installed scenarios
+    and queue discs (read from the scenario programs only when help is printed)."""
+
+    lists_scenarios = False
+
+    def format_help(self) -> str:
+        text = super().format_help()
+        if not self.lists_scenarios:
+            return text
+        from aqm_llm.scenarios import available, describe
+
+        names = available()
+        qdiscs = describe(names[0]).qdiscs if names else ()
+        return (text + f"\nscenarios: {', '.join(names) or '(none built)'} "
+                "(`aqm-llm scenarios NAME` lists a scenario's parameters)\n"
+                f"queue discs: {', '.join(qdiscs)}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aqm-llm", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("run", help="run one simulation; prints a table (or JSON) and writes the metrics JSON")
+    p.lists_scenarios = True
     p.add_argument("scenario")
     p.add_argument("--qdisc", default="fq-codel-l4s")
     p.add_argument("--seed", type=int, default=1)
@@ -335,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("compare", help="run several queue discs on one scenario and print one table")
+    p.lists_scenarios = True
     p.add_argument("scenario")
     p.add_argument("--qdisc", required=True, help="comma-separated names")
     p.add_argument("--seed", type=int, default=1)

@@ -22,6 +22,8 @@ from aqm_llm.scenarios import describe, parse_seconds
 
 # Parameters the runner sets itself; a user who passes them gets a clear error.
 _RUNNER_OWNED = ("output", "progress")
+#: Set by the runner from its own arguments and options: not offered as --set parameters.
+RUNNER_SET = (*_RUNNER_OWNED, "qdisc", "seed", "agent_channel", "timeseries")
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def build_command(spec: RunSpec, output: Path, timeseries: Path | None = None,
     values["seed"] = spec.seed
     if timeseries is not None:
         values["timeseries"] = str(timeseries)
-    args = scenario.normalise(values)
+    args = scenario.normalise(values, hidden=RUNNER_SET)
     duration = parse_seconds(args.get("duration", scenario.params["duration"].default)) or 0.0
     warmup = parse_seconds(args.get("warmup", scenario.params["warmup"].default)) or 0.0
     if warmup >= duration:

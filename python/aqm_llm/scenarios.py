@@ -13,7 +13,7 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from aqm_llm import native
 from aqm_llm.errors import ConfigError
@@ -110,15 +110,16 @@ class ScenarioSpec:
     def qdiscs(self) -> tuple[str, ...]:
         return self.params["qdisc"].choices
 
-    def normalise(self, values: Mapping[str, Any]) -> dict[str, str]:
-        """Check every name and value; return them as command-line strings."""
+    def normalise(self, values: Mapping[str, Any], hidden: Sequence[str] = ()) -> dict[str, str]:
+        """Check every name and value; return them as command-line strings. ``hidden``: names
+        the caller sets itself, left out of the "allowed" list of an unknown parameter."""
         out: dict[str, str] = {}
         for name, value in values.items():
             spec = self.params.get(name)
             if spec is None:
                 raise ConfigError(
                     f"unknown parameter '{name}' for scenario {self.name}; allowed: "
-                    + ", ".join(sorted(self.params)))
+                    + ", ".join(sorted(set(self.params) - set(hidden))))
             out[name] = spec.normalise(value)
         return out
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from aqm_llm.errors import ConfigError
-from aqm_llm.runner import AgentSpec, RunSpec, build_command, needs_agent
+from aqm_llm.runner import RUNNER_SET, AgentSpec, RunSpec, build_command, needs_agent
 from aqm_llm.scenarios import describe
 
 # Set per run by the sweep itself: a sweep-wide `timeseries` switch, the agent's channel per process.
@@ -106,7 +106,7 @@ def canonical(run: SweepRun | RunSpec) -> SweepRun:
         if spec.qdisc not in scenario.qdiscs:
             raise ConfigError(f"unknown queue disc '{spec.qdisc}' for scenario {spec.scenario}; "
                               f"allowed: {', '.join(scenario.qdiscs)}")
-        params = scenario.normalise(dict(spec.params)) if spec.params else {}
+        params = scenario.normalise(dict(spec.params), hidden=RUNNER_SET) if spec.params else {}
         norm = RunSpec(spec.scenario, spec.qdisc, spec.seed, params)
         # The runner's own checks (runner-owned parameters, warm-up below duration).
         build_command(norm, output=Path("/dev/null"), timeseries=Path("/dev/null") if sr.timeseries else None)

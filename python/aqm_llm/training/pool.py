@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from aqm_llm.errors import ConfigError
+
 from aqm_llm.agent.reward import RewardConfig, epoch_reward, returns_to_go
 from aqm_llm.bridge import REQUEST_DTYPE, Reward
 from aqm_llm.training.records import ACTOR_AGENT, ACTOR_FALLBACK, read_records
@@ -212,12 +214,14 @@ def write_part(table: Any, path: Path) -> None:
 def read_manifest(pool: str | Path) -> dict[str, Any]:
     path = Path(pool) / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"{pool} is not an experience pool (no {MANIFEST}; run "
-                                "`aqm-llm collect` first)")
-    doc: dict[str, Any] = json.loads(path.read_text())
-    if doc.get("format") != POOL_FORMAT or doc.get("version") != POOL_VERSION:
-        raise ValueError(f"{path}: format {doc.get('format')} v{doc.get('version')}, expected "
-                         f"{POOL_FORMAT} v{POOL_VERSION}")
+        raise ConfigError(f"{pool} is not an experience pool (no {MANIFEST}; run `aqm-llm collect` first)")
+    try:
+        doc = json.loads(path.read_text())
+    except ValueError:
+        raise ConfigError(f"{path}: damaged pool manifest (not JSON); run `aqm-llm collect` again") from None
+    if not isinstance(doc, dict) or doc.get("format") != POOL_FORMAT or doc.get("version") != POOL_VERSION:
+        got = f"format {doc.get('format')} v{doc.get('version')}" if isinstance(doc, dict) else "not a mapping"
+        raise ConfigError(f"{path}: {got}, expected {POOL_FORMAT} v{POOL_VERSION}")
     return doc
 
 
