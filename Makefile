@@ -45,6 +45,7 @@ $(VENV)/.agent-stamp: $(VENV)/.build-stamp $(SHIPPED)
 	touch $@
 
 demo: build agent
+	@echo "demo: the Wi-Fi AP downlink (20 s simulated, 1 DCTCP + 1 Cubic flow) under the trained LLM policy (models/l4s-llm), dualpi2, fq-codel-l4s, pie-l4s and fifo; about 2 minutes"
 	$(VENV)/bin/aqm-llm compare wifi --qdisc l4s-llm,dualpi2,fq-codel-l4s,pie-l4s,fifo --seed 1 -o demo-results
 
 test-cpp: build

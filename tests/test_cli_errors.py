@@ -223,3 +223,31 @@ def test_run_help_lists_scenarios_and_queue_discs(capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "scenarios: dumbbell, fiveg, satellite, wifi" in out
     assert "queue discs: " in out and "dualpi2" in out and "l4s-llm" in out
+
+
+def test_a_killed_runs_leftovers_are_removed_at_the_next_start(tmp_path: Path) -> None:
+    import aqm_llm
+    from aqm_llm.runner import RunSpec
+
+    params = {"duration": "1s", "warmup": "500ms"}
+    stem = f"dumbbell-dualpi2-s1-{RunSpec('dumbbell', 'dualpi2', 1, dict(params)).key()}"
+    dead_pid = 2 ** 22 + 12345  # above any pid this machine hands out
+    stale = [tmp_path / f".{stem}.{dead_pid}.partial.json", tmp_path / f".{stem}.{dead_pid}.agent.json"]
+    live = tmp_path / f".{stem}.1.partial.json"  # pid 1 is alive: not ours to remove
+    for f in [*stale, live]:
+        f.write_text("{}")
+    aqm_llm.run("dumbbell", qdisc="dualpi2", seed=1, params=params, output_dir=tmp_path)
+    assert not any(f.exists() for f in stale) and live.exists()
+
+
+def test_progress_lines_off_a_terminal_and_the_log_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import aqm_llm
+    from aqm_llm import runner
+
+    monkeypatch.setattr(runner, "PROGRESS_LINE_EVERY_S", 0.0)
+    m = aqm_llm.run("dumbbell", qdisc="dualpi2", params={"duration": "3s", "warmup": "1s"},
+                    output_dir=tmp_path, progress=True)
+    err = capsys.readouterr().err
+    assert "dumbbell/dualpi2/seed 1: sim " in err and "s to go" in err
+    assert Path(m["run"]["log_path"]).is_file() and Path(m["run"]["log_path"]).parent == tmp_path

@@ -117,7 +117,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     params = _parse_sets(args.set)
     out = _output_dir(args.output_dir, "-o/--output-dir")
     results = []
-    for q in qdiscs:
+    for i, q in enumerate(qdiscs, 1):
+        print(f"[{i}/{len(qdiscs)}] {args.scenario} with {q} (seed {args.seed})", file=sys.stderr, flush=True)
         results.append(run(args.scenario, qdisc=q, seed=args.seed, params=params,
                            output_dir=args.output_dir, timeseries=True, progress=True,
                            agent=_agent_spec(args)))

@@ -69,17 +69,27 @@ def build_command(spec: RunSpec, output: Path, timeseries: Path | None = None,
     return cmd
 
 
+#: Seconds between progress lines when stderr is not a terminal (batch jobs, logs, make demo).
+PROGRESS_LINE_EVERY_S = 5.0
+
+
 def run_simulation(cmd: list[str], progress: bool = False, label: str = "",
-                   timeout: float | None = None, env: Mapping[str, str] | None = None) -> None:
-    """Run a scenario program; ConfigError on exit 2 (bad input), SimulationError otherwise."""
+                   timeout: float | None = None, env: Mapping[str, str] | None = None,
+                   log_path: Path | None = None) -> None:
+    """Run a scenario program; ConfigError on exit 2 (bad input), SimulationError otherwise.
+    ``progress``: a bar with simulated time and ETA on a terminal, else a line every few seconds.
+    ``log_path``: where the program's stderr (without progress lines) is kept."""
     stderr_lines: list[str] = []
+    log = log_path.open("w") if log_path is not None else None
     bar = None
+    started = time.monotonic()
+    last_line = started
     # A bar only on a terminal: in logs and pipes it would only garble the error lines.
     if progress and sys.stderr.isatty():
         from tqdm import tqdm
 
         bar = tqdm(total=100, desc=label or "simulating", unit="%", leave=False,
-                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=dict(env) if env is not None else None)
     # A wall-clock limit: a hung run must not hold a sweep worker forever.
@@ -93,11 +103,19 @@ def run_simulation(cmd: list[str], progress: bool = False, label: str = "",
         assert proc.stderr is not None
         for line in proc.stderr:
             if line.startswith("@progress "):
+                now, total = (float(x) for x in line.split()[1:3])
                 if bar is not None:
-                    now, total = (float(x) for x in line.split()[1:3])
                     bar.n = round(100 * now / total) if total else 0
                     bar.set_postfix_str(f"sim {now:.1f}/{total:.0f} s", refresh=True)
+                elif progress and time.monotonic() - last_line >= PROGRESS_LINE_EVERY_S:
+                    last_line = time.monotonic()
+                    elapsed = last_line - started
+                    eta = elapsed * (total - now) / now if now > 0 else float("nan")
+                    print(f"{label or 'simulating'}: sim {now:.1f}/{total:.0f} s, {elapsed:.0f} s elapsed, "
+                          f"about {eta:.0f} s to go", file=sys.stderr, flush=True)
                 continue
+            if log is not None:
+                log.write(line)
             stderr_lines.append(line.rstrip("\n"))
             del stderr_lines[:-50]
         rc = proc.wait()
@@ -110,6 +128,8 @@ def run_simulation(cmd: list[str], progress: bool = False, label: str = "",
             watchdog.cancel()
         if bar is not None:
             bar.close()
+        if log is not None:
+            log.close()
     if timed_out.is_set():
         raise SimulationError(f"scenario program exceeded its {timeout:g} s wall-clock limit and was killed")
     if rc == 2:
@@ -232,6 +252,25 @@ def needs_agent(qdisc: str, params: Mapping[str, Any]) -> bool:
     return qdisc == "l4s-llm" and not teacher_acts and not params.get("agent_channel")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _remove_stale_files(out_dir: Path, stem: str) -> None:
+    """Remove the partial metrics and agent statistics a killed run of this spec left behind
+    (their names carry the pid of the runner that wrote them; a live one's are kept)."""
+    for path in [*out_dir.glob(f".{stem}.*.partial.json"), *out_dir.glob(f".{stem}.*.agent.json")]:
+        pid = path.name[len(stem) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
 def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
         params: Mapping[str, Any] | None = None, *, output_dir: str | Path | None = None,
         timeseries: bool = False, progress: bool = False,
@@ -249,6 +288,7 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
     stem = f"{scenario}-{qdisc}-s{seed}-{spec.key()}"
     output = out_dir / f"{stem}.json"
     ts_path = out_dir / f"{stem}.timeseries.csv" if timeseries else None
+    _remove_stale_files(out_dir, stem)
     partial = out_dir / f".{stem}.{os.getpid()}.partial.json"
     build_command(spec, output=partial, timeseries=ts_path, progress=progress)  # validate first
     use_agent = needs_agent(qdisc, spec.params)
@@ -257,6 +297,7 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
     if use_agent:
         agent_spec.check()
     stats_path = out_dir / f".{stem}.{os.getpid()}.agent.json"
+    log_path = out_dir / f"{stem}.log"  # the program's stderr, kept beside the metrics
     started = time.time()
     agent_stats: dict[str, Any] | None = None
     agent_start_s = 0.0
@@ -269,7 +310,7 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
             cmd = build_command(RunSpec(scenario, qdisc, seed, run_params), output=partial,
                                 timeseries=ts_path, progress=progress)
             run_simulation(cmd, progress=progress, label=f"{scenario}/{qdisc}/seed {seed}",
-                           timeout=timeout_s)
+                           timeout=timeout_s, log_path=log_path)
         metrics = json.loads(partial.read_text())
         if use_agent and stats_path.exists():
             agent_stats = json.loads(stats_path.read_text())
@@ -286,6 +327,7 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
         "started_unix": started, "wall_s": time.time() - started,
         "command": [c for c in cmd if not c.startswith(("--output=", "--progress=", "--agent_channel="))],
         "timeseries": str(ts_path) if ts_path else None, "metrics_path": str(output),
+        "log_path": str(log_path),
     }
     # Write atomically: a killed run leaves no half-written metrics file.
     tmp = output.with_suffix(".json.tmp")
