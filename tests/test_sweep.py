@@ -322,3 +322,22 @@ def test_t_interval():
     ci = mean_ci([1.0, 2.0, 3.0])
     assert (ci.mean, ci.n) == (2.0, 3) and ci.half_width == pytest.approx(4.3027 / 3 ** 0.5, rel=1e-4)
     assert mean_ci([5.0]).text() == "5.00"
+
+
+def test_a_run_over_its_wall_clock_limit_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path):
+    from aqm_llm.results import load
+    from aqm_llm.sweep import ClusterConfig, parse_spec, run_sweep
+    from aqm_llm.sweep.runs import wall_clock_limit
+
+    doc = {"scenarios": ["dumbbell"], "qdiscs": ["dualpi2", "fifo"], "timeseries": False,
+           "params": {"duration": "1s", "warmup": "500ms"}, "run_timeout_s": 0.05}
+    spec = parse_spec(doc)
+    assert all(wall_clock_limit(r) == 0.05 for r in spec.runs())
+    assert wall_clock_limit(parse_spec({**doc, "run_timeout_s": None}).runs()[0]) == 120 + 30 * 1.0
+    summary = run_sweep(spec, tmp_path / "s.db", cluster=ClusterConfig(workers=1), progress=False)
+    assert summary.failed == 2 and summary.ok == 0
+    df = load(tmp_path / "s.db")
+    assert set(df["status"]) == {"failed"}
+    assert all("wall-clock limit" in e for e in df["error"])
+    with pytest.raises(ConfigError, match="run_timeout_s: bad value '-1'"):
+        parse_spec({**doc, "run_timeout_s": -1})

@@ -32,11 +32,11 @@ from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
 from aqm_llm.runner import AgentSpec, RunSpec
 from aqm_llm.sweep.runs import SweepRun, canonical, sweep_agent
-from aqm_llm.sweep.spec import Fail, Scalar, _agent, _mapping, _names, _params, _seeds
+from aqm_llm.sweep.spec import Fail, Scalar, _agent, _mapping, _names, _params, _seeds, run_timeout
 
 SPLITS = ("training", "held-out")
 _TOP_KEYS = ("name", "description", "seeds", "params", "baselines", "reference", "target", "policies", "agent",
-             "settings", "timeseries")
+             "settings", "timeseries", "run_timeout_s")
 _SETTING_KEYS = ("name", "scenario", "split", "params")
 _POLICY_KEYS = ("label", "checkpoint", "splits", "params")
 _TARGET_KEYS = ("policy", "utilisation_tolerance")
@@ -93,6 +93,7 @@ class EvalConfig:
     params: dict[str, Scalar] = field(default_factory=dict)
     agent: AgentSpec = field(default_factory=lambda: sweep_agent(None))
     timeseries: bool = False
+    run_timeout_s: float | None = None  # wall-clock limit per run (None: the sweep default)
     source: str = "evaluation"
 
     def labels(self) -> list[str]:
@@ -109,7 +110,8 @@ class EvalConfig:
             params = {**self.params, **s.params}
             for qdisc in self.baselines:
                 out += [EvalPlanRun(s, qdisc, canonical(SweepRun(RunSpec(s.scenario, qdisc, seed, dict(params)),
-                                                                 timeseries=self.timeseries)))
+                                                                 timeseries=self.timeseries,
+                                                                 timeout_s=self.run_timeout_s)))
                         for seed in self.seeds]
             for p in self.policies:
                 if s.split not in p.splits:
@@ -120,7 +122,8 @@ class EvalConfig:
                                   runtime=self.agent.runtime)
                 out += [EvalPlanRun(s, p.label, canonical(SweepRun(
                     RunSpec(s.scenario, "l4s-llm", seed, {**params, **p.params}), agent=agent,
-                    variant=f"checkpoint {digests[p.label]}", timeseries=self.timeseries))) for seed in self.seeds]
+                    variant=f"checkpoint {digests[p.label]}", timeseries=self.timeseries,
+                    timeout_s=self.run_timeout_s))) for seed in self.seeds]
         return out
 
 
@@ -188,7 +191,8 @@ def parse_eval_config(doc: Any, default_name: str = "evaluation", source: str = 
                       target=target, seeds=_seeds(doc["seeds"], "seeds", fail) if "seeds" in doc else (1, 2, 3),
                       params=_params(doc.get("params", {}), "params", fail),
                       agent=_agent(doc["agent"], fail) if doc.get("agent") is not None else sweep_agent(None),
-                      timeseries=timeseries, source=source)
+                      timeseries=timeseries, run_timeout_s=run_timeout(doc.get("run_timeout_s"), fail),
+                      source=source)
 
 
 def _as_list(value: Any, where: str, fail: Fail) -> list[Any]:

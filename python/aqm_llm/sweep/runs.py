@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from aqm_llm.errors import ConfigError
 from aqm_llm.runner import RUNNER_SET, AgentSpec, RunSpec, build_command, needs_agent
-from aqm_llm.scenarios import describe
+from aqm_llm.scenarios import describe, parse_seconds
 
 # Set per run by the sweep itself: a sweep-wide `timeseries` switch, the agent's channel per process.
 _SWEEP_OWNED = {"timeseries": "use the sweep's `timeseries: true|false`",
@@ -51,6 +51,7 @@ class SweepRun:
     agent: AgentSpec | None = None
     variant: str = ""
     timeseries: bool = True
+    timeout_s: float | None = None  # wall-clock limit of the simulation (None: wall_clock_limit's default)
 
     def key(self) -> str:
         """The results database's unique key: the runner's key unless agent or variant add to it."""
@@ -112,4 +113,20 @@ def canonical(run: SweepRun | RunSpec) -> SweepRun:
         build_command(norm, output=Path("/dev/null"), timeseries=Path("/dev/null") if sr.timeseries else None)
     except ConfigError as exc:
         raise ConfigError(f"{sr.label()}: {exc}") from None
-    return SweepRun(spec=norm, agent=sr.agent, variant=sr.variant, timeseries=sr.timeseries)
+    return SweepRun(spec=norm, agent=sr.agent, variant=sr.variant, timeseries=sr.timeseries,
+                    timeout_s=sr.timeout_s)
+
+
+#: Default wall-clock limit of a sweep run: this many seconds plus RUN_LIMIT_PER_SIM_S per simulated
+#: second (an l4s-llm run takes ~1.5 wall-s per simulated s, a large-buffer FIFO run up to ~5).
+RUN_LIMIT_BASE_S = 120.0
+RUN_LIMIT_PER_SIM_S = 30.0
+
+
+def wall_clock_limit(run: SweepRun) -> float:
+    """The run's own limit, else a default from its simulated duration."""
+    if run.timeout_s is not None:
+        return run.timeout_s
+    scenario = describe(run.spec.scenario)
+    duration = parse_seconds(str(run.spec.params.get("duration", scenario.params["duration"].default))) or 0.0
+    return RUN_LIMIT_BASE_S + RUN_LIMIT_PER_SIM_S * duration

@@ -15,6 +15,8 @@ Format (YAML; every key but one of ``scenarios``/``include`` is optional)::
       - {scenario: dumbbell, qdisc: red, params: {rtt: 40ms}, seeds: [1]}
     timeseries: true                  # write and store each run's time series (default true; the report uses it)
     agent: {threads: 2, checkpoint: models/x}     # l4s-llm runs: the agent process (see runner.AgentSpec)
+    run_timeout_s: 900                # wall-clock limit per run (default: 120 s + 30 s per simulated s);
+                                      # a run past it is killed and recorded as failed, the sweep goes on
 
 Runs = scenarios x qdiscs x (grid and that scenario's per_scenario grid) x seeds, each with
 ``params``, then that scenario's fixed ``per_scenario`` values, then the grid values merged in
@@ -40,7 +42,7 @@ from aqm_llm.scenarios import describe
 from aqm_llm.sweep.runs import SWEEP_AGENT_THREADS, SweepRun
 
 _TOP_KEYS = ("name", "description", "scenarios", "qdiscs", "seeds", "params", "grid", "per_scenario",
-             "include", "timeseries", "agent")
+             "include", "timeseries", "agent", "run_timeout_s")
 _INCLUDE_KEYS = ("scenario", "qdisc", "params", "seeds")
 _AGENT_KEYS = ("agent", "checkpoint", "backbone", "threads", "startup_timeout_s", "runtime")
 Scalar = str | int | float | bool
@@ -75,6 +77,7 @@ class SweepSpec:
     include: tuple[Include, ...] = ()
     timeseries: bool = True
     agent: AgentSpec | None = None
+    run_timeout_s: float | None = None  # None: runs.wall_clock_limit's default
     source: str = "sweep"  # where it came from (the file), for error messages
 
     def size(self) -> int:
@@ -110,7 +113,7 @@ class SweepSpec:
 
     def _run(self, scenario: str, qdisc: str, seed: int, params: Mapping[str, Scalar]) -> SweepRun:
         return SweepRun(spec=RunSpec(scenario, qdisc, seed, dict(params)), agent=self.agent,
-                        timeseries=self.timeseries)
+                        timeseries=self.timeseries, timeout_s=self.run_timeout_s)
 
     def check_scoping(self) -> None:
         """Every shared parameter must exist in every scenario it applies to."""
@@ -168,11 +171,21 @@ def parse_spec(doc: Any, default_name: str = "sweep", source: str = "sweep") -> 
         params=_params(doc.get("params", {}), "params", fail),
         grid={k: _values(v, f"grid.{k}", fail) for k, v in _mapping(doc.get("grid", {}), "grid", fail).items()},
         per_scenario=per_scenario, include=include, timeseries=timeseries, source=source,
+        run_timeout_s=run_timeout(doc.get("run_timeout_s"), fail),
         agent=_agent(doc["agent"], fail) if doc.get("agent") is not None else None)
     for reserved in ("qdisc", "seed"):
         if reserved in spec.params or reserved in spec.grid:
             raise fail(f"'{reserved}' is not a parameter here: use the {reserved}s list")
     return spec
+
+
+def run_timeout(value: Any, fail: Fail) -> float | None:
+    """``run_timeout_s`` of a sweep, collect or evaluation file: None or seconds > 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise fail(f"run_timeout_s: bad value '{value}': expected seconds > 0 (or null for the default)")
+    return float(value)
 
 
 def _list(value: Any, where: str, fail: Fail) -> list[Any]:

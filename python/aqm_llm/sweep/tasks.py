@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from aqm_llm.errors import ConfigError, SimulationError
-from aqm_llm.sweep.runs import SweepRun, sweep_agent
+from aqm_llm.sweep.runs import SweepRun, sweep_agent, wall_clock_limit
 
 TaskFn = Callable[[SweepRun, Path], dict[str, Any]]
 _ERROR_CHARS = 4000  # keep the tail: that is where the program's last words are
@@ -31,7 +31,8 @@ def simulate(run: SweepRun, output_dir: Path) -> dict[str, Any]:
 
     agent = dataclasses.replace(sweep_agent(run.agent), seed=run.spec.seed) if run.uses_agent() else None
     return run_one(run.spec.scenario, qdisc=run.spec.qdisc, seed=run.spec.seed, params=dict(run.spec.params),
-                   output_dir=output_dir, timeseries=run.timeseries, progress=False, agent=agent)
+                   output_dir=output_dir, timeseries=run.timeseries, progress=False, agent=agent,
+                   timeout_s=wall_clock_limit(run))
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from typing import Any
 from aqm_llm.agent.reward import RewardConfig
 from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
+from aqm_llm.sweep.spec import run_timeout
 from aqm_llm.training.pool import (DB_FILE, MANIFEST, PARTS_DIR, POOL_FORMAT, POOL_VERSION,
                                    RECORDS_DIR, RUNS_DIR, part_metadata, record_to_table,
                                    reward_dict, write_part)
@@ -59,7 +60,8 @@ OWNED = ("llm_mode", "record_actor", "teacher", "record_path", "agent_channel", 
 ALL_TEACHERS = ("dualpi2", "pie-step", "codel-like", "dualpi2@0.5", "pie-step@0.5",
                 "codel-like@0.5", "dualpi2@2", "pie-step@2", "codel-like@2")
 _KEYS = ("name", "description", "pool", "scenarios", "teachers", "seeds", "params", "grid",
-         "per_scenario", "settings", "reward", "epsilon", "workers", "cores_per_worker", "scheduler")
+         "per_scenario", "settings", "reward", "epsilon", "workers", "cores_per_worker", "scheduler",
+         "run_timeout_s")
 _REWARD_KEYS = ("utilization", "l_delay_per_ms", "c_delay_per_ms", "loss")
 
 
@@ -87,6 +89,7 @@ class CollectConfig:
     workers: int | None = None
     cores_per_worker: int | None = None
     scheduler: str | None = None
+    run_timeout_s: float | None = None  # wall-clock limit per record run (None: the sweep default)
     source: str = "collect"
     doc: dict[str, Any] = field(default_factory=dict)  # the config as given (for the manifest)
 
@@ -97,7 +100,7 @@ class CollectConfig:
             "name": self.name, "seeds": self.seeds if isinstance(self.seeds, dict) else list(self.seeds),
             "params": {**self.params, "llm_mode": "record", "record_actor": "teacher",
                        **({"explore_epsilon": self.epsilon} if self.epsilon > 0 else {})},
-            "per_scenario": self.per_scenario, "timeseries": False}
+            "per_scenario": self.per_scenario, "timeseries": False, "run_timeout_s": self.run_timeout_s}
         if self.scenarios:
             doc.update(scenarios=list(self.scenarios), qdiscs=[QDISC],
                        grid={**self.grid, "teacher": list(self.teachers)})
@@ -160,6 +163,7 @@ def parse_collect_config(doc: Any, *, source: str = "collect", default_name: str
                          reward=reward,
                          epsilon=float(epsilon), workers=doc.get("workers"),
                          cores_per_worker=doc.get("cores_per_worker"), scheduler=doc.get("scheduler"),
+                         run_timeout_s=run_timeout(doc.get("run_timeout_s"), fail),
                          source=source, doc=doc)
 
 
@@ -203,6 +207,7 @@ def record_task(run: Any, output_dir: Path) -> dict[str, Any]:
     """Sweep task: one run in record mode, its record file at ``<pool>/records/<run key>.rec``
     (``output_dir`` is ``<pool>/runs``)."""
     from aqm_llm.runner import run as run_one
+    from aqm_llm.sweep.runs import wall_clock_limit
     from aqm_llm.training.records import file_sha256, read_header, record_dtype
 
     pool = Path(output_dir).parent
@@ -210,7 +215,7 @@ def record_task(run: Any, output_dir: Path) -> dict[str, Any]:
     rec.parent.mkdir(parents=True, exist_ok=True)
     params = {**dict(run.spec.params), "record_path": str(rec)}
     metrics = run_one(run.spec.scenario, qdisc=run.spec.qdisc, seed=run.spec.seed, params=params,
-                      output_dir=output_dir, timeseries=False, progress=False)
+                      output_dir=output_dir, timeseries=False, progress=False, timeout_s=wall_clock_limit(run))
     if not rec.is_file():
         raise RuntimeError(f"the run wrote no record file at {rec}")
     meta, offset = read_header(rec)
