@@ -341,3 +341,30 @@ def test_a_run_over_its_wall_clock_limit_is_recorded_as_failed_and_the_sweep_goe
     assert all("wall-clock limit" in e for e in df["error"])
     with pytest.raises(ConfigError, match="run_timeout_s: bad value '-1'"):
         parse_spec({**doc, "run_timeout_s": -1})
+
+
+def test_a_second_sweep_on_the_same_database_is_refused_and_each_run_happens_once(tmp_path):
+    sweep = tmp_path / "twice.yaml"
+    sweep.write_text("name: twice\nscenarios: [dumbbell]\nqdiscs: [fq-codel-l4s, dualpi2]\nseeds: {count: 3}\n"
+                     "params: {duration: 2s, warmup: 0.5s}\ntimeseries: false\n")
+    db = tmp_path / "results.db"
+    cmd = [*AQM, "sweep", str(sweep), "--db", str(db), "--workers", "1", "--no-progress"]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not db.exists() or not rows(db):
+            assert first.poll() is None, first.stderr.read()
+            assert time.monotonic() < deadline, "the first sweep recorded nothing in 120 s"
+            time.sleep(0.05)
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and "is in use by another sweep (pid " in lines[0], lines
+    finally:
+        out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    after = rows(db)
+    assert len(after) == 6 and len({r[1] for r in after}) == 6 and all(r[5] == 1 for r in after)
+    # Once the first is done, the database is free again: a rerun finds everything done.
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "6 already in" in again.stdout

@@ -8,11 +8,14 @@ Failed runs are recorded as 'failed' and retried by the next invocation; 'ok' ro
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from aqm_llm.errors import ConfigError
 from aqm_llm.resultsdb import ResultsDB, RunRecord
@@ -73,7 +76,7 @@ def run_sweep(sweep: SweepSpec | Sequence[SweepRun | RunSpec], db_path: str | Pa
     out_dir = Path(run_dir) if run_dir is not None else db_path.parent / f"{db_path.stem}-runs"
     out_dir = out_dir.resolve()
     summary = SweepSummary(db_path=db_path, total=len(runs))
-    with ResultsDB(db_path) as db:
+    with exclusive_use(db_path), ResultsDB(db_path) as db:
         done = db.done_keys(r.key() for r in runs)
         pending = [r for r in runs if r.key() not in done]
         summary.skipped = len(runs) - len(pending)
@@ -84,6 +87,34 @@ def run_sweep(sweep: SweepSpec | Sequence[SweepRun | RunSpec], db_path: str | Pa
         with open_client(cluster, max_need, len(pending)) as client:
             _run_all(client, pending, db, out_dir, task, label, summary, progress)
     return summary
+
+
+@contextmanager
+def exclusive_use(db_path: Path) -> Iterator[None]:
+    """Hold ``<db>.lock`` while a sweep runs: a second sweep (or collection, or evaluation) on the
+    same database is refused in one line instead of running every combination again. The lock is
+    the kernel's (flock), so a sweep killed with -9 leaves nothing that blocks the next one."""
+    import fcntl
+
+    lock_path = db_path.with_name(db_path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise ConfigError(f"{db_path} is in use by another sweep ({holder}); wait for it to finish "
+                              "(it records every run once) or give another database") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
 
 
 def _run_all(client: "Client", pending: list[SweepRun], db: ResultsDB, out_dir: Path, task: TaskFn, label: str,
