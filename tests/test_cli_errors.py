@@ -251,3 +251,26 @@ def test_progress_lines_off_a_terminal_and_the_log_kept(tmp_path: Path, monkeypa
     err = capsys.readouterr().err
     assert "dumbbell/dualpi2/seed 1: sim " in err and "s to go" in err
     assert Path(m["run"]["log_path"]).is_file() and Path(m["run"]["log_path"]).parent == tmp_path
+
+
+def test_ns3_attributes_flowmonitor_and_pcap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import struct
+
+    import aqm_llm
+
+    fm, pcap = tmp_path / "flows.xml", tmp_path / "bottleneck"
+    m = aqm_llm.run("dumbbell", qdisc="dualpi2", params={
+        "duration": "2s", "warmup": "1s", "ns3::TcpSocket::InitialCwnd": 20,
+        "flowmon": str(fm), "pcap": str(pcap)}, output_dir=tmp_path / "out")
+    assert m["config"]["ns3::TcpSocket::InitialCwnd"] == "20"
+    assert "<FlowMonitor>" in fm.read_text()
+    files = list(tmp_path.glob("bottleneck-*.pcap"))
+    assert len(files) == 1  # the queue disc under test only
+    head = files[0].read_bytes()
+    magic, _, _, _, _, _, link = struct.unpack("<IHHiIII", head[:24])
+    assert magic == 0xA1B2C3D4 and link == 101 and head[40] >> 4 == 4  # raw IPv4 packets
+    # A packet count in the right range: what left the queue disc in 2 s at 100 Mb/s.
+    assert 5_000 < (len(head) - 24) / 1540 < 40_000
+    for bad in ("ns3::TcpSocket::Nope=1", "ns3::TcpSocket::InitialCwnd=abc", "ns3::TcpSocket::InitialCwnd=-1"):
+        rc = cli.main(["run", "dumbbell", "--set", bad, "-o", str(tmp_path / "x")])
+        _one_line_error(rc, capsys, f"bad ns-3 attribute '{bad}'")

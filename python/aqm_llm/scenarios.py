@@ -27,6 +27,11 @@ _BOOLS = {"true": True, "1": True, "yes": True, "on": True,
           "false": False, "0": False, "no": False, "off": False}
 
 
+#: Parameters named ``ns3::TypeName::Attribute`` pass through to the program as ns-3 attribute
+#: defaults (``--set ns3::TcpSocket::InitialCwnd=20``), checked there against ns-3's TypeIds.
+NS3_ATTRIBUTE_PREFIX = "ns3::"
+
+
 def parse_seconds(value: str) -> float | None:
     """Seconds in an ns-3 time string ("30s", "500ms"), or None if it is not one."""
     m = _TIME_RE.match(value)
@@ -115,6 +120,9 @@ class ScenarioSpec:
         the caller sets itself, left out of the "allowed" list of an unknown parameter."""
         out: dict[str, str] = {}
         for name, value in values.items():
+            if name.startswith(NS3_ATTRIBUTE_PREFIX):  # ns-3's own attribute defaults: the program checks them
+                out[name] = _to_text(value)
+                continue
             spec = self.params.get(name)
             if spec is None:
                 raise ConfigError(

@@ -3,6 +3,10 @@
  */
 #include "params.h"
 
+#include "ns3/config.h"
+#include "ns3/string.h"
+#include "ns3/type-id.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -291,6 +295,51 @@ ParamSet::Fail(const std::string& message) const
     std::exit(2);
 }
 
+namespace
+{
+/// False if \p name is a numeric ns-3 attribute and \p value is not a number (ns-3 aborts on
+/// those instead of reporting them); true otherwise (Config::SetDefaultFailSafe decides).
+bool
+Ns3NumberFits(const std::string& name, const std::string& value)
+{
+    const std::size_t sep = name.rfind("::");
+    ns3::TypeId tid;
+    ns3::TypeId::AttributeInformation info;
+    if (sep == std::string::npos || !ns3::TypeId::LookupByNameFailSafe(name.substr(0, sep), &tid) ||
+        !tid.LookupAttributeByName(name.substr(sep + 2), &info))
+    {
+        return true; // unknown: SetDefaultFailSafe reports it
+    }
+    const std::string type = info.checker->GetValueTypeName();
+    if (type != "ns3::UintegerValue" && type != "ns3::IntegerValue" && type != "ns3::DoubleValue")
+    {
+        return true;
+    }
+    char* end = nullptr;
+    const double x = std::strtod(value.c_str(), &end);
+    if (value.empty() || *end != '\0' || !std::isfinite(x))
+    {
+        return false;
+    }
+    return type == "ns3::DoubleValue" || (x == std::floor(x) && (type != "ns3::UintegerValue" || x >= 0));
+}
+} // namespace
+
+const std::vector<std::pair<std::string, std::string>>&
+ParamSet::GetNs3Defaults() const
+{
+    return m_ns3Defaults;
+}
+
+void
+ParamSet::ApplyNs3Defaults() const
+{
+    for (const auto& [name, value] : m_ns3Defaults)
+    {
+        ns3::Config::SetDefault(name, ns3::StringValue(value));
+    }
+}
+
 void
 ParamSet::Parse(int argc, char* argv[])
 {
@@ -318,6 +367,17 @@ ParamSet::Parse(int argc, char* argv[])
         }
         const std::string name = arg.substr(2, arg.find('=') - 2);
         const std::string value = arg.substr(arg.find('=') + 1);
+        if (name.rfind("ns3::", 0) == 0)
+        {
+            if (!Ns3NumberFits(name, value) ||
+                !ns3::Config::SetDefaultFailSafe(name, ns3::StringValue(value)))
+            {
+                Fail("bad ns-3 attribute '" + name + "=" + value +
+                     "': no such TypeName::Attribute, or the value does not fit it");
+            }
+            m_ns3Defaults.emplace_back(name, value);
+            continue;
+        }
         const Spec& spec = Find(name);
         const std::string err = Check(spec, value);
         if (!err.empty())
@@ -452,6 +512,11 @@ ParamSet::ValuesJson() const
         default:
             os << JsonString(v);
         }
+        first = false;
+    }
+    for (const auto& [name, value] : m_ns3Defaults)
+    {
+        os << (first ? "" : ", ") << JsonString(name) << ": " << JsonString(value);
         first = false;
     }
     os << "}";

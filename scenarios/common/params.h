@@ -83,6 +83,16 @@ class ParamSet
     ns3::DataRate GetRate(const std::string& name) const;
     ns3::QueueSize GetSize(const std::string& name) const;
 
+    /**
+     * \brief ns-3 attribute defaults given as `--ns3::TypeName::Attribute=value` (ns-3's own
+     * CommandLine form), in command-line order. Parse checks each against the TypeId registry
+     * (Config::SetDefaultFailSafe); ApplyNs3Defaults sets them.
+     */
+    const std::vector<std::pair<std::string, std::string>>& GetNs3Defaults() const;
+    /// \brief Set every `--ns3::...` default again (after a scenario's own Config::SetDefault
+    /// calls, so that the user's value wins for objects created from then on).
+    void ApplyNs3Defaults() const;
+
     /// \brief The declaration as a JSON array.
     std::string DescribeJson() const;
     /// \brief The parsed values (every parameter, defaults included) as a JSON object.
@@ -100,6 +110,7 @@ class ParamSet
     std::string m_program;
     std::vector<Spec> m_specs;
     std::map<std::string, std::string> m_values;
+    std::vector<std::pair<std::string, std::string>> m_ns3Defaults; //!< `--ns3::...=value`
 };
 
 using ns3::JsonNumber; // the module's JSON helpers (ns3/aqm-json.h)

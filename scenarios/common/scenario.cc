@@ -5,6 +5,8 @@
 
 #include "ns3/aqm-teachers.h"
 #include "ns3/core-module.h"
+#include "ns3/flow-monitor-helper.h"
+#include "ns3/ipv4-queue-disc-item.h"
 #include "ns3/l4s-llm-queue-disc.h"
 #include "ns3/network-module.h"
 #include "ns3/traffic-control-layer.h"
@@ -44,6 +46,8 @@ DeclareCommonParams(ParamSet& p)
         .Choice("teacher", "dualpi2", AqmTeacher::DefaultSet(), "l4s-llm: the teacher that acts in teacher mode (and in record mode when record_actor is teacher)")
         .Choice("record_actor", "auto", {"auto", "agent", "teacher"}, "l4s-llm record mode: who acts (auto: the agent if agent_channel is set, else the teacher)")
         .String("record_path", "", "l4s-llm record mode: the record file (one record per epoch)")
+        .String("flowmon", "", "write ns-3 FlowMonitor statistics of every flow (XML) to this path (empty: none)")
+        .String("pcap", "", "write the packets leaving the queue disc under test (raw IPv4 PCAP) to PREFIX-<node>-<device>.pcap (empty: none)")
         .Double("explore_epsilon", 0, "l4s-llm: probability that an acting teacher's per-packet action is replaced by a uniformly random one (experience collection)", 0, 1);
     TrafficMix::Declare(p);
 }
@@ -118,21 +122,43 @@ Progress(Time step, Time stop)
     }
 }
 
+/// A queue disc of the run, with where it sits.
+struct PlacedQueueDisc
+{
+    Ptr<QueueDisc> qdisc;
+    uint32_t node;
+    uint32_t device;
+};
+
 void
-CollectLlm(Ptr<QueueDisc> qdisc, std::vector<Ptr<L4sLlmQueueDisc>>& out)
+CollectQueueDiscs(Ptr<QueueDisc> qdisc, uint32_t node, uint32_t device, std::vector<PlacedQueueDisc>& out)
 {
     if (!qdisc)
     {
         return;
     }
-    if (auto llm = DynamicCast<L4sLlmQueueDisc>(qdisc))
-    {
-        out.push_back(llm);
-    }
+    out.push_back({qdisc, node, device});
     for (std::size_t i = 0; i < qdisc->GetNQueueDiscClasses(); ++i)
     {
-        CollectLlm(qdisc->GetQueueDiscClass(i)->GetQueueDisc(), out);
+        CollectQueueDiscs(qdisc->GetQueueDiscClass(i)->GetQueueDisc(), node, device, out);
     }
+}
+
+/// Every queue disc of the run: the root on each device and their children (e.g. under mq).
+std::vector<PlacedQueueDisc>
+AllQueueDiscs()
+{
+    std::vector<PlacedQueueDisc> out;
+    for (auto it = NodeList::Begin(); it != NodeList::End(); ++it)
+    {
+        Ptr<Node> node = *it;
+        Ptr<TrafficControlLayer> tc = node->GetObject<TrafficControlLayer>();
+        for (uint32_t d = 0; tc && d < node->GetNDevices(); ++d)
+        {
+            CollectQueueDiscs(tc->GetRootQueueDiscOnDevice(node->GetDevice(d)), node->GetId(), d, out);
+        }
+    }
+    return out;
 }
 
 /// The agent-facing facts of every L4sLlmQueueDisc of the run (fallbacks, reproducible,
@@ -141,13 +167,11 @@ void
 ReportLlm(MetricsCollector& metrics)
 {
     std::vector<Ptr<L4sLlmQueueDisc>> qdiscs;
-    for (auto it = NodeList::Begin(); it != NodeList::End(); ++it)
+    for (const auto& placed : AllQueueDiscs())
     {
-        Ptr<Node> node = *it;
-        Ptr<TrafficControlLayer> tc = node->GetObject<TrafficControlLayer>();
-        for (uint32_t d = 0; tc && d < node->GetNDevices(); ++d)
+        if (auto llm = DynamicCast<L4sLlmQueueDisc>(placed.qdisc))
         {
-            CollectLlm(tc->GetRootQueueDiscOnDevice(node->GetDevice(d)), qdiscs);
+            qdiscs.push_back(llm);
         }
     }
     if (qdiscs.empty())
@@ -174,6 +198,49 @@ ReportLlm(MetricsCollector& metrics)
     metrics.AddExtra("agent_epochs", std::to_string(agentEpochs));
     metrics.AddExtra("llm", main->GetReportJson());
 }
+/// Write \p item's packet with its IPv4 header to \p file (raw IPv4, DLT_RAW).
+void
+WriteDeparture(Ptr<PcapFileWrapper> file, Ptr<const QueueDiscItem> item)
+{
+    Ptr<Packet> p = item->GetPacket()->Copy();
+    if (auto ip = DynamicCast<const Ipv4QueueDiscItem>(item))
+    {
+        p->AddHeader(ip->GetHeader());
+    }
+    file->Write(Simulator::Now(), p);
+}
+
+/// PCAP of the packets the queue disc under test (every root queue disc of the qdisc
+/// parameter's type) sends on, after its drops and marks.
+std::vector<Ptr<PcapFileWrapper>>
+TraceQueueDiscDepartures(const std::string& prefix, const ParamSet& params)
+{
+    std::vector<Ptr<PcapFileWrapper>> files;
+    const std::string typeId = AqmQueueDiscRegistry::Get(params.GetString("qdisc")).typeId;
+    PcapHelper helper;
+    uint32_t n = 0;
+    for (const auto& placed : AllQueueDiscs())
+    {
+        if (placed.qdisc->GetInstanceTypeId().GetName() != typeId)
+        {
+            continue;
+        }
+        const std::string path = prefix + "-" + std::to_string(placed.node) + "-" +
+                                 std::to_string(placed.device) + (n ? "-" + std::to_string(n) : "") +
+                                 ".pcap";
+        ++n;
+        std::ofstream probe(path);
+        if (!probe.good())
+        {
+            params.Fail("cannot write PCAP file '" + path + "'");
+        }
+        probe.close();
+        Ptr<PcapFileWrapper> file = helper.CreateFile(path, std::ios::out, PcapHelper::DLT_RAW);
+        placed.qdisc->TraceConnectWithoutContext("Dequeue", MakeBoundCallback(&WriteDeparture, file));
+        files.push_back(file);
+    }
+    return files;
+}
 } // namespace
 
 void
@@ -185,10 +252,29 @@ RunAndWrite(const std::string& scenario, const ParamSet& params, MetricsCollecto
         const Time step = std::max(MilliSeconds(100), stop / 50);
         Simulator::Schedule(step, &Progress, step, stop);
     }
+    // The user's --ns3::... defaults win over the scenario's own (TCP sockets are created
+    // during the run, from the defaults in force now).
+    params.ApplyNs3Defaults();
+    std::vector<Ptr<PcapFileWrapper>> pcaps;
+    if (!params.GetString("pcap").empty())
+    {
+        pcaps = TraceQueueDiscDepartures(params.GetString("pcap"), params);
+    }
+    FlowMonitorHelper flowmonHelper;
+    Ptr<FlowMonitor> flowmon;
+    if (!params.GetString("flowmon").empty())
+    {
+        flowmon = flowmonHelper.InstallAll();
+    }
     const auto t0 = std::chrono::steady_clock::now();
     Simulator::Stop(stop);
     Simulator::Run();
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (flowmon)
+    {
+        flowmon->CheckForLostPackets();
+        flowmon->SerializeToXmlFile(params.GetString("flowmon"), true, true);
+    }
     ReportLlm(metrics);
     const std::string json = metrics.Json(scenario, params, wall);
     Simulator::Destroy();
