@@ -274,3 +274,10 @@ def test_ns3_attributes_flowmonitor_and_pcap(tmp_path: Path, capsys: pytest.Capt
     for bad in ("ns3::TcpSocket::Nope=1", "ns3::TcpSocket::InitialCwnd=abc", "ns3::TcpSocket::InitialCwnd=-1"):
         rc = cli.main(["run", "dumbbell", "--set", bad, "-o", str(tmp_path / "x")])
         _one_line_error(rc, capsys, f"bad ns-3 attribute '{bad}'")
+
+
+def test_db_that_is_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text("scenarios: [dumbbell]\nqdiscs: [fifo]\nparams: {duration: 1s, warmup: 500ms}\n")
+    for argv in (["sweep", str(f), "--db", str(tmp_path)], ["report", str(tmp_path), "-o", str(tmp_path / "r")]):
+        _one_line_error(cli.main(argv), capsys, "is a directory")
