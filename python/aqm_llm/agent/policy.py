@@ -30,8 +30,9 @@ import numpy as np
 import torch
 
 import aqm_llm
-from aqm_llm.bridge import Request
+from aqm_llm.bridge import Request, Scalar
 from aqm_llm.agent import features as F
+from aqm_llm.agent.band import within_band
 from aqm_llm.agent.checkpoint import (ADAPTER_DIR, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CONFIG_FILE,
                                       WEIGHTS_FILE, check_checkpoint)
 from aqm_llm.agent.backbone import MLP, SMOLLM2, Backbone, LoraSpec, load_backbone
@@ -60,6 +61,9 @@ class PolicyConfig:
     reward: RewardConfig = RewardConfig()
     sample: bool = False  # draw actions from the head's distribution (seeded) instead of argmax
     init_seed: int = 0  # initial weights of encoder, head, LoRA A (and random backbones)
+    # Epoch probabilities held within DualPI2's own x a factor on p' in [1/band, band] (agent.band);
+    # None: the network's probabilities as they are.
+    p_prime_band: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         lora = None if self.lora is None else {
@@ -67,7 +71,7 @@ class PolicyConfig:
                                                     if self.lora.target_modules else None)}
         return {"backbone": self.backbone, "layers": self.layers, "layout": self.layout.to_dict(),
                 "encoder": asdict(self.encoder), "lora": lora, "reward": asdict(self.reward),
-                "sample": self.sample, "init_seed": self.init_seed}
+                "sample": self.sample, "init_seed": self.init_seed, "p_prime_band": self.p_prime_band}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PolicyConfig:
@@ -80,7 +84,8 @@ class PolicyConfig:
                    layout=TokenLayout.from_dict(d["layout"]),
                    encoder=EncoderConfig(**d["encoder"]), lora=lora,
                    reward=RewardConfig(**d["reward"]), sample=bool(d["sample"]),
-                   init_seed=int(d["init_seed"]))
+                   init_seed=int(d["init_seed"]),
+                   p_prime_band=None if d.get("p_prime_band") is None else float(d["p_prime_band"]))
 
 
 @dataclass
@@ -123,6 +128,8 @@ class PolicyAgent(Agent):
         out = self.network.infer(build_inputs(feats, run.history, rtg, self.layout))
         n, k = feats.packet_count, min(feats.packet_count, self.layout.packets)
         probs = safe_probabilities(torch.from_numpy(out.epoch_probs))
+        if self.config.p_prime_band is not None:
+            probs = within_band(probs, float(request.scalars[Scalar.P_PRIME]), self.config.p_prime_band)
         actions = np.empty(n, np.uint8)
         actions[:k] = select_packet_actions(torch.from_numpy(out.packet_logits[:k]), feats.ecn[:k],
                                             sample=self.config.sample, generator=run.generator)

@@ -21,6 +21,8 @@
     return_conditioning: true          # false: behaviour cloning without return conditioning
     families: [scenario]               # what makes a family ("scenario", "setting": scenario + every
                                        # parameter but the acting teacher, or parameter names)
+    p_prime_band: null                 # decisions: hold the epoch probabilities within DualPI2's own
+                                       # x a factor on p' in [1/band, band] (agent.band; null: free)
     distill_teacher: null              # imitate this teacher in every state (every loss term: its
                                        # shadow actions and probabilities) instead of the acting
                                        # controller and each family's best (dualpi2: the sanity rung)
@@ -127,6 +129,7 @@ class TrainConfig:
     return_conditioning: bool = True
     families: tuple[str, ...] = ("scenario",)
     distill_teacher: str | None = None
+    p_prime_band: float | None = None  # saved in the checkpoint: agent.band at decision time
     reward: dict[str, float] | None = None
     target: TargetSettings = TargetSettings()
     rtg_scale: float | None = None
@@ -229,7 +232,7 @@ def _device(v: Any, fail: Fail) -> str:
 
 
 _TOP = ("name", "description", "pool", "pools", "output", "export", "seed", "device", "threads", "model",
-        "return_conditioning", "families", "distill_teacher", "reward", "target", "rtg_mode", "rtg_scale", "loss", "optim",
+        "return_conditioning", "families", "distill_teacher", "p_prime_band", "reward", "target", "rtg_mode", "rtg_scale", "loss", "optim",
         "log_every", "checkpoint_every", "validation")
 
 
@@ -294,6 +297,9 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
     fams = top.get("families", ["scenario"])
     if not isinstance(fams, list) or not fams or not all(isinstance(f, str) and f for f in fams):
         raise fail("families: expected a list such as [scenario] or [scenario, bottleneck_rate]")
+    band = top.get("p_prime_band")
+    if band is not None:
+        band = _num(band, "p_prime_band", fail, lo=1)
     distill_teacher = top.get("distill_teacher")
     if distill_teacher is not None and (not isinstance(distill_teacher, str) or not distill_teacher):
         raise fail("distill_teacher: expected a teacher name such as dualpi2, or null")
@@ -348,7 +354,7 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
         name=name, pools=tuple(Path(p) for p in pools), output=Path(output),
         seed=_num(top.get("seed", 1), "seed", fail, lo=0, integer=True),
         device=_device(top.get("device", "auto"), fail), threads=threads, model=model,
-        return_conditioning=cond, families=tuple(fams), distill_teacher=distill_teacher,
+        return_conditioning=cond, families=tuple(fams), distill_teacher=distill_teacher, p_prime_band=band,
         reward=reward, target=target,
         rtg_scale=rtg_scale, rtg_mode=rtg_mode, loss=loss, optim=optim,
         log_every=_num(top.get("log_every", 10), "log_every", fail, lo=1, integer=True),

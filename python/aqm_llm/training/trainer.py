@@ -123,7 +123,8 @@ def policy_config(cfg: TrainConfig, reward: Any) -> Any:
                                             target_modules=m.lora_targets)
     return PolicyConfig(backbone=m.backbone, layers=None if cfg.is_mlp else m.layers, layout=m.layout(),
                         encoder=EncoderConfig(conv_channels=m.conv_channels, conv_kernel=m.conv_kernel),
-                        lora=lora, reward=reward, sample=False, init_seed=cfg.seed)
+                        lora=lora, reward=reward, sample=False, init_seed=cfg.seed,
+                        p_prime_band=cfg.p_prime_band)
 
 
 # ------------------------------------------------------------------------ data order and loss

@@ -1,0 +1,52 @@
+"""The p' band (agent.band): a learned policy's epoch probabilities held around DualPI2's own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aqm_llm.agent.band import within_band
+from aqm_llm.bridge import Scalar
+
+
+@pytest.mark.parametrize("p_prime", [0.0, 1e-4, 0.003, 0.05, 0.3, 0.9])
+@pytest.mark.parametrize("band", [1.0, 2.0, 4.0])
+def test_probabilities_stay_within_the_band(p_prime: float, band: float) -> None:
+    rng = np.random.default_rng(int(p_prime * 1e4) + int(band))
+    for _ in range(200):
+        probs = tuple(float(x) for x in rng.uniform(0, 1, 3) ** rng.uniform(1, 8))
+        p_l, p_c_drop, p_c_mark = within_band(probs, p_prime, band)
+        assert min(2 * p_prime / band, 1) - 1e-12 <= p_l <= min(2 * p_prime * band, 1) + 1e-12
+        signal = p_c_drop + p_c_mark
+        assert min((p_prime / band) ** 2, 1) * (1 - 1e-9) <= signal <= min((p_prime * band) ** 2, 1) * (1 + 1e-9)
+        if probs[1] + probs[2] > 0 and signal > 0:  # the policy's drop/mark split is kept
+            assert p_c_drop * (probs[1] + probs[2]) == pytest.approx(probs[1] * signal)
+    # band 1: exactly DualPI2's probabilities, whatever the policy said
+    assert within_band((0.7, 0.2, 0.1), 0.1, 1.0) == pytest.approx((0.2, 0.01 * 2 / 3, 0.01 / 3))
+    # inside the band: unchanged
+    assert within_band((0.21, 0.004, 0.006), 0.1, 2.0) == (0.21, 0.004, 0.006)
+    with pytest.raises(ValueError):
+        within_band((0, 0, 0), 0.1, 0.5)
+
+
+def test_a_policy_with_band_one_replies_dualpi2s_probabilities() -> None:
+    from aqm_llm.agent.interface import RunInfo
+    from aqm_llm.agent.policy import LlmPolicy, PolicyConfig
+    from aqm_llm.agent.synthetic import random_request
+
+    free = LlmPolicy(PolicyConfig(backbone="random:llama", layers=None, p_prime_band=None))
+    banded = LlmPolicy(PolicyConfig(backbone="random:llama", layers=None, p_prime_band=1.0))
+    rng = np.random.default_rng(5)
+    differed = False
+    for policy in (free, banded):
+        policy.reset(RunInfo(seed=1))
+    for epoch in range(8):
+        request = random_request(rng, packets=6, epoch=epoch)
+        p = float(request.scalars[Scalar.P_PRIME])
+        d_free, d_band = free.decide(request), banded.decide(request)
+        assert d_band.p_l_mark == pytest.approx(min(2 * p, 1.0))
+        assert d_band.p_c_drop + d_band.p_c_mark == pytest.approx(min(p * p, 1.0))
+        differed |= abs(d_free.p_l_mark - d_band.p_l_mark) > 1e-6
+    assert differed  # the band did something: the free network's probabilities are not DualPI2's
+    assert banded.config.to_dict()["p_prime_band"] == 1.0
+    assert PolicyConfig.from_dict(banded.config.to_dict()).p_prime_band == 1.0
