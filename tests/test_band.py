@@ -50,3 +50,25 @@ def test_a_policy_with_band_one_replies_dualpi2s_probabilities() -> None:
     assert differed  # the band did something: the free network's probabilities are not DualPI2's
     assert banded.config.to_dict()["p_prime_band"] == 1.0
     assert PolicyConfig.from_dict(banded.config.to_dict()).p_prime_band == 1.0
+
+
+def test_a_band_override_reaches_the_agent_and_the_run_identity() -> None:
+    from aqm_llm.agent.band import parse_band
+    from aqm_llm.errors import ConfigError
+    from aqm_llm.runner import AgentSpec, RunSpec
+    from aqm_llm.sweep.runs import SweepRun
+
+    assert parse_band("off") is None and parse_band("2") == 2.0
+    for bad in ("0.5", "nan", "x"):
+        with pytest.raises(ValueError, match="bad p' band"):
+            parse_band(bad)
+    spec = RunSpec("dumbbell", "l4s-llm", 1, {})
+    keys = set()
+    for band in (None, "off", "2"):
+        agent = AgentSpec(p_prime_band=band)
+        cmd = agent.command(None)
+        assert ("--p-prime-band" in cmd) == (band is not None)
+        keys.add(SweepRun(spec, agent=agent).key())
+    assert len(keys) == 3  # three different policies in effect, three rows
+    with pytest.raises(ConfigError, match="bad p' band '0.5'"):
+        AgentSpec(p_prime_band="0.5").check()

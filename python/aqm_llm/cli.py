@@ -59,7 +59,8 @@ def _agent_spec(args: argparse.Namespace):
     if args.agent_threads < 1:
         raise ConfigError(f"bad value '{args.agent_threads}' for --agent-threads: must be >= 1")
     return AgentSpec(agent=args.agent, checkpoint=args.checkpoint, backbone=args.backbone,
-                     threads=args.agent_threads, seed=args.seed, runtime=args.runtime)
+                     threads=args.agent_threads, seed=args.seed, runtime=args.runtime,
+                     p_prime_band=args.p_prime_band)
 
 
 def _add_agent_options(p: argparse.ArgumentParser) -> None:
@@ -71,6 +72,9 @@ def _add_agent_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backbone", default=None, help="'smollm2' or a local transformers causal-LM path")
     g.add_argument("--agent-threads", type=int, default=2,
                    help="threads of the agent process (ONNX Runtime or torch)")
+    g.add_argument("--p-prime-band", default=None, metavar="FACTOR|off",
+                   help="llm: hold the epoch probabilities within DualPI2's own x this factor on p' "
+                        "(default: the checkpoint's; 'off': the network's probabilities as they are)")
     g.add_argument("--runtime", choices=RUNTIMES, default=ONNX,
                    help="llm: 'onnx' (ONNX Runtime, the checkpoint's cached export; default) or "
                         "'torch' (eager PyTorch, the reference)")

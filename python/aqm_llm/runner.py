@@ -153,6 +153,7 @@ class AgentSpec:
     # A checkpoint's first use builds its ONNX export (~20 s); later starts take ~2 s.
     startup_timeout_s: float = 300.0
     runtime: str = ONNX            # llm: "onnx" (the fast path) or "torch" (the reference)
+    p_prime_band: str | None = None  # llm: None: the checkpoint's band (agent.band); a factor or "off"
 
     def check(self) -> None:
         """ConfigError (one line) for an agent that cannot start, found before anything slow runs:
@@ -173,12 +174,21 @@ class AgentSpec:
                 raise ConfigError(f"bad agent '{self.agent}': no module named '{module}'")
         if self.checkpoint:
             check_checkpoint(self.checkpoint)
+        if self.p_prime_band is not None:
+            from aqm_llm.agent.band import parse_band
+
+            try:
+                parse_band(str(self.p_prime_band))
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
 
     def command(self, stats_path: Path | None) -> list[str]:
         cmd = [sys.executable, "-m", "aqm_llm.agent.server", "--agent", self.agent,
                "--threads", str(self.threads), "--seed", str(self.seed)]
         if self.agent == "llm":
             cmd += ["--runtime", self.runtime]
+            if self.p_prime_band is not None:
+                cmd += ["--p-prime-band", str(self.p_prime_band)]
         if self.checkpoint:
             cmd += ["--checkpoint", self.checkpoint]
         if self.backbone:

@@ -31,3 +31,20 @@ def within_band(probs: tuple[float, float, float], p_prime: float, band: float,
         scale = bounded / signal
         return p_l, p_c_drop * scale, p_c_mark * scale
     return p_l, 0.0, bounded
+
+
+#: The value that turns the band off where a band can be given (``--p-prime-band off``).
+OFF = "off"
+
+
+def parse_band(text: str) -> float | None:
+    """A band given on a command line or in a file: a factor >= 1, or 'off' (None)."""
+    if str(text).strip().lower() == OFF:
+        return None
+    try:
+        band = float(text)
+    except ValueError:
+        band = math.nan
+    if not band >= 1.0 or not math.isfinite(band):
+        raise ValueError(f"bad p' band '{text}': expected a factor >= 1 or '{OFF}'")
+    return band

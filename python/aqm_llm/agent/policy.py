@@ -32,7 +32,7 @@ import torch
 import aqm_llm
 from aqm_llm.bridge import Request, Scalar
 from aqm_llm.agent import features as F
-from aqm_llm.agent.band import within_band
+from aqm_llm.agent.band import parse_band, within_band
 from aqm_llm.agent.checkpoint import (ADAPTER_DIR, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CONFIG_FILE,
                                       WEIGHTS_FILE, check_checkpoint)
 from aqm_llm.agent.backbone import MLP, SMOLLM2, Backbone, LoraSpec, load_backbone
@@ -326,12 +326,22 @@ def resolve_checkpoint(checkpoint: str | None, backbone: str | None) -> Path | N
 
 
 def make_llm_policy(checkpoint: str | None = None, backbone: str | None = None,
-                    sample: bool = False, runtime: str = ONNX, threads: int = 2) -> PolicyAgent:
+                    sample: bool = False, runtime: str = ONNX, threads: int = 2,
+                    p_prime_band: str | None = None) -> PolicyAgent:
     """The server's ``--agent llm``: the given checkpoint; without one, the shipped checkpoint if
     ``backbone`` is the one it was trained on (or not given), else an untrained policy.
 
     ``runtime`` ``onnx`` (default) serves it from its cached ONNX export (built on first use,
-    ``agent.export``) with ``threads`` ONNX Runtime threads; ``torch`` runs the PyTorch model."""
+    ``agent.export``) with ``threads`` ONNX Runtime threads; ``torch`` runs the PyTorch model.
+    ``p_prime_band``: None keeps the checkpoint's band; a factor or 'off' replaces it."""
+    agent = _make_llm_policy(checkpoint, backbone, sample, runtime, threads)
+    if p_prime_band is not None:
+        agent.config = replace(agent.config, p_prime_band=parse_band(p_prime_band))
+    return agent
+
+
+def _make_llm_policy(checkpoint: str | None, backbone: str | None, sample: bool, runtime: str,
+                     threads: int) -> PolicyAgent:
     path = resolve_checkpoint(checkpoint, backbone)
     if path is not None:
         check_checkpoint(path)  # before the backbone loads: a damaged checkpoint fails in one line

@@ -60,6 +60,7 @@ class ServerConfig:
     threads: int = 2
     seed: int = 1
     sample: bool = False
+    p_prime_band: str | None = None  # llm: None keeps the checkpoint's; a factor or "off"
     agent_args: dict[str, str] = field(default_factory=dict)
     stats: Path | None = None
     idle_timeout_s: float = 3600.0
@@ -83,6 +84,9 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     p.add_argument("--seed", type=int, default=1, help="run seed (action sampling)")
     p.add_argument("--sample", action="store_true",
                    help="llm: sample actions (seeded) instead of argmax")
+    p.add_argument("--p-prime-band", default=None, metavar="FACTOR|off",
+                   help="llm: hold the epoch probabilities within DualPI2's x this factor on p' "
+                        "(default: the checkpoint's; 'off': the network's as they are)")
     p.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="keyword argument for a module:Class agent (repeatable)")
     p.add_argument("--stats", type=Path, default=None, help="write decision statistics JSON here")
@@ -100,7 +104,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
             p.error(f"--agent-arg '{item}': expected KEY=VALUE")
         kwargs[key] = value
     return ServerConfig(agent=a.agent, checkpoint=a.checkpoint, backbone=a.backbone,
-                        runtime=a.runtime, threads=a.threads, seed=a.seed, sample=a.sample, agent_args=kwargs,
+                        runtime=a.runtime, threads=a.threads, seed=a.seed, sample=a.sample,
+                        p_prime_band=a.p_prime_band, agent_args=kwargs,
                         stats=a.stats, idle_timeout_s=a.idle_timeout)
 
 
@@ -161,7 +166,7 @@ def build_agent(cfg: ServerConfig) -> Any:
 
         torch.set_num_threads(cfg.threads)
         return make_llm_policy(cfg.checkpoint, cfg.backbone, cfg.sample, runtime=cfg.runtime,
-                               threads=cfg.threads)
+                               threads=cfg.threads, p_prime_band=cfg.p_prime_band)
     from aqm_llm.agent.interface import load_agent
 
     kwargs: dict[str, Any] = dict(cfg.agent_args)

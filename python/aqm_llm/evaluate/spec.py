@@ -13,6 +13,7 @@ Format (YAML)::
       - {label: l4s-llm, checkpoint: models/l4s-llm}
       - {label: mlp-ablation, checkpoint: models/l4s-llm-mlp, splits: [held-out]}
       - {label: "l4s-llm @16 ms", checkpoint: models/l4s-llm, params: {decision_delay: 16ms}}
+      - {label: "l4s-llm, no band", checkpoint: models/l4s-llm, p_prime_band: "off"}
     agent: {threads: 2}                    # the agent process (runner.AgentSpec fields)
     settings:
       - {name: dumbbell-seen, scenario: dumbbell, split: training, params: {rtt: 40ms}}
@@ -38,7 +39,7 @@ SPLITS = ("training", "held-out")
 _TOP_KEYS = ("name", "description", "seeds", "params", "baselines", "reference", "target", "policies", "agent",
              "settings", "timeseries", "run_timeout_s")
 _SETTING_KEYS = ("name", "scenario", "split", "params")
-_POLICY_KEYS = ("label", "checkpoint", "splits", "params")
+_POLICY_KEYS = ("label", "checkpoint", "splits", "params", "p_prime_band")
 _TARGET_KEYS = ("policy", "utilisation_tolerance")
 
 
@@ -61,6 +62,7 @@ class Policy:
     checkpoint: str
     splits: tuple[str, ...] = SPLITS
     params: dict[str, Scalar] = field(default_factory=dict)
+    p_prime_band: str | None = None  # None: the checkpoint's band; a factor or "off" (agent.band)
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class EvalConfig:
                 agent = AgentSpec(agent="llm", checkpoint=str(resolve(p.checkpoint, base_dir)),
                                   backbone=self.agent.backbone, threads=self.agent.threads,
                                   startup_timeout_s=self.agent.startup_timeout_s,
-                                  runtime=self.agent.runtime)
+                                  runtime=self.agent.runtime, p_prime_band=p.p_prime_band)
                 out += [EvalPlanRun(s, p.label, canonical(SweepRun(
                     RunSpec(s.scenario, "l4s-llm", seed, {**params, **p.params}), agent=agent,
                     variant=f"checkpoint {digests[p.label]}", timeseries=self.timeseries,
@@ -236,7 +238,17 @@ def _policy(item: Any, i: int, fail: Fail) -> Policy:
         if not isinstance(d.get(k), str) or not d[k]:
             raise fail(f"{where}: '{k}' is required")
     splits = _splits(d["splits"], f"{where}.splits", fail) if "splits" in d else SPLITS
-    return Policy(d["label"], d["checkpoint"], splits, _params(d.get("params", {}), f"{where}.params", fail))
+    band = d.get("p_prime_band")
+    if band is not None:
+        from aqm_llm.agent.band import parse_band
+
+        try:
+            parse_band(str(band))
+        except ValueError as exc:
+            raise fail(f"{where}.p_prime_band: {exc}") from None
+        band = str(band)
+    return Policy(d["label"], d["checkpoint"], splits, _params(d.get("params", {}), f"{where}.params", fail),
+                  band)
 
 
 def _target(value: Any, policies: tuple[Policy, ...], fail: Fail) -> Target:

@@ -75,6 +75,8 @@ class SweepRun:
             extra["agent"] = {"agent": a.agent, "checkpoint": a.checkpoint, "backbone": a.backbone}
             if a.runtime != AgentSpec.runtime:
                 extra["agent"]["runtime"] = a.runtime
+            if a.p_prime_band is not None:  # a band other than the checkpoint's decides differently
+                extra["agent"]["p_prime_band"] = str(a.p_prime_band)
         return extra
 
     def uses_agent(self) -> bool:
