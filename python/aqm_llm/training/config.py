@@ -175,8 +175,9 @@ class TrainConfig:
     def identity(self) -> dict[str, Any]:
         """What defines the training run (resume refuses a state written under another)."""
         d = to_dict(self)
+        # p_prime_band acts at decision time only: the same training serves any band.
         for volatile in ("output", "export", "threads", "device", "log_every", "checkpoint_every", "source",
-                         "name"):
+                         "name", "p_prime_band"):
             d.pop(volatile, None)
         return d
 
