@@ -33,7 +33,8 @@ from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
 from aqm_llm.runner import AgentSpec, RunSpec
 from aqm_llm.sweep.runs import SweepRun, canonical, sweep_agent
-from aqm_llm.sweep.spec import Fail, Scalar, _agent, _mapping, _names, _params, _seeds, run_timeout
+from aqm_llm.configschema import Fail, Scalar, as_mapping, as_names, as_params, as_run_timeout, as_seeds, checked_mapping
+from aqm_llm.sweep.spec import agent_spec
 
 SPLITS = ("training", "held-out")
 _TOP_KEYS = ("name", "description", "seeds", "params", "baselines", "reference", "target", "policies", "agent",
@@ -166,7 +167,7 @@ def parse_eval_config(doc: Any, default_name: str = "evaluation", source: str = 
     name = doc.get("name", default_name)
     if not isinstance(name, str) or not name:
         raise fail("name: expected a non-empty string")
-    baselines = _names(doc.get("baselines", []), "baselines", fail)
+    baselines = as_names(doc.get("baselines", []), "baselines", fail)
     if "l4s-llm" in baselines:
         raise fail("baselines: 'l4s-llm' is evaluated through `policies` (one entry per checkpoint)")
     policies = tuple(_policy(item, i, fail) for i, item in enumerate(_as_list(doc.get("policies", []), "policies", fail)))
@@ -190,10 +191,10 @@ def parse_eval_config(doc: Any, default_name: str = "evaluation", source: str = 
     if not isinstance(timeseries, bool):
         raise fail("timeseries: expected true or false")
     return EvalConfig(name=name, settings=settings, baselines=baselines, policies=policies, reference=reference,
-                      target=target, seeds=_seeds(doc["seeds"], "seeds", fail) if "seeds" in doc else (1, 2, 3),
-                      params=_params(doc.get("params", {}), "params", fail),
-                      agent=_agent(doc["agent"], fail) if doc.get("agent") is not None else sweep_agent(None),
-                      timeseries=timeseries, run_timeout_s=run_timeout(doc.get("run_timeout_s"), fail),
+                      target=target, seeds=as_seeds(doc["seeds"], "seeds", fail) if "seeds" in doc else (1, 2, 3),
+                      params=as_params(doc.get("params", {}), "params", fail),
+                      agent=agent_spec(doc["agent"], fail) if doc.get("agent") is not None else sweep_agent(None),
+                      timeseries=timeseries, run_timeout_s=as_run_timeout(doc.get("run_timeout_s"), fail),
                       source=source)
 
 
@@ -203,17 +204,8 @@ def _as_list(value: Any, where: str, fail: Fail) -> list[Any]:
     return value
 
 
-def _checked(item: Any, where: str, keys: tuple[str, ...], fail: Fail) -> dict[str, Any]:
-    if not isinstance(item, dict):
-        raise fail(f"{where}: expected a mapping with {', '.join(keys)}")
-    unknown = [k for k in item if k not in keys]
-    if unknown:
-        raise fail(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(keys)}")
-    return item
-
-
 def _splits(value: Any, where: str, fail: Fail) -> tuple[str, ...]:
-    items = _names(value, where, fail)
+    items = as_names(value, where, fail)
     bad = [s for s in items if s not in SPLITS]
     if bad or not items:
         raise fail(f"{where}: bad split '{bad[0] if bad else ''}'; allowed: {', '.join(SPLITS)}")
@@ -222,18 +214,18 @@ def _splits(value: Any, where: str, fail: Fail) -> tuple[str, ...]:
 
 def _setting(item: Any, i: int, fail: Fail) -> Setting:
     where = f"settings[{i}]"
-    d = _checked(item, where, _SETTING_KEYS, fail)
+    d = checked_mapping(item, where, _SETTING_KEYS, fail)
     for k in ("name", "scenario", "split"):
         if not isinstance(d.get(k), str) or not d[k]:
             raise fail(f"{where}: '{k}' is required (a name)")
     if d["split"] not in SPLITS:
         raise fail(f"{where}: bad split '{d['split']}'; allowed: {', '.join(SPLITS)}")
-    return Setting(d["name"], d["scenario"], d["split"], _params(d.get("params", {}), f"{where}.params", fail))
+    return Setting(d["name"], d["scenario"], d["split"], as_params(d.get("params", {}), f"{where}.params", fail))
 
 
 def _policy(item: Any, i: int, fail: Fail) -> Policy:
     where = f"policies[{i}]"
-    d = _checked(item, where, _POLICY_KEYS, fail)
+    d = checked_mapping(item, where, _POLICY_KEYS, fail)
     for k in ("label", "checkpoint"):
         if not isinstance(d.get(k), str) or not d[k]:
             raise fail(f"{where}: '{k}' is required")
@@ -247,12 +239,12 @@ def _policy(item: Any, i: int, fail: Fail) -> Policy:
         except ValueError as exc:
             raise fail(f"{where}.p_prime_band: {exc}") from None
         band = str(band)
-    return Policy(d["label"], d["checkpoint"], splits, _params(d.get("params", {}), f"{where}.params", fail),
+    return Policy(d["label"], d["checkpoint"], splits, as_params(d.get("params", {}), f"{where}.params", fail),
                   band)
 
 
 def _target(value: Any, policies: tuple[Policy, ...], fail: Fail) -> Target:
-    d = _checked(_mapping(value, "target", fail) if value is not None else {}, "target", _TARGET_KEYS, fail)
+    d = checked_mapping(as_mapping(value, "target", fail) if value is not None else {}, "target", _TARGET_KEYS, fail)
     default = policies[0].label if policies else ""
     policy = d.get("policy", default)
     if policies and policy not in {p.label for p in policies}:

@@ -32,9 +32,11 @@ import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from aqm_llm.configfile import read_yaml
+from aqm_llm.configschema import (Fail, Scalar, as_list, as_mapping, as_names, as_params, as_run_timeout,
+                                  as_scalar, as_seeds, as_values, is_positive_int)
 from aqm_llm.errors import ConfigError
 from aqm_llm.agent.runtime import RUNTIMES
 from aqm_llm.runner import AgentSpec, RunSpec
@@ -45,12 +47,9 @@ _TOP_KEYS = ("name", "description", "scenarios", "qdiscs", "seeds", "params", "g
              "include", "timeseries", "agent", "run_timeout_s")
 _INCLUDE_KEYS = ("scenario", "qdisc", "params", "seeds")
 _AGENT_KEYS = ("agent", "checkpoint", "backbone", "threads", "startup_timeout_s", "runtime", "p_prime_band")
-Scalar = str | int | float | bool
 #: Largest sweep (runs in one file): far beyond any real study, well below what fills memory.
 MAX_RUNS = 100_000
-#: Largest seed count of {count: N}.
-MAX_SEEDS = 10_000
-Fail = Callable[[str], ConfigError]  # builds the error for a message, prefixed with the file
+
 
 
 @dataclass(frozen=True)
@@ -146,102 +145,37 @@ def parse_spec(doc: Any, default_name: str = "sweep", source: str = "sweep") -> 
     name = doc.get("name", default_name)
     if not isinstance(name, str) or not name:
         raise fail("name: expected a non-empty string")
-    scenarios = _names(doc.get("scenarios", []), "scenarios", fail)
-    qdiscs = _names(doc.get("qdiscs", []), "qdiscs", fail)
+    scenarios = as_names(doc.get("scenarios", []), "scenarios", fail)
+    qdiscs = as_names(doc.get("qdiscs", []), "qdiscs", fail)
     if bool(scenarios) != bool(qdiscs):
         raise fail("scenarios and qdiscs go together: give both (or neither, with include)")
-    include = tuple(_include(item, i, fail) for i, item in enumerate(_list(doc.get("include", []), "include", fail)))
+    include = tuple(_include(item, i, fail) for i, item in enumerate(as_list(doc.get("include", []), "include", fail)))
     if not scenarios and not include:
         raise fail("nothing to run: give scenarios and qdiscs, or include")
-    per_scenario_doc = _mapping(doc.get("per_scenario", {}), "per_scenario", fail)
+    per_scenario_doc = as_mapping(doc.get("per_scenario", {}), "per_scenario", fail)
     per_scenario: dict[str, dict[str, Scalar | tuple[Scalar, ...]]] = {}
     known = set(scenarios) | {inc.scenario for inc in include}
     for scen, values in per_scenario_doc.items():
         if scen not in known:
             raise fail(f"per_scenario: '{scen}' is not one of this sweep's scenarios ({', '.join(sorted(known))})")
-        per_scenario[scen] = {k: (_values(v, f"per_scenario.{scen}.{k}", fail) if isinstance(v, list)
-                                  else _scalar(v, f"per_scenario.{scen}.{k}", fail))
-                              for k, v in _mapping(values, f"per_scenario.{scen}", fail).items()}
+        per_scenario[scen] = {k: (as_values(v, f"per_scenario.{scen}.{k}", fail) if isinstance(v, list)
+                                  else as_scalar(v, f"per_scenario.{scen}.{k}", fail))
+                              for k, v in as_mapping(values, f"per_scenario.{scen}", fail).items()}
     timeseries = doc.get("timeseries", True)
     if not isinstance(timeseries, bool):
         raise fail("timeseries: expected true or false")
     spec = SweepSpec(
         name=name, scenarios=scenarios, qdiscs=qdiscs,
-        seeds=_seeds(doc["seeds"], "seeds", fail) if "seeds" in doc else (1,),
-        params=_params(doc.get("params", {}), "params", fail),
-        grid={k: _values(v, f"grid.{k}", fail) for k, v in _mapping(doc.get("grid", {}), "grid", fail).items()},
+        seeds=as_seeds(doc["seeds"], "seeds", fail) if "seeds" in doc else (1,),
+        params=as_params(doc.get("params", {}), "params", fail),
+        grid={k: as_values(v, f"grid.{k}", fail) for k, v in as_mapping(doc.get("grid", {}), "grid", fail).items()},
         per_scenario=per_scenario, include=include, timeseries=timeseries, source=source,
-        run_timeout_s=run_timeout(doc.get("run_timeout_s"), fail),
-        agent=_agent(doc["agent"], fail) if doc.get("agent") is not None else None)
+        run_timeout_s=as_run_timeout(doc.get("run_timeout_s"), fail),
+        agent=agent_spec(doc["agent"], fail) if doc.get("agent") is not None else None)
     for reserved in ("qdisc", "seed"):
         if reserved in spec.params or reserved in spec.grid:
             raise fail(f"'{reserved}' is not a parameter here: use the {reserved}s list")
     return spec
-
-
-def run_timeout(value: Any, fail: Fail) -> float | None:
-    """``run_timeout_s`` of a sweep, collect or evaluation file: None or seconds > 0."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise fail(f"run_timeout_s: bad value '{value}': expected seconds > 0 (or null for the default)")
-    return float(value)
-
-
-def _list(value: Any, where: str, fail: Fail) -> list[Any]:
-    if not isinstance(value, list):
-        raise fail(f"{where}: expected a list")
-    return value
-
-
-def _mapping(value: Any, where: str, fail: Fail) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise fail(f"{where}: expected a mapping of names to values")
-    return value
-
-
-def _names(value: Any, where: str, fail: Fail) -> tuple[str, ...]:
-    items = _list(value, where, fail)
-    if not all(isinstance(v, str) and v for v in items):
-        raise fail(f"{where}: expected a list of names")
-    return tuple(dict.fromkeys(items))
-
-
-def _scalar(value: Any, where: str, fail: Fail) -> Scalar:
-    if isinstance(value, (str, int, float, bool)):
-        return value
-    raise fail(f"{where}: expected a single value (a string, number or true/false), got {type(value).__name__}")
-
-
-def _values(value: Any, where: str, fail: Fail) -> tuple[Scalar, ...]:
-    items = value if isinstance(value, list) else [value]
-    if not items:
-        raise fail(f"{where}: empty list")
-    return tuple(_scalar(v, where, fail) for v in items)
-
-
-def _params(value: Any, where: str, fail: Fail) -> dict[str, Scalar]:
-    return {k: _scalar(v, f"{where}.{k}", fail) for k, v in _mapping(value, where, fail).items()}
-
-
-def _seeds(value: Any, where: str, fail: Fail) -> tuple[int, ...]:
-    if isinstance(value, dict):
-        extra = set(value) - {"count", "start"}
-        count, start = value.get("count"), value.get("start", 1)
-        if extra or not _positive_int(count) or not _positive_int(start):
-            raise fail(f"{where}: expected {{count: N, start: S}} with positive integers")
-        if count > MAX_SEEDS:
-            raise fail(f"{where}: bad count '{count}': at most {MAX_SEEDS} seeds")
-        return tuple(range(start, start + count))
-    if isinstance(value, list) and value and all(_positive_int(s) for s in value):
-        return tuple(dict.fromkeys(value))
-    raise fail(f"{where}: expected a list of integers >= 1 such as [1, 2, 3], or {{count: 3, start: 1}}")
-
-
-def _positive_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
 
 
 def _include(item: Any, i: int, fail: Fail) -> Include:
@@ -254,16 +188,16 @@ def _include(item: Any, i: int, fail: Fail) -> Include:
     for k in ("scenario", "qdisc"):
         if not isinstance(item.get(k), str) or not item[k]:
             raise fail(f"{where}: '{k}' is required (a name)")
-    seeds = _seeds(item["seeds"], f"{where}.seeds", fail) if "seeds" in item else None
-    return Include(item["scenario"], item["qdisc"], _params(item.get("params", {}), f"{where}.params", fail), seeds)
+    seeds = as_seeds(item["seeds"], f"{where}.seeds", fail) if "seeds" in item else None
+    return Include(item["scenario"], item["qdisc"], as_params(item.get("params", {}), f"{where}.params", fail), seeds)
 
 
-def _agent(value: Any, fail: Fail) -> AgentSpec:
-    doc = _mapping(value, "agent", fail)
+def agent_spec(value: Any, fail: Fail) -> AgentSpec:
+    doc = as_mapping(value, "agent", fail)
     unknown = [k for k in doc if k not in _AGENT_KEYS]
     if unknown:
         raise fail(f"agent: unknown key '{unknown[0]}'; allowed: {', '.join(_AGENT_KEYS)}")
-    if "threads" in doc and not _positive_int(doc["threads"]):
+    if "threads" in doc and not is_positive_int(doc["threads"]):
         raise fail("agent.threads: expected an integer >= 1")
     if "runtime" in doc and doc["runtime"] not in RUNTIMES:
         raise fail(f"agent.runtime: bad value '{doc['runtime']}'; allowed: {', '.join(RUNTIMES)}")

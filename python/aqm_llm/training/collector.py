@@ -48,7 +48,7 @@ from typing import Any
 from aqm_llm.agent.reward import RewardConfig
 from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
-from aqm_llm.sweep.spec import run_timeout
+from aqm_llm.configschema import as_run_timeout
 from aqm_llm.training.pool import (DB_FILE, MANIFEST, PARTS_DIR, POOL_FORMAT, POOL_VERSION,
                                    RECORDS_DIR, RUNS_DIR, part_metadata, record_to_table,
                                    reward_dict, write_part)
@@ -163,7 +163,7 @@ def parse_collect_config(doc: Any, *, source: str = "collect", default_name: str
                          reward=reward,
                          epsilon=float(epsilon), workers=doc.get("workers"),
                          cores_per_worker=doc.get("cores_per_worker"), scheduler=doc.get("scheduler"),
-                         run_timeout_s=run_timeout(doc.get("run_timeout_s"), fail),
+                         run_timeout_s=as_run_timeout(doc.get("run_timeout_s"), fail),
                          source=source, doc=doc)
 
 
