@@ -80,26 +80,6 @@ def test_report_and_export_of_bad_databases(tmp_path: Path, capsys: pytest.Captu
     _one_line_error(rc, capsys, "out.csv", "is a directory")
 
 
-def test_sigterm_exits_143(tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    doc = tmp_path / "s.yaml"
-    doc.write_text("scenarios: [dumbbell]\nqdiscs: [fifo]\nseeds: {count: 50}\n"
-                   "params: {duration: 20s, warmup: 1s}\ntimeseries: false\n")
-    proc = subprocess.Popen([sys.executable, "-m", "aqm_llm.cli", "sweep", str(doc), "--db",
-                             str(tmp_path / "s.db"), "--workers", "1", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    time.sleep(6)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err[-2000:]
-    assert "terminated" in err
-
-
 def _binary_error(scenario: str, *args: str) -> str:
     """Run a scenario program directly with bad input: exit 2, one line on stderr, no signal."""
     import subprocess

@@ -5,34 +5,31 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Sequence
 
-# (header, function of the metrics dict, format)
-Column = tuple[str, Any, str]
+from aqm_llm.metric_catalogue import METRICS
 
-
-def _get(m: dict[str, Any], *path: str) -> float:
-    cur: Any = m
-    for p in path:
-        if not isinstance(cur, dict) or p not in cur:
-            return math.nan
-        cur = cur[p]
-    return math.nan if cur is None else float(cur)
-
+# (header, catalogue metrics shown in it, format): one or two values per cell.
+Column = tuple[str, tuple[str, ...], str]
 
 COLUMNS: Sequence[Column] = (
-    ("util", lambda m: _get(m, "utilisation"), "{:.3f}"),
-    ("goodput Mb/s", lambda m: _get(m, "total_goodput_mbps"), "{:.1f}"),
-    ("L4S Mb/s", lambda m: _get(m, "classes", "l4s", "goodput_mbps"), "{:.1f}"),
-    ("classic Mb/s", lambda m: _get(m, "classes", "classic", "goodput_mbps"), "{:.1f}"),
-    ("L4S sojourn mean/p99 ms", lambda m: (_get(m, "classes", "l4s", "sojourn_ms", "mean"),
-                                           _get(m, "classes", "l4s", "sojourn_ms", "p99")), "{:.2f} / {:.2f}"),
-    ("classic sojourn mean/p99 ms", lambda m: (_get(m, "classes", "classic", "sojourn_ms", "mean"),
-                                               _get(m, "classes", "classic", "sojourn_ms", "p99")), "{:.2f} / {:.2f}"),
-    ("loss %", lambda m: 100 * _get(m, "loss_rate"), "{:.3f}"),
-    ("CE marks", lambda m: _get(m, "marks"), "{:.0f}"),
-    ("RTT mean ms", lambda m: _get(m, "rtt_ms", "mean"), "{:.1f}"),
-    ("Jain", lambda m: _get(m, "jain_fairness"), "{:.3f}"),
-    ("fallbacks", lambda m: _get(m, "fallbacks") if m.get("llm") else math.nan, "{:.0f}"),
+    ("util", ("util",), "{:.3f}"),
+    ("goodput Mb/s", ("goodput_mbps",), "{:.1f}"),
+    ("L4S Mb/s", ("l4s_goodput_mbps",), "{:.1f}"),
+    ("classic Mb/s", ("classic_goodput_mbps",), "{:.1f}"),
+    ("L4S sojourn mean/p99 ms", ("l4s_mean_ms", "l4s_p99_ms"), "{:.2f} / {:.2f}"),
+    ("classic sojourn mean/p99 ms", ("classic_mean_ms", "classic_p99_ms"), "{:.2f} / {:.2f}"),
+    ("loss %", ("loss_pct",), "{:.3f}"),
+    ("CE marks", ("ce_marks",), "{:.0f}"),
+    ("RTT mean ms", ("rtt_mean_ms",), "{:.1f}"),
+    ("Jain", ("jain",), "{:.3f}"),
+    ("fallbacks", ("fallbacks",), "{:.0f}"),
 )
+
+
+def _cell(m: dict[str, Any], names: tuple[str, ...], fmt: str) -> str:
+    values = [METRICS[n].get(m) for n in names]
+    if any(v is None or math.isnan(v) for v in values):
+        return "-"
+    return fmt.format(*values)
 
 
 def fallback_warning(m: dict[str, Any]) -> str | None:
@@ -50,13 +47,6 @@ def fallback_warning(m: dict[str, Any]) -> str | None:
             f"({why or 'see the run log'}); reproducible: {str(m.get('reproducible')).lower()}")
 
 
-def _fmt(fmt: str, value: Any) -> str:
-    values = value if isinstance(value, tuple) else (value,)
-    if any(isinstance(v, float) and math.isnan(v) for v in values):
-        return "-"
-    return fmt.format(*values)
-
-
 def rows(runs: Iterable[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     header = ["scenario", "qdisc", "seed"] + [c[0] for c in COLUMNS]
     body = []
@@ -64,7 +54,7 @@ def rows(runs: Iterable[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
         run = m.get("run", {})
         body.append([m.get("scenario", "?"), run.get("qdisc", m.get("config", {}).get("qdisc", "?")),
                      str(run.get("seed", m.get("config", {}).get("seed", "?")))]
-                    + [_fmt(fmt, fn(m)) for _, fn, fmt in COLUMNS])
+                    + [_cell(m, names, fmt) for _, names, fmt in COLUMNS])
     return header, body
 
 
