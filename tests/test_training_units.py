@@ -402,3 +402,22 @@ def test_setting_family_groups_a_setting_across_acting_teachers() -> None:
     b = family_of("dumbbell", {"rtt": "5ms", "teacher": "pie-step@2", "llm_mode": "record"}, [SETTING])
     c = family_of("dumbbell", {"rtt": "10ms", "teacher": "dualpi2", "llm_mode": "record"}, [SETTING])
     assert a == b != c
+
+
+def test_pool_coverage_summarises_families_ranges_and_cost() -> None:
+    from aqm_llm.training.collector import coverage
+
+    entries = [
+        {"scenario": "dumbbell", "record_bytes": 10, "wall_s": 2.0,
+         "metrics": {"capacity_mbps": 10.0, "base_rtt_ms": 5.0},
+         "traffic": {"l4s_flows": 1, "classic_flows": 1, "short_flows_per_s": 0, "udp_rate": "0bps"}},
+        {"scenario": "satellite", "record_bytes": 5, "wall_s": 3.0,
+         "metrics": {"capacity_mbps": 50.0, "base_rtt_ms": 600.0},
+         "traffic": {"l4s_flows": 2, "classic_flows": 8, "short_flows_per_s": 5, "udp_rate": "5Mbps"}},
+    ]
+    c = coverage(entries)
+    assert c["runs_per_family"] == {"dumbbell": 1, "satellite": 1}
+    assert c["capacity_mbps"] == [10.0, 50.0] and c["base_rtt_ms"] == [5.0, 600.0]
+    assert c["flows_per_class"] == [1.0, 8.0]
+    assert c["runs_with_short_flows"] == 1 and c["runs_with_udp"] == 1
+    assert c["record_bytes"] == 15 and c["collection_wall_s"] == 5.0

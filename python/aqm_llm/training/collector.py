@@ -331,11 +331,38 @@ def _convert(root: Path, run: Any, metrics: dict[str, Any], reward: RewardConfig
         "part": str(part.relative_to(root)), "epochs": int(n), "episode_return": episode_return,
         "teachers": (meta or {}).get("teachers"),
         "fallbacks": llm.get("fallbacks", metrics.get("fallbacks")),
-        "metrics": {k: metrics.get(k) for k in ("utilisation", "loss_rate", "mark_rate")} | {
+        "metrics": {k: metrics.get(k) for k in ("utilisation", "loss_rate", "mark_rate", "capacity_mbps",
+                                                 "base_rtt_ms")} | {
             "l4s_sojourn_p99_ms": ((metrics.get("classes") or {}).get("l4s") or {}).get("sojourn_ms", {}).get("p99"),
             "classic_sojourn_p99_ms": ((metrics.get("classes") or {}).get("classic") or {}).get("sojourn_ms", {}).get("p99")},
+        "traffic": {k: (metrics.get("config") or {}).get(k)
+                    for k in ("l4s_flows", "classic_flows", "short_flows_per_s", "udp_rate", "udp_ecn")},
+        "wall_s": (metrics.get("run") or {}).get("wall_s"),
         "versions": metrics.get("versions"),
     }, converted
+
+
+def coverage(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the pool spans (for the manifest and the model card): runs per family, capacity, base
+    RTT and flows per class ranges, runs with short flows or UDP, and what collecting it cost."""
+    def span(values: list[Any]) -> list[float] | None:
+        nums = [float(v) for v in values if isinstance(v, (int, float))]
+        return [min(nums), max(nums)] if nums else None
+
+    traffic = [e.get("traffic") or {} for e in entries]
+    families: dict[str, int] = {}
+    for e in entries:
+        families[e["scenario"]] = families.get(e["scenario"], 0) + 1
+    return {
+        "runs_per_family": families,
+        "capacity_mbps": span([(e.get("metrics") or {}).get("capacity_mbps") for e in entries]),
+        "base_rtt_ms": span([(e.get("metrics") or {}).get("base_rtt_ms") for e in entries]),
+        "flows_per_class": span([t.get(k) for t in traffic for k in ("l4s_flows", "classic_flows")]),
+        "runs_with_short_flows": sum(1 for t in traffic if float(t.get("short_flows_per_s") or 0) > 0),
+        "runs_with_udp": sum(1 for t in traffic if str(t.get("udp_rate") or "0").rstrip("bps") not in ("", "0")),
+        "record_bytes": sum(int(e.get("record_bytes") or 0) for e in entries),
+        "collection_wall_s": sum(float(e.get("wall_s") or 0) for e in entries),
+    }
 
 
 def software_versions() -> dict[str, Any]:
@@ -389,6 +416,7 @@ def write_manifest(root: Path, cfg: CollectConfig, runs: list[Any], entries: lis
                           "- loss*loss (aqm_llm.agent.reward.epoch_reward)",
         "software": versions,
         "totals": {"runs": len(entries), "failed": len(failed), "epochs": sum(e["epochs"] for e in entries)},
+        "coverage": coverage(entries),
         "runs": entries, "failed": failed,
     }
     path = root / MANIFEST
