@@ -1,4 +1,4 @@
-"""Issue 4 end to end: DualPI2 in the dumbbell and behind a Wi-Fi AP."""
+"""End to end: DualPI2 in the dumbbell and behind a Wi-Fi AP."""
 
 from __future__ import annotations
 

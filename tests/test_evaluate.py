@@ -1,4 +1,4 @@
-"""`aqm-llm evaluate` (issue 9): evaluation files, the closed-loop runs through the sweep runner
+"""`aqm-llm evaluate`: evaluation files, the closed-loop runs through the sweep runner
 (resumable), the tables and the target verdict. A tiny random-weight policy stands in for the
 shipped checkpoint; the product path is the same."""
 

@@ -1,4 +1,4 @@
-"""Issue 3: 5G and satellite scenarios driven by measured or modelled capacity."""
+"""5G and satellite scenarios driven by measured or modelled capacity."""
 
 from __future__ import annotations
 

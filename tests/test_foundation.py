@@ -1,4 +1,4 @@
-"""Issue 2: build, scenarios, metrics and the CLI behave as a researcher expects."""
+"""Build, scenarios, metrics and the CLI behave as a researcher expects."""
 
 from __future__ import annotations
 

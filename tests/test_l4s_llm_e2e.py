@@ -1,4 +1,4 @@
-"""Issue 6 end to end: the runner starts the agent, the l4s-llm queue disc asks it every epoch."""
+"""End to end: the runner starts the agent, the l4s-llm queue disc asks it every epoch."""
 
 from __future__ import annotations
 

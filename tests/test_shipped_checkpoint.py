@@ -1,4 +1,4 @@
-"""The checkpoints that ship in models/ (issue 9): complete, trained on the installed SmolLM2
+"""The checkpoints that ship in models/: complete, trained on the installed SmolLM2
 weights, described truthfully by their model card, and used by `--qdisc l4s-llm` by default."""
 
 from __future__ import annotations

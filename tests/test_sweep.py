@@ -1,4 +1,4 @@
-"""Issue 7: resumable parameter sweeps on Dask, the results database, export and the report."""
+"""Resumable parameter sweeps on Dask, the results database, export and the report."""
 
 from __future__ import annotations
 

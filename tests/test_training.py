@@ -1,4 +1,4 @@
-"""The training pipeline end to end (issue 8): collect two short record runs through the sweep
+"""The training pipeline end to end: collect two short record runs through the sweep
 runner, train a few steps on a tiny random-weight backbone, save, load, and run a closed-loop
 simulation with the trained checkpoint served by the agent process."""
 

@@ -1,5 +1,5 @@
 """Training pieces without ns-3: reward sign, return-to-go, pool decoding into the policy's
-token layout, target/best-teacher rules, config checks, bitwise resume (issue 8).
+token layout, target/best-teacher rules, config checks, bitwise resume.
 
 Record files here are synthetic (random valid requests written in the queue disc's record
 format, docs/record-format.md); tests/test_training.py runs the real pipeline."""
