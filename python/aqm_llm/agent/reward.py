@@ -55,6 +55,15 @@ class RewardConfig:
             raise ValueError(f"bad value '{self.rtg_mode}' for rtg_mode: allowed {', '.join(RTG_MODES)}")
 
 
+#: The reward's weights (the RewardConfig fields that set r, as configs and pools name them).
+REWARD_WEIGHTS = ("utilization", "l_delay_per_ms", "c_delay_per_ms", "loss")
+
+
+def reward_weights(cfg: RewardConfig) -> dict[str, float]:
+    """The weights of ``cfg`` by name (what a pool's ``reward`` column depends on)."""
+    return {k: float(getattr(cfg, k)) for k in REWARD_WEIGHTS}
+
+
 def epoch_reward(components: npt.NDArray[np.float64], cfg: RewardConfig) -> float:
     """The reward of one epoch from a request's reward components (missing ones count 0)."""
     def get(i: Reward) -> float:

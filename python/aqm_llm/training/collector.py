@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aqm_llm.agent.reward import RewardConfig
+from aqm_llm.agent.reward import REWARD_WEIGHTS, RewardConfig
 from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
 from aqm_llm.configschema import as_run_timeout
@@ -57,12 +57,20 @@ QDISC = "l4s-llm"
 VARIANT = "record"
 #: Parameters collect sets itself.
 OWNED = ("llm_mode", "record_actor", "teacher", "record_path", "agent_channel", "timeseries")
-ALL_TEACHERS = ("dualpi2", "pie-step", "codel-like", "dualpi2@0.5", "pie-step@0.5",
-                "codel-like@0.5", "dualpi2@2", "pie-step@2", "codel-like@2")
+
+
+def all_teachers() -> tuple[str, ...]:
+    """The l4s-llm queue disc's teacher set, as the scenario programs declare it (the C++ registry,
+    the one list): the acting teachers a collection uses by default."""
+    from aqm_llm.scenarios import available, describe
+
+    names = available()
+    if not names:
+        raise ConfigError("no scenario programs are installed (run `make build`)")
+    return describe(names[0]).params["teacher"].choices
 _KEYS = ("name", "description", "pool", "scenarios", "teachers", "seeds", "params", "grid",
          "per_scenario", "settings", "reward", "epsilon", "workers", "cores_per_worker", "scheduler",
          "run_timeout_s")
-_REWARD_KEYS = ("utilization", "l_delay_per_ms", "c_delay_per_ms", "loss")
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,7 @@ class CollectConfig:
     name: str
     pool: Path
     scenarios: tuple[str, ...]
-    teachers: tuple[str, ...] = ALL_TEACHERS
+    teachers: tuple[str, ...] = field(default_factory=all_teachers)
     seeds: Any = (1,)
     params: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, Any] = field(default_factory=dict)
@@ -128,7 +136,7 @@ def parse_collect_config(doc: Any, *, source: str = "collect", default_name: str
     settings = _settings(doc.get("settings", []), fail)
     if not scenarios and not settings:
         raise fail("nothing to collect: give scenarios (a grid) or settings (a list)")
-    teachers = doc.get("teachers", list(ALL_TEACHERS))
+    teachers = doc.get("teachers", list(all_teachers()))
     if not isinstance(teachers, list) or not teachers or not all(isinstance(t, str) for t in teachers):
         raise fail("teachers: expected a non-empty list of teacher names (e.g. dualpi2, pie-step@2)")
     for where in ("params", "grid"):
@@ -140,8 +148,8 @@ def parse_collect_config(doc: Any, *, source: str = "collect", default_name: str
             if key in OWNED:
                 raise fail(f"per_scenario.{scen}.{key}: set by collect")
     reward_doc = doc.get("reward") or {}
-    if not isinstance(reward_doc, dict) or any(k not in _REWARD_KEYS for k in reward_doc):
-        raise fail(f"reward: expected a mapping with keys among {', '.join(_REWARD_KEYS)}")
+    if not isinstance(reward_doc, dict) or any(k not in REWARD_WEIGHTS for k in reward_doc):
+        raise fail(f"reward: expected a mapping with keys among {', '.join(REWARD_WEIGHTS)}")
     try:
         reward = RewardConfig(**{k: float(v) for k, v in reward_doc.items()})
     except (TypeError, ValueError) as exc:

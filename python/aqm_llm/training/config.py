@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from aqm_llm.agent.reward import RTG_MODES
+from aqm_llm.agent.reward import REWARD_WEIGHTS, RTG_MODES
 from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
 
@@ -306,7 +306,7 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
         raise fail("distill_teacher: expected a teacher name such as dualpi2, or null")
     reward = top.get("reward")
     if reward is not None:
-        reward = _section(reward, "reward", ("utilization", "l_delay_per_ms", "c_delay_per_ms", "loss"), fail)
+        reward = _section(reward, "reward", REWARD_WEIGHTS, fail)
         reward = {k: _num(v, f"reward.{k}", fail, lo=0) for k, v in reward.items()}
     t = _section(top.get("target"), "target", ("quantile", "eval_epochs", "family", "value"), fail)
     target = TargetSettings(

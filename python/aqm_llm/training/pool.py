@@ -36,7 +36,7 @@ import numpy as np
 
 from aqm_llm.errors import ConfigError
 
-from aqm_llm.agent.reward import RewardConfig, epoch_reward, returns_to_go
+from aqm_llm.agent.reward import RewardConfig, epoch_reward, returns_to_go, reward_weights
 from aqm_llm.bridge import REQUEST_DTYPE, Reward
 from aqm_llm.training.records import ACTOR_AGENT, ACTOR_FALLBACK, read_records
 
@@ -186,8 +186,7 @@ def record_to_table(path: str | Path, *, run_id: str, scenario: str, seed: int,
 
 def reward_dict(cfg: RewardConfig) -> dict[str, float]:
     """The reward weights (what the pool's ``reward`` column depends on)."""
-    return {"utilization": cfg.utilization, "l_delay_per_ms": cfg.l_delay_per_ms,
-            "c_delay_per_ms": cfg.c_delay_per_ms, "loss": cfg.loss}
+    return reward_weights(cfg)
 
 
 def part_metadata(path: str | Path) -> dict[str, Any] | None:

@@ -361,6 +361,7 @@ def train(config: TrainConfig | str | Path, *, resume: bool = True, progress: bo
 
 def prepare(cfg: TrainConfig) -> dict[str, Any]:
     """Load the pools and make the pool-level choices (families, best teachers, targets)."""
+    from aqm_llm.agent.reward import reward_weights
     from aqm_llm.training import dataset as D
 
     table, teachers, manifests = load_pools(cfg)
@@ -395,7 +396,7 @@ def prepare(cfg: TrainConfig) -> dict[str, Any]:
         "pools": [str(p) for p in cfg.pools], "pool_names": [m.get("name") for m in manifests],
         "pool_identity": pool_identity(manifests), "teachers": teachers,
         "episodes": len(data.episodes), "epochs": data.rows,
-        "reward": {k: getattr(reward, k) for k in ("utilization", "l_delay_per_ms", "c_delay_per_ms", "loss")},
+        "reward": reward_weights(reward),
         "families": cfg.families, "best_teachers": best, "targets": targets,
         "target_rule": {"quantile": cfg.target.quantile, "eval_epochs": cfg.target.eval_epochs,
                         "family": family, "value": cfg.target.value,
