@@ -176,7 +176,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from aqm_llm.sweep import ClusterConfig, load_spec, plan, run_sweep
+    from aqm_llm.sweep import load_spec, plan, run_sweep
 
     spec = load_spec(args.file)
     if args.dry_run:
@@ -191,7 +191,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             print(f"{'done ' if r.key() in done else 'to run'} {r.key()} cores={r.cores()} {r.label()}")
         print(f"{len(runs)} runs, {len(runs) - len(done)} to run")
         return 0
-    cluster = ClusterConfig(workers=args.workers, cores_per_worker=args.cores_per_worker, scheduler=args.scheduler)
+    cluster = _cluster(args)
     _stop_on_sigterm()  # rows so far kept, runs stopped
     summary = run_sweep(spec, args.db, cluster=cluster, run_dir=args.run_dir, progress=not args.no_progress)
     print(f"{spec.name}: {summary.total} runs: {summary.skipped} already in {args.db}, {summary.ok} ran ok, "
@@ -252,7 +252,6 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from aqm_llm.evaluate import evaluate, load_eval_config
-    from aqm_llm.sweep import ClusterConfig
 
     cfg = load_eval_config(args.file)
     db = args.db or f"results/{cfg.name}.db"
@@ -270,7 +269,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                   f"seed {r.run.spec.seed}")
         print(f"{len(runs)} runs, {len(runs) - len(done)} to run")
         return 0
-    cluster = ClusterConfig(workers=args.workers, cores_per_worker=args.cores_per_worker, scheduler=args.scheduler)
+    cluster = _cluster(args)
     _stop_on_sigterm()
     command = "aqm-llm evaluate " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["evaluate"] else ""
     result = evaluate(cfg, db, out, cluster=cluster, run=not args.tables_only, progress=not args.no_progress,
@@ -319,6 +318,21 @@ def _cmd_prepare_agent(args: argparse.Namespace) -> int:
     print(f"agent ready: {policy.source or 'untrained policy'} -> {getattr(network, 'path', '?')} "
           f"({time.monotonic() - start:.1f} s)")
     return 0
+
+
+def _add_cluster_options(p: argparse.ArgumentParser) -> None:
+    """Where the runs of a sweep, collection or evaluation go (aqm_llm.sweep.ClusterConfig)."""
+    p.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes (default: from CPUs)")
+    p.add_argument("--cores-per-worker", type=int, default=None,
+                   help="cores each local worker offers to runs (default: CPUs / workers)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="use an existing Dask cluster (workers need --resources cores=N)")
+
+
+def _cluster(args: argparse.Namespace) -> Any:
+    from aqm_llm.sweep import ClusterConfig
+
+    return ClusterConfig(workers=args.workers, cores_per_worker=args.cores_per_worker, scheduler=args.scheduler)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -394,11 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="run a grid of scenario x qdisc x params x seeds on Dask; resumable")
     p.add_argument("file", help="sweep file (YAML; see docs/sweeps.md)")
     p.add_argument("--db", default="results.db", help="results database (SQLite), created if missing")
-    p.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes (default: from CPUs)")
-    p.add_argument("--cores-per-worker", type=int, default=None,
-                   help="cores each local worker offers to runs (default: CPUs / workers)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="use an existing Dask cluster (workers need --resources cores=N)")
+    _add_cluster_options(p)
     p.add_argument("--run-dir", default=None, help="metrics/time-series files (default: <db stem>-runs/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true", help="validate and list the runs; run nothing")
@@ -418,9 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("collect", help="experience pool: teachers in record mode over a grid (resumable) -> Parquet")
     p.add_argument("file", help="collect config (YAML; see docs/training.md)")
     p.add_argument("--pool", default=None, help="pool directory (default: the config's `pool`)")
-    p.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes")
-    p.add_argument("--cores-per-worker", type=int, default=None, help="cores each local worker offers")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="use an existing Dask cluster")
+    _add_cluster_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true", help="validate and list the runs; run nothing")
     p.set_defaults(func=_cmd_collect)
@@ -430,9 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="evaluation file (YAML; see docs/evaluation.md)")
     p.add_argument("--db", default=None, help="results database (default: results/<name>.db)")
     p.add_argument("-o", "--output-dir", default=None, help="evaluation.md and .csv (default: results/<name>/)")
-    p.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes")
-    p.add_argument("--cores-per-worker", type=int, default=None, help="cores each local worker offers")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="use an existing Dask cluster")
+    _add_cluster_options(p)
     p.add_argument("--tables-only", action="store_true", help="run nothing; tables from what the database holds")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true", help="validate and list the runs; run nothing")
