@@ -45,13 +45,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from aqm_llm.agent.reward import REWARD_WEIGHTS, RTG_MODES
 from aqm_llm.configfile import read_yaml
+from aqm_llm.configschema import Fail, checked_mapping
 from aqm_llm.errors import ConfigError
-
-Fail = Callable[[str], ConfigError]
 
 
 @dataclass(frozen=True)
@@ -204,17 +203,6 @@ def _jsonable(x: Any) -> Any:
 # ------------------------------------------------------------------------ parsing
 
 
-def _section(doc: Any, where: str, keys: tuple[str, ...], fail: Fail) -> dict[str, Any]:
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise fail(f"{where}: expected a mapping")
-    unknown = [k for k in doc if k not in keys]
-    if unknown:
-        raise fail(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(keys)}")
-    return doc
-
-
 def _num(v: Any, where: str, fail: Fail, *, lo: float | None = None, hi: float | None = None,
          integer: bool = False) -> Any:
     ok = isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -241,7 +229,7 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
     def fail(msg: str) -> ConfigError:
         return ConfigError(f"{source}: {msg}")
 
-    top = _section(doc, "config", _TOP, fail)
+    top = checked_mapping(doc, "config", _TOP, fail)
     name = str(top.get("name", default_name))
     if "pool" in top and "pools" in top:
         raise fail("give pool or pools, not both")
@@ -255,11 +243,11 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
     if export is not None and (not isinstance(export, str) or not export):
         raise fail("export: expected a directory or null")
 
-    m = _section(top.get("model"), "model", ("backbone", "layers", "lora", "packets", "max_tokens",
+    m = checked_mapping(top.get("model"), "model", ("backbone", "layers", "lora", "packets", "max_tokens",
                                             "packets_per_token", "series_per_token",
                                             "tokens_per_past_epoch", "encoder"), fail)
-    lora = _section(m.get("lora"), "model.lora", ("r", "alpha", "dropout", "target_modules"), fail)
-    enc = _section(m.get("encoder"), "model.encoder", ("conv_channels", "conv_kernel"), fail)
+    lora = checked_mapping(m.get("lora"), "model.lora", ("r", "alpha", "dropout", "target_modules"), fail)
+    enc = checked_mapping(m.get("encoder"), "model.encoder", ("conv_channels", "conv_kernel"), fail)
     targets = lora.get("target_modules")
     if targets is not None and (not isinstance(targets, list) or not all(isinstance(t, str) for t in targets)):
         raise fail("model.lora.target_modules: expected a list of module names or null")
@@ -306,9 +294,9 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
         raise fail("distill_teacher: expected a teacher name such as dualpi2, or null")
     reward = top.get("reward")
     if reward is not None:
-        reward = _section(reward, "reward", REWARD_WEIGHTS, fail)
+        reward = checked_mapping(reward, "reward", REWARD_WEIGHTS, fail)
         reward = {k: _num(v, f"reward.{k}", fail, lo=0) for k, v in reward.items()}
-    t = _section(top.get("target"), "target", ("quantile", "eval_epochs", "family", "value"), fail)
+    t = checked_mapping(top.get("target"), "target", ("quantile", "eval_epochs", "family", "value"), fail)
     target = TargetSettings(
         quantile=_num(t.get("quantile", 0.9), "target.quantile", fail, lo=0, hi=1),
         eval_epochs=(_num(t["eval_epochs"], "target.eval_epochs", fail, lo=1, integer=True)
@@ -321,7 +309,7 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
     rtg_mode = top.get("rtg_mode", "sum")
     if rtg_mode not in RTG_MODES:
         raise fail(f"rtg_mode: bad value '{rtg_mode}'; allowed: {', '.join(RTG_MODES)}")
-    lo = _section(top.get("loss"), "loss", ("action", "probs", "distill", "class_weights"), fail)
+    lo = checked_mapping(top.get("loss"), "loss", ("action", "probs", "distill", "class_weights"), fail)
     cw = lo.get("class_weights", [1.0, 1.0, 1.0])
     if not isinstance(cw, list) or len(cw) != 3:
         raise fail("loss.class_weights: expected three numbers (forward, drop, mark)")
@@ -329,7 +317,7 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
                         probs=_num(lo.get("probs", 1.0), "loss.probs", fail, lo=0),
                         distill=_num(lo.get("distill", 0.5), "loss.distill", fail, lo=0),
                         class_weights=tuple(_num(w, "loss.class_weights", fail, lo=1e-6) for w in cw))  # type: ignore[arg-type]
-    o = _section(top.get("optim"), "optim", ("steps", "batch_size", "lr", "weight_decay", "warmup_steps",
+    o = checked_mapping(top.get("optim"), "optim", ("steps", "batch_size", "lr", "weight_decay", "warmup_steps",
                                                "min_lr_ratio", "grad_clip", "betas"), fail)
     betas = o.get("betas", [0.9, 0.999])
     if not isinstance(betas, list) or len(betas) != 2:
@@ -343,7 +331,7 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
         min_lr_ratio=_num(o.get("min_lr_ratio", 0.1), "optim.min_lr_ratio", fail, lo=0, hi=1),
         grad_clip=_num(o.get("grad_clip", 1.0), "optim.grad_clip", fail, lo=0),
         betas=(_num(betas[0], "optim.betas", fail, lo=0, hi=1), _num(betas[1], "optim.betas", fail, lo=0, hi=1)))
-    v = _section(top.get("validation"), "validation", ("fraction", "every", "batches"), fail)
+    v = checked_mapping(top.get("validation"), "validation", ("fraction", "every", "batches"), fail)
     validation = ValidationSettings(
         fraction=_num(v.get("fraction", 0.1), "validation.fraction", fail, lo=0, hi=0.9),
         every=_num(v.get("every", 50), "validation.every", fail, lo=1, integer=True),
