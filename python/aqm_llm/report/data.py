@@ -83,6 +83,8 @@ def _series_label(qdisc: str, variant: str, agent: str | None) -> str:
         a = json.loads(agent)
         if a.get("checkpoint"):
             label += f" ({Path(a['checkpoint']).name})"
+        if a.get("p_prime_band") is not None:
+            label += f" band {a['p_prime_band']}"
     return f"{label} [{variant}]" if variant else label
 
 
