@@ -709,6 +709,20 @@ L4sLlmQueueDisc::Judge(uint64_t id,
                    : Verdict::DROP;
     }
     const bool byAgent = m_current.actor == ACTOR_AGENT;
+    // DualPI2's native step/ramp on the L queue's own delay (RFC 9332) stays under whatever the
+    // agent or teacher decides: a per-packet forward and the epoch's p_L can add marks to it, never
+    // remove its shallow-threshold safety net (at low capacity the per-packet batch is most of an
+    // epoch's packets).
+    const double native = isL && lPacketsBefore > 1
+                              ? DualPi2Controller::RampProb(markDelay, m_minTh, m_range)
+                              : 0.0;
+    // DualPI2's overload rule stays in force too: when its coupled probability saturates
+    // (p_CL >= 1, the L queue no longer held by marks) L packets are dropped with p_C.
+    if (isL && m_fallback.IsLSaturated() && Draw(m_fallback.GetProbC()))
+    {
+        dropReason = OVERLOAD_L4S_DROP;
+        return Verdict::DROP;
+    }
     if (!m_current.actions.empty())
     {
         for (const auto& [u, action] : m_current.actions)
@@ -719,20 +733,22 @@ L4sLlmQueueDisc::Judge(uint64_t id,
             }
             dropReason = byAgent ? AGENT_DROP : TEACHER_DROP;
             markReason = byAgent ? AGENT_MARK : TEACHER_MARK;
-            return action == agent::kActionDrop   ? Verdict::DROP
-                   : action == agent::kActionMark ? Verdict::MARK
-                                                  : Verdict::FORWARD;
+            if (action == agent::kActionDrop)
+            {
+                return Verdict::DROP;
+            }
+            if (action == agent::kActionMark)
+            {
+                return Verdict::MARK;
+            }
+            markReason = byAgent ? AGENT_EPOCH_MARK : TEACHER_EPOCH_MARK;
+            return Draw(native) ? Verdict::MARK : Verdict::FORWARD;
         }
     }
     dropReason = byAgent ? AGENT_EPOCH_DROP : TEACHER_EPOCH_DROP;
     markReason = byAgent ? AGENT_EPOCH_MARK : TEACHER_EPOCH_MARK;
     if (isL)
     {
-        // As in DualPI2 (RFC 9332): the epoch's p_L is a floor under the native step/ramp on
-        // the L queue's own delay, so a policy shapes the coupled marking and the L queue keeps
-        // its shallow-threshold safety net.
-        const double native =
-            lPacketsBefore > 1 ? DualPi2Controller::RampProb(markDelay, m_minTh, m_range) : 0.0;
         return Draw(std::max(native, m_current.pLMark)) ? Verdict::MARK : Verdict::FORWARD;
     }
     const double pSignal = m_current.pCDrop + m_current.pCMark;

@@ -197,6 +197,8 @@ class L4sLlmQueueDisc : public QueueDisc
     static constexpr const char* TEACHER_EPOCH_DROP = "Teacher epoch drop"; //!< teacher epoch probability
     static constexpr const char* TEACHER_EPOCH_MARK = "Teacher epoch mark"; //!< teacher epoch probability
     static constexpr const char* FALLBACK_DROP = "Fallback drop"; //!< DualPI2 fallback drop
+    /// L packet dropped under DualPI2's overload rule (p_CL >= 1: drop with p_C), whoever acts
+    static constexpr const char* OVERLOAD_L4S_DROP = "Overload L4S drop";
     static constexpr const char* FALLBACK_MARK = "Fallback mark"; //!< DualPI2 fallback mark
 
     /**

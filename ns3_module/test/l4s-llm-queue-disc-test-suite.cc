@@ -386,7 +386,9 @@ class L4sLlmStubAgentTestCase : public TestCase
         EnqueueAt(q, MilliSeconds(20), 2, Ipv4Header::ECN_NotECT);
         EnqueueAt(q, MicroSeconds(31500), 3, Ipv4Header::ECN_ECT1);
         EnqueueAt(q, MicroSeconds(31500), 3, Ipv4Header::ECN_NotECT);
-        DrainAt(q, MilliSeconds(33), &forwarded); // 4 + 2 marks, 2 drops, 6 untouched
+        // The 3 L the agent forwards (0.5 ms at the epoch) have waited 1.5 ms when they leave:
+        // the native step marks the first two under the agent's forward (not the lone last one).
+        DrainAt(q, MilliSeconds(33), &forwarded); // 4 + 2 + 2 marks, 2 drops, 4 untouched
         // Not described (arrive after epoch 1), epoch probabilities 0, waited 6.5 ms: the
         // native step marks the first (another L packet behind it), not the lone last one.
         EnqueueAt(q, MicroSeconds(33500), 2, Ipv4Header::ECN_ECT1);
@@ -399,9 +401,9 @@ class L4sLlmStubAgentTestCase : public TestCase
         Simulator::Run();
 
         NS_TEST_EXPECT_MSG_EQ(Marks(q, Q::AGENT_MARK), 5 + 3 + 4 + 2 + 16, "agent marks");
-        NS_TEST_EXPECT_MSG_EQ(Marks(q, Q::AGENT_EPOCH_MARK), 1 + 3, "native step under p_L = 0");
+        NS_TEST_EXPECT_MSG_EQ(Marks(q, Q::AGENT_EPOCH_MARK), 2 + 1 + 3, "native step under forward and p_L = 0");
         NS_TEST_EXPECT_MSG_EQ(Drops(q, Q::AGENT_DROP), 3 + 2, "marks on Not-ECT are drops");
-        NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalMarkedPackets, 34, "no other marks");
+        NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalMarkedPackets, 36, "no other marks");
         NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalDroppedPackets, 5, "no other drops");
         NS_TEST_EXPECT_MSG_EQ(forwarded, 12 - 3 + 14 - 2 + 2 + 20, "forwarded");
         NS_TEST_EXPECT_MSG_EQ(q->GetEpochCount(), 3, "three epochs");
