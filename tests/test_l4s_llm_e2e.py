@@ -15,13 +15,14 @@ STUB = "aqm_llm.agent.stub:SojournThresholdAgent"
 
 
 def test_stub_agent_runs_are_reproducible_without_fallbacks(tmp_path):
-    agent = AgentSpec(agent=STUB, threads=1)
+    # A 0.1 ms threshold: the stub marks L packets in these short runs whatever DCTCP's ramp-up.
+    agent = AgentSpec(agent=STUB, threads=1, agent_args={"threshold_ms": "0.1"})
     a = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=4, params=SHORT, output_dir=tmp_path / "a", agent=agent)
     b = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=4, params=SHORT, output_dir=tmp_path / "b", agent=agent)
     assert a["fallbacks"] == 0 and a["reproducible"] is True
     assert a["agent_epochs"] >= 180  # 3 s / 16 ms
     assert strip_volatile(a) == strip_volatile(b)
-    # The stub marks L packets above 1 ms: marks come from the agent, by reason.
+    # The stub marks L packets above its threshold: marks come from the agent, by reason.
     reasons = a["classes"]["l4s"]["mark_reasons"]
     assert any("Agent" in r for r in reasons), reasons
     # Every epoch the queue disc counted was answered by the agent process.
@@ -53,9 +54,14 @@ def test_teacher_mode_needs_no_agent(tmp_path):
 
 
 def test_unknown_agent_class_fails_clearly(tmp_path):
-    with pytest.raises(aqm_llm.errors.SimulationError, match="agent did not start"):
+    # A module that does not exist is refused before anything starts; a class missing from a
+    # module that exists is found by the agent process, which then does not start.
+    with pytest.raises(aqm_llm.errors.ConfigError, match="no module named 'nosuch.module'"):
         aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=1, params=SHORT, output_dir=tmp_path,
                     agent=AgentSpec(agent="nosuch.module:Nope", threads=1, startup_timeout_s=60))
+    with pytest.raises(aqm_llm.errors.SimulationError, match="agent did not start"):
+        aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=1, params=SHORT, output_dir=tmp_path,
+                    agent=AgentSpec(agent="aqm_llm.agent.stub:Nope", threads=1, startup_timeout_s=60))
 
 
 @pytest.mark.llm
