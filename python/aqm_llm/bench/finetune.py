@@ -149,7 +149,7 @@ def build(cfg: TrainConfig, mode: str) -> Setup:
     with the pool's training rows and the trainer's optimizer and schedule."""
     from aqm_llm.agent.policy import LlmPolicy
     from aqm_llm.training import dataset as D
-    from aqm_llm.training.trainer import _set_modes, make_optimiser, policy_config, prepare, resolve_device
+    from aqm_llm.training.trainer import set_train_modes, make_optimiser, policy_config, prepare, resolve_device
 
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: expected one of {MODES}")
@@ -167,7 +167,7 @@ def build(cfg: TrainConfig, mode: str) -> Setup:
     if mode == "full":
         unfreeze_backbone(policy)
     policy.model.to(device)
-    _set_modes(policy.model)
+    set_train_modes(policy.model)
     return Setup(cfg, mode, policy, make_optimiser(policy.model, cfg, device), data, rtg, train_rows, device)
 
 

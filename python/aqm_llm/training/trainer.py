@@ -249,7 +249,7 @@ def train_step(model: Any, optimiser: Optimiser, data: Any, rows: np.ndarray, rt
 # ------------------------------------------------------------------------ state
 
 
-def _set_modes(model: Any) -> None:
+def set_train_modes(model: Any) -> None:
     """Frozen backbone (and everything else) in eval mode (no dropout); only LoRA dropout,
     if any, trains."""
     model.eval()
@@ -488,7 +488,7 @@ def _train(cfg: TrainConfig, device: str, *, resume: bool, progress: bool,
                 "data_order": order, "identity": identity_hash, "log": log,
                 "elapsed_s": elapsed0 + time.monotonic() - t0}
 
-    _set_modes(model)
+    set_train_modes(model)
     t0 = time.monotonic()
     end = o.steps if stop_after is None else min(o.steps, stop_after)
     acc: dict[str, list[float]] = {}
@@ -512,7 +512,7 @@ def _train(cfg: TrainConfig, device: str, *, resume: bool, progress: bool,
             if val_batches and (step % cfg.validation.every == 0 or step == o.steps):
                 log.append(_validate(model, data, val_batches, rtg, device, cfg, class_weights, step,
                                      sched.get_last_lr()[0], elapsed0 + time.monotonic() - t0))
-                _set_modes(model)
+                set_train_modes(model)
             if step % cfg.checkpoint_every == 0 or step == end:
                 _write_log(out, log)
                 _save_state(out, policy, metadata, device, snapshot())
