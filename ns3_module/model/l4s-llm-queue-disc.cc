@@ -699,20 +699,28 @@ L4sLlmQueueDisc::Judge(uint64_t id,
                        const char*& dropReason,
                        const char*& markReason)
 {
-    if (m_current.actor == ACTOR_FALLBACK)
+    // DualPI2's two safety rules on the L queue (RFC 9332) hold whoever decides. The native
+    // step/ramp on the L queue's own delay (Th_len = 1: a lone L packet is not natively marked):
+    // a per-packet forward and the epoch's p_L can add marks to it, never remove it (at low
+    // capacity the per-packet batch is most of an epoch's packets). The overload rule: when the
+    // coupled probability saturates (p_CL >= 1, the L queue no longer held by marks), L packets
+    // are dropped with p_C.
+    const bool fallback = m_current.actor == ACTOR_FALLBACK;
+    const double native = isL && lPacketsBefore > 1
+                              ? DualPi2Controller::RampProb(markDelay, m_minTh, m_range)
+                              : 0.0;
+    if (isL && m_fallback.IsLSaturated() && Draw(m_fallback.GetProbC()))
     {
-        // RFC 9332 at dequeue with the fallback's p' (Th_len = 1: a lone L packet is not
-        // natively marked).
+        dropReason = fallback ? FALLBACK_DROP : OVERLOAD_L4S_DROP;
+        return Verdict::DROP;
+    }
+    if (fallback)
+    {
+        // RFC 9332 at dequeue with the fallback's p' (saturated: p_L = 1, every L packet marked).
         dropReason = FALLBACK_DROP;
         markReason = FALLBACK_MARK;
         if (isL)
         {
-            if (m_fallback.IsLSaturated())
-            {
-                return Draw(m_fallback.GetProbC()) ? Verdict::DROP : Verdict::MARK;
-            }
-            const double native =
-                lPacketsBefore > 1 ? DualPi2Controller::RampProb(markDelay, m_minTh, m_range) : 0.0;
             return Draw(m_fallback.GetProbL(native)) ? Verdict::MARK : Verdict::FORWARD;
         }
         if (!Draw(m_fallback.GetProbC()))
@@ -724,20 +732,6 @@ L4sLlmQueueDisc::Judge(uint64_t id,
                    : Verdict::DROP;
     }
     const bool byAgent = m_current.actor == ACTOR_AGENT;
-    // DualPI2's native step/ramp on the L queue's own delay (RFC 9332) stays under whatever the
-    // agent or teacher decides: a per-packet forward and the epoch's p_L can add marks to it, never
-    // remove its shallow-threshold safety net (at low capacity the per-packet batch is most of an
-    // epoch's packets).
-    const double native = isL && lPacketsBefore > 1
-                              ? DualPi2Controller::RampProb(markDelay, m_minTh, m_range)
-                              : 0.0;
-    // DualPI2's overload rule stays in force too: when its coupled probability saturates
-    // (p_CL >= 1, the L queue no longer held by marks) L packets are dropped with p_C.
-    if (isL && m_fallback.IsLSaturated() && Draw(m_fallback.GetProbC()))
-    {
-        dropReason = OVERLOAD_L4S_DROP;
-        return Verdict::DROP;
-    }
     if (!m_current.actions.empty())
     {
         for (const auto& [u, action] : m_current.actions)

@@ -244,12 +244,13 @@ ParamSet::Check(const Spec& spec, const std::string& value) const
         static const std::regex re(R"(^[0-9]{1,12}(p|B)$)");
         const uint64_t maxPackets = 10000000;   // 1e7 packets
         const uint64_t maxBytes = 4000000000ULL; // below 2^32
-        if (!std::regex_match(value, re) || std::stoull(value.substr(0, value.size() - 1)) == 0)
+        const uint64_t n =
+            std::regex_match(value, re) ? std::stoull(value.substr(0, value.size() - 1)) : 0;
+        if (n == 0)
         {
             return "expected a positive size such as 1000p or 1500000B (at most 10000000p or "
                    "4000000000B)";
         }
-        const uint64_t n = std::stoull(value.substr(0, value.size() - 1));
         if (n > (value.back() == 'p' ? maxPackets : maxBytes))
         {
             return "too large: at most 10000000p or 4000000000B";
@@ -324,12 +325,6 @@ Ns3NumberFits(const std::string& name, const std::string& value)
     return type == "ns3::DoubleValue" || (x == std::floor(x) && (type != "ns3::UintegerValue" || x >= 0));
 }
 } // namespace
-
-const std::vector<std::pair<std::string, std::string>>&
-ParamSet::GetNs3Defaults() const
-{
-    return m_ns3Defaults;
-}
 
 void
 ParamSet::ApplyNs3Defaults() const

@@ -84,13 +84,10 @@ class ParamSet
     ns3::QueueSize GetSize(const std::string& name) const;
 
     /**
-     * \brief ns-3 attribute defaults given as `--ns3::TypeName::Attribute=value` (ns-3's own
-     * CommandLine form), in command-line order. Parse checks each against the TypeId registry
-     * (Config::SetDefaultFailSafe); ApplyNs3Defaults sets them.
+     * \brief Set again every ns-3 attribute default given as `--ns3::TypeName::Attribute=value`
+     * (ns-3's own CommandLine form; Parse checks and sets each), after a scenario's own
+     * Config::SetDefault calls, so that the user's value wins for objects created from then on.
      */
-    const std::vector<std::pair<std::string, std::string>>& GetNs3Defaults() const;
-    /// \brief Set every `--ns3::...` default again (after a scenario's own Config::SetDefault
-    /// calls, so that the user's value wins for objects created from then on).
     void ApplyNs3Defaults() const;
 
     /// \brief The declaration as a JSON array.

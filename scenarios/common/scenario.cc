@@ -210,12 +210,11 @@ WriteDeparture(Ptr<PcapFileWrapper> file, Ptr<const QueueDiscItem> item)
     file->Write(Simulator::Now(), p);
 }
 
-/// PCAP of the packets the queue disc under test (every root queue disc of the qdisc
-/// parameter's type) sends on, after its drops and marks.
-std::vector<Ptr<PcapFileWrapper>>
+/// PCAP of the packets the queue disc under test (every queue disc of the qdisc parameter's
+/// type) sends on, after its drops and marks; each file lives as long as its trace callback.
+void
 TraceQueueDiscDepartures(const std::string& prefix, const ParamSet& params)
 {
-    std::vector<Ptr<PcapFileWrapper>> files;
     const std::string typeId = AqmQueueDiscRegistry::Get(params.GetString("qdisc")).typeId;
     PcapHelper helper;
     uint32_t n = 0;
@@ -237,9 +236,7 @@ TraceQueueDiscDepartures(const std::string& prefix, const ParamSet& params)
         probe.close();
         Ptr<PcapFileWrapper> file = helper.CreateFile(path, std::ios::out, PcapHelper::DLT_RAW);
         placed.qdisc->TraceConnectWithoutContext("Dequeue", MakeBoundCallback(&WriteDeparture, file));
-        files.push_back(file);
     }
-    return files;
 }
 } // namespace
 
@@ -255,10 +252,9 @@ RunAndWrite(const std::string& scenario, const ParamSet& params, MetricsCollecto
     // The user's --ns3::... defaults win over the scenario's own (TCP sockets are created
     // during the run, from the defaults in force now).
     params.ApplyNs3Defaults();
-    std::vector<Ptr<PcapFileWrapper>> pcaps;
     if (!params.GetString("pcap").empty())
     {
-        pcaps = TraceQueueDiscDepartures(params.GetString("pcap"), params);
+        TraceQueueDiscDepartures(params.GetString("pcap"), params);
     }
     FlowMonitorHelper flowmonHelper;
     Ptr<FlowMonitor> flowmon;
