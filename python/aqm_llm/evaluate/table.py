@@ -3,8 +3,8 @@ verdict per scenario family, from the rows a run of the evaluation left in the d
 
 from __future__ import annotations
 
-import json
 import math
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 from aqm_llm.evaluate.spec import EvalConfig, EvalPlanRun, Setting
 from aqm_llm.metric_catalogue import columns
 from aqm_llm.report.stats import MeanCI, mean_ci
-from aqm_llm.resultsdb import connect
+from aqm_llm.resultsdb import connect, json_cell, schema_error
 
 
 COLUMNS = columns("l4s_p99_ms", "l4s_mean_ms", "classic_p99_ms", "util", "loss_pct", "l4s_share_pct",
@@ -66,7 +66,9 @@ def collect_stats(cfg: EvalConfig, plan: list[EvalPlanRun], db_path: str | Path)
         try:
             for key, metrics, wall in conn.execute("SELECT key, metrics, wall_s FROM runs WHERE status = 'ok'"):
                 if key in keys:
-                    rows[key] = (json.loads(metrics), float(wall or 0.0))
+                    rows[key] = (json_cell(metrics, "metrics", key, db_path), float(wall or 0.0))
+        except sqlite3.Error as exc:
+            raise schema_error(db_path, exc) from None
         finally:
             conn.close()
     out: list[SeriesStats] = []

@@ -284,14 +284,14 @@ def collect(config: CollectConfig | str | Path, *, pool: str | Path | None = Non
 
 def _ok_rows(db_path: Path, keys: set[str]) -> dict[str, dict[str, Any]]:
     """Metrics of the 'ok' runs (by key)."""
-    from aqm_llm.resultsdb import connect
+    from aqm_llm.resultsdb import connect, json_cell
 
     conn = connect(db_path, create=False)
     try:
         out = {}
         for key, metrics in conn.execute("SELECT key, metrics FROM runs WHERE status = 'ok'"):
             if key in keys:
-                out[key] = json.loads(metrics) if metrics else {}
+                out[key] = json_cell(metrics, "metrics", key, db_path) if metrics else {}
         return out
     finally:
         conn.close()
