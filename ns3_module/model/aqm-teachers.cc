@@ -263,26 +263,18 @@ DualPi2Teacher::Decide(const agent::Request& request, double intervalSeconds, ag
     const uint64_t epoch = request.header.epoch;
     for (uint32_t i = 0; i < reply.action_count; ++i)
     {
+        // DualPI2's own per-packet rule, one hashed uniform per packet for all its draws.
         const agent::PacketDescriptor& d = request.packets[i];
         const double u = Uniform(d.uid, epoch);
-        uint8_t& action = reply.actions[i].action;
-        if (d.traffic_class == agent::kClassL)
-        {
-            if (saturated)
-            {
-                action = u < pC ? agent::kActionDrop : agent::kActionMark;
-            }
-            else
-            {
-                const double pL = m_controller.GetProbL(
-                    DualPi2Controller::RampProb(Seconds(d.sojourn_s), minTh, range));
-                action = u < pL ? agent::kActionMark : agent::kActionForward;
-            }
-        }
-        else if (u < pC)
-        {
-            action = (d.ecn == kEcnEct0 && !overloaded) ? agent::kActionMark : agent::kActionDrop;
-        }
+        const bool isL = d.traffic_class == agent::kClassL;
+        const double nativeP =
+            isL ? DualPi2Controller::RampProb(Seconds(d.sojourn_s), minTh, range) : 0.0;
+        const auto rule = m_controller.DecidePacket(
+            isL, d.ecn == kEcnEct0, true, nativeP, true,
+            [u](double p, DualPi2Controller::DrawKind) { return u < p; });
+        reply.actions[i].action = DualPi2Controller::IsDrop(rule)   ? agent::kActionDrop
+                                  : DualPi2Controller::IsMark(rule) ? agent::kActionMark
+                                                                    : agent::kActionForward;
     }
     const double headL = HeadSojourn(request, agent::kClassL);
     reply.p_l_mark =

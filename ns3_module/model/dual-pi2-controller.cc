@@ -180,4 +180,18 @@ DualPi2Controller::Recur(double& count, double likelihood)
     return false;
 }
 
+bool
+DualPi2Controller::IsDrop(PacketRule rule)
+{
+    return rule == PacketRule::OVERLOAD_L_DROP || rule == PacketRule::CLASSIC_DROP ||
+           rule == PacketRule::OVERLOAD_CLASSIC_DROP;
+}
+
+bool
+DualPi2Controller::IsMark(PacketRule rule)
+{
+    return rule == PacketRule::NATIVE_MARK || rule == PacketRule::COUPLED_MARK ||
+           rule == PacketRule::OVERLOAD_L_MARK || rule == PacketRule::CLASSIC_MARK;
+}
+
 } // namespace ns3

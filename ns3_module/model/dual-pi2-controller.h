@@ -6,6 +6,7 @@
 
 #include "ns3/nstime.h"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace ns3
@@ -124,6 +125,94 @@ class DualPi2Controller
     uint64_t GetUpdateCount() const;
     /// \param p set p' directly (clamped to [0, maxProbBase]); warm starts and tests
     void SetProbBase(double p);
+
+    /// What RFC 9332's dequeue rule does with one packet, and why.
+    enum class PacketRule
+    {
+        FORWARD,               //!< sent unchanged
+        NATIVE_MARK,           //!< L: marked, native p'_L >= p_CL
+        COUPLED_MARK,          //!< L: marked, coupled p_CL > p'_L
+        OVERLOAD_L_MARK,       //!< L: marked while the L queue is saturated (p_L = 1)
+        OVERLOAD_L_DROP,       //!< L: dropped with p_C while saturated (drop on overload)
+        CLASSIC_MARK,          //!< C: ECT(0) marked with p_C
+        CLASSIC_DROP,          //!< C: dropped with p_C (not ECT(0), or ECN off)
+        OVERLOAD_CLASSIC_DROP, //!< C: ECT(0) dropped with p_C, p_C >= p_Cmax
+    };
+
+    /// Which decision a draw is for (a caller may keep one recur() accumulator per kind).
+    enum class DrawKind
+    {
+        L_MARK,          //!< the L marking decision with p_L
+        L_OVERLOAD_DROP, //!< the L overload drop with p_C
+        C_SIGNAL,        //!< the C drop/mark decision with p_C
+    };
+
+    /**
+     * \brief RFC 9332's rule for one dequeued packet, on the current p' (the one place the
+     * rule is written: DualPi2QueueDisc, the L4sLlmQueueDisc fallback and the dualpi2 teacher
+     * call it, each with its own draws).
+     *
+     * L: saturated (k p' >= 1): dropped with p_C if \p dropOnOverload, else marked; otherwise
+     * marked with p_L = max(p'_L, p_CL). C: with p_C, ECT(0) packets are marked when
+     * \p useEcn and not overloaded, every other one is dropped.
+     *
+     * \param isL the packet is in the L queue
+     * \param ect0 its ECN field is ECT(0)
+     * \param useEcn Classic ECT(0) packets may be marked
+     * \param nativeProbL the L queue's native p'_L for this packet (0 when suppressed)
+     * \param dropOnOverload L packets are dropped with p_C while saturated
+     * \param draw callable (double p, DrawKind kind) -> bool: true with probability p
+     * \param probL if not null, set to the p_L applied to an L packet
+     * \return the verdict and its reason (a mark on a CE packet is for the caller to skip)
+     */
+    template <typename Draw>
+    PacketRule DecidePacket(bool isL,
+                            bool ect0,
+                            bool useEcn,
+                            double nativeProbL,
+                            bool dropOnOverload,
+                            Draw&& draw,
+                            double* probL = nullptr) const
+    {
+        if (isL)
+        {
+            if (IsLSaturated())
+            {
+                if (probL != nullptr)
+                {
+                    *probL = 1.0;
+                }
+                return dropOnOverload && draw(GetProbC(), DrawKind::L_OVERLOAD_DROP)
+                           ? PacketRule::OVERLOAD_L_DROP
+                           : PacketRule::OVERLOAD_L_MARK;
+            }
+            const double pCL = GetProbCL();
+            const double pL = std::max(nativeProbL, pCL);
+            if (probL != nullptr)
+            {
+                *probL = pL;
+            }
+            if (!draw(pL, DrawKind::L_MARK))
+            {
+                return PacketRule::FORWARD;
+            }
+            return nativeProbL >= pCL ? PacketRule::NATIVE_MARK : PacketRule::COUPLED_MARK;
+        }
+        if (!draw(GetProbC(), DrawKind::C_SIGNAL))
+        {
+            return PacketRule::FORWARD;
+        }
+        if (!ect0 || !useEcn)
+        {
+            return PacketRule::CLASSIC_DROP;
+        }
+        return IsClassicOverloaded() ? PacketRule::OVERLOAD_CLASSIC_DROP : PacketRule::CLASSIC_MARK;
+    }
+
+    /// \return whether \p rule drops the packet
+    static bool IsDrop(PacketRule rule);
+    /// \return whether \p rule marks the packet
+    static bool IsMark(PacketRule rule);
 
     /**
      * \brief The L queue's native linear ramp (RFC 9332 Appendix A): 0 below minTh,

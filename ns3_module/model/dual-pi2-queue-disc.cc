@@ -6,10 +6,8 @@
 #include "ns3/abort.h"
 #include "ns3/boolean.h"
 #include "ns3/double.h"
-#include "ns3/drop-tail-queue.h"
 #include "ns3/enum.h"
 #include "ns3/log.h"
-#include "ns3/net-device-queue-interface.h"
 #include "ns3/queue-item.h"
 #include "ns3/random-variable-stream.h"
 #include "ns3/simulator.h"
@@ -24,19 +22,12 @@ NS_LOG_COMPONENT_DEFINE("DualPi2QueueDisc");
 
 NS_OBJECT_ENSURE_REGISTERED(DualPi2QueueDisc);
 
-namespace
-{
-using dualq::ECN_CE;
-using dualq::ECN_ECT0;
-using dualq::EcnOf;
-} // namespace
-
 TypeId
 DualPi2QueueDisc::GetTypeId()
 {
     static TypeId tid =
         TypeId("ns3::DualPi2QueueDisc")
-            .SetParent<QueueDisc>()
+            .SetParent<DualQueueDisc>()
             .SetGroupName("AqmLlm")
             .AddConstructor<DualPi2QueueDisc>()
             .AddAttribute("MaxSize",
@@ -197,7 +188,6 @@ DualPi2QueueDisc::GetTypeId()
 }
 
 DualPi2QueueDisc::DualPi2QueueDisc()
-    : QueueDisc(QueueDiscSizePolicy::MULTIPLE_QUEUES)
 {
     NS_LOG_FUNCTION(this);
     m_uv = CreateObject<UniformRandomVariable>();
@@ -232,17 +222,6 @@ DualPi2QueueDisc::GetController() const
 }
 
 Time
-DualPi2QueueDisc::HeadSojourn(std::size_t i) const
-{
-    if (GetNInternalQueues() <= i)
-    {
-        return Time(0);
-    }
-    Ptr<const QueueDiscItem> head = GetInternalQueue(i)->Peek();
-    return head ? Simulator::Now() - head->GetTimeStamp() : Time(0);
-}
-
-Time
 DualPi2QueueDisc::GetQueueDelayL() const
 {
     return HeadSojourn(L_QUEUE);
@@ -258,29 +237,8 @@ bool
 DualPi2QueueDisc::CheckConfig()
 {
     NS_LOG_FUNCTION(this);
-    if (GetNQueueDiscClasses() > 0)
+    if (!CheckDualQueues("DualPi2QueueDisc"))
     {
-        NS_LOG_ERROR("DualPi2QueueDisc cannot have classes");
-        return false;
-    }
-    if (GetNPacketFilters() > 0)
-    {
-        NS_LOG_ERROR("DualPi2QueueDisc classifies by ECN itself and takes no packet filters");
-        return false;
-    }
-    if (GetNInternalQueues() == 0)
-    {
-        // Each queue may hold the whole buffer; the shared limit is enforced at enqueue.
-        AddInternalQueue(CreateObjectWithAttributes<DropTailQueue<QueueDiscItem>>(
-            "MaxSize",
-            QueueSizeValue(GetMaxSize())));
-        AddInternalQueue(CreateObjectWithAttributes<DropTailQueue<QueueDiscItem>>(
-            "MaxSize",
-            QueueSizeValue(GetMaxSize())));
-    }
-    if (GetNInternalQueues() != 2)
-    {
-        NS_LOG_ERROR("DualPi2QueueDisc needs exactly two internal queues (L, C)");
         return false;
     }
     if (m_k <= 0.0)
@@ -310,14 +268,12 @@ DualPi2QueueDisc::InitializeParams()
     m_probC = 0.0;
     m_probCL = 0.0;
     m_probL = 0.0;
-    m_scheduler.Configure(m_schedulerType == SCHEDULER_TIME_SHIFTED
-                              ? dualq::DualQueueScheduler::Type::TIME_SHIFTED
-                              : dualq::DualQueueScheduler::Type::WEIGHTED,
-                          m_classicWeight,
-                          m_timeShift);
-    m_scheduler.Reset();
+    ResetDualQueue(m_schedulerType == SCHEDULER_TIME_SHIFTED
+                       ? dualq::DualQueueScheduler::Type::TIME_SHIFTED
+                       : dualq::DualQueueScheduler::Type::WEIGHTED,
+                   m_classicWeight,
+                   m_timeShift);
     m_countL = m_countLDrop = m_countC = 0.0;
-    m_service.Reset(Simulator::Now());
     m_updateEvent =
         Simulator::Schedule(m_tUpdate, &DualPi2QueueDisc::UpdateProbability, this);
 }
@@ -339,27 +295,7 @@ bool
 DualPi2QueueDisc::DoEnqueue(Ptr<QueueDiscItem> item)
 {
     NS_LOG_FUNCTION(this << item);
-    if (GetCurrentSize() + item > GetMaxSize())
-    {
-        NS_LOG_LOGIC("buffer full, dropping " << item);
-        DropBeforeEnqueue(item, FORCED_DROP);
-        return false;
-    }
-    item->SetTimeStamp(Simulator::Now());
-    // RFC 9332 classifier: ECN field modulo 2 == 1 (ECT(1) or CE) -> L
-    const std::size_t queue = (EcnOf(item) & 0x01) ? L_QUEUE : C_QUEUE;
-    bool ok = GetInternalQueue(queue)->Enqueue(item);
-    NS_ASSERT_MSG(ok, "internal queue cannot be full below the shared limit");
-    return ok;
-}
-
-bool
-DualPi2QueueDisc::ScheduleL()
-{
-    return m_scheduler.PickL(!GetInternalQueue(L_QUEUE)->IsEmpty(),
-                             !GetInternalQueue(C_QUEUE)->IsEmpty(),
-                             HeadSojourn(L_QUEUE),
-                             HeadSojourn(C_QUEUE));
+    return EnqueueClassified(item);
 }
 
 bool
@@ -380,112 +316,98 @@ DualPi2QueueDisc::Decide(double p, double& count)
     return m_uv->GetValue(0.0, 1.0) < p;
 }
 
-bool
-DualPi2QueueDisc::IsServiceInstant(Ptr<const QueueDiscItem> item) const
-{
-    return dualq::IsServiceInstant(*this, item);
-}
-
 Ptr<QueueDiscItem>
 DualPi2QueueDisc::DoDequeue()
 {
     NS_LOG_FUNCTION(this);
-    const Time now = Simulator::Now();
-    bool serviceKnown = false;
-    Time prevService;
-
-    while (!GetInternalQueue(L_QUEUE)->IsEmpty() || !GetInternalQueue(C_QUEUE)->IsEmpty())
+    using Rule = DualPi2Controller::PacketRule;
+    auto draw = [this](double p, DualPi2Controller::DrawKind kind) {
+        switch (kind)
+        {
+        case DualPi2Controller::DrawKind::L_MARK:
+            return Decide(p, m_countL);
+        case DualPi2Controller::DrawKind::L_OVERLOAD_DROP:
+            return Decide(p, m_countLDrop);
+        case DualPi2Controller::DrawKind::C_SIGNAL:
+            break;
+        }
+        return Decide(p, m_countC);
+    };
+    DequeuePass pass{Simulator::Now()};
+    Dequeued d;
+    while (TakeNext(pass, m_excludeBlockedTime, d))
     {
-        const bool both =
-            !GetInternalQueue(L_QUEUE)->IsEmpty() && !GetInternalQueue(C_QUEUE)->IsEmpty();
-        const bool fromL = ScheduleL();
-        const std::size_t qi = fromL ? L_QUEUE : C_QUEUE;
-        const std::size_t lPacketsBefore = GetInternalQueue(L_QUEUE)->GetNPackets();
-
-        if (!serviceKnown)
+        Ptr<QueueDiscItem> item = d.item;
+        double nativeP = 0.0;
+        if (d.fromL)
         {
-            // Service instants for ExcludeBlockedTime (see the class documentation).
-            serviceKnown = true;
-            prevService =
-                m_service.OnDequeue(now, IsServiceInstant(GetInternalQueue(qi)->Peek()));
+            m_sojournL(d.sojourn);
+            const bool saturated = m_controller.IsLSaturated();
+            // The native AQM sees the delay up to the last service instant (ExcludeBlockedTime,
+            // see the class documentation); saturated, it does not act.
+            m_lMarkingDelay(saturated ? d.sojourn : d.markDelay);
+            if (!saturated && d.lPacketsBefore > m_thLen)
+            {
+                switch (m_lMarking)
+                {
+                case L_MARKING_RAMP:
+                    nativeP = DualPi2Controller::RampProb(d.markDelay, m_minTh, m_range);
+                    break;
+                case L_MARKING_STEP:
+                    nativeP = DualPi2Controller::StepProb(d.markDelay, m_stepThreshold);
+                    break;
+                case L_MARKING_NONE:
+                    break;
+                }
+            }
         }
-
-        Ptr<QueueDiscItem> item = GetInternalQueue(qi)->Dequeue();
-        NS_ASSERT(item);
-        const Time sojourn = now - item->GetTimeStamp();
-        const uint8_t ecn = EcnOf(item);
-        m_scheduler.OnServed(fromL, both, item->GetSize());
-
-        if (fromL)
+        else
         {
-            m_sojournL(sojourn);
-            if (!m_controller.IsLSaturated())
-            {
-                Time markDelay = sojourn;
-                if (m_excludeBlockedTime)
-                {
-                    markDelay = std::max(Time(0), prevService - item->GetTimeStamp());
-                }
-                m_lMarkingDelay(markDelay);
-                double nativeP = 0.0;
-                if (lPacketsBefore > m_thLen)
-                {
-                    switch (m_lMarking)
-                    {
-                    case L_MARKING_RAMP:
-                        nativeP = DualPi2Controller::RampProb(markDelay, m_minTh, m_range);
-                        break;
-                    case L_MARKING_STEP:
-                        nativeP = DualPi2Controller::StepProb(markDelay, m_stepThreshold);
-                        break;
-                    case L_MARKING_NONE:
-                        break;
-                    }
-                }
-                const double pCL = m_controller.GetProbCL();
-                const double pL = std::max(nativeP, pCL);
-                m_probL = pL;
-                if (Decide(pL, m_countL) && ecn != ECN_CE)
-                {
-                    Mark(item, nativeP >= pCL ? L4S_NATIVE_MARK : L4S_COUPLED_MARK);
-                }
-            }
-            else
-            {
-                // Overload saturation: revert to Classic drop, mark the rest (p_CL = 1).
-                m_lMarkingDelay(sojourn);
-                m_probL = 1.0;
-                if (m_dropOnOverload && Decide(m_controller.GetProbC(), m_countLDrop))
-                {
-                    DropAfterDequeue(item, OVERLOAD_L4S_DROP);
-                    continue;
-                }
-                if (ecn != ECN_CE)
-                {
-                    Mark(item, OVERLOAD_L4S_MARK);
-                }
-            }
-            return item;
+            m_sojournC(d.sojourn);
         }
-
-        m_sojournC(sojourn);
-        if (Decide(m_controller.GetProbC(), m_countC))
+        double probL = m_probL;
+        const Rule rule = m_controller.DecidePacket(d.fromL,
+                                                    d.ecn == dualq::ECN_ECT0,
+                                                    m_useEcn,
+                                                    nativeP,
+                                                    m_dropOnOverload,
+                                                    draw,
+                                                    &probL);
+        if (d.fromL)
         {
-            if (ecn != ECN_ECT0 || !m_useEcn)
+            m_probL = probL;
+        }
+        switch (rule)
+        {
+        case Rule::FORWARD:
+            break;
+        case Rule::NATIVE_MARK:
+        case Rule::COUPLED_MARK:
+        case Rule::OVERLOAD_L_MARK:
+            if (d.ecn != dualq::ECN_CE)
             {
-                DropAfterDequeue(item, UNFORCED_CLASSIC_DROP);
-                continue;
+                Mark(item,
+                     rule == Rule::NATIVE_MARK    ? L4S_NATIVE_MARK
+                     : rule == Rule::COUPLED_MARK ? L4S_COUPLED_MARK
+                                                  : OVERLOAD_L4S_MARK);
             }
-            if (m_controller.IsClassicOverloaded())
-            {
-                DropAfterDequeue(item, OVERLOAD_CLASSIC_DROP);
-                continue;
-            }
+            break;
+        case Rule::OVERLOAD_L_DROP:
+            DropAfterDequeue(item, OVERLOAD_L4S_DROP);
+            continue;
+        case Rule::CLASSIC_DROP:
+            DropAfterDequeue(item, UNFORCED_CLASSIC_DROP);
+            continue;
+        case Rule::OVERLOAD_CLASSIC_DROP:
+            DropAfterDequeue(item, OVERLOAD_CLASSIC_DROP);
+            continue;
+        case Rule::CLASSIC_MARK:
             if (!Mark(item, UNFORCED_CLASSIC_MARK))
             {
                 DropAfterDequeue(item, UNFORCED_CLASSIC_DROP);
                 continue;
             }
+            break;
         }
         return item;
     }

@@ -5,7 +5,7 @@
 #define DUAL_PI2_QUEUE_DISC_H
 
 #include "dual-pi2-controller.h"
-#include "dual-queue-common.h"
+#include "dual-queue-disc.h"
 
 #include "ns3/event-id.h"
 #include "ns3/nstime.h"
@@ -69,7 +69,7 @@ class UniformRandomVariable;
  *
  * Marks and drops are counted by reason (QueueDisc::Stats), with the reasons below.
  */
-class DualPi2QueueDisc : public QueueDisc
+class DualPi2QueueDisc : public DualQueueDisc
 {
   public:
     /// \return the object TypeId
@@ -100,11 +100,7 @@ class DualPi2QueueDisc : public QueueDisc
         BASE_DELAY_MAX,     //!< the max of both queues' head-of-line sojourns (Linux)
     };
 
-    static constexpr std::size_t L_QUEUE = 0; //!< index of the L queue
-    static constexpr std::size_t C_QUEUE = 1; //!< index of the C queue
-
     // Reasons for drops and marks (QueueDisc::Stats by reason)
-    static constexpr const char* FORCED_DROP = "Forced drop"; //!< buffer (MaxSize) full at enqueue
     static constexpr const char* UNFORCED_CLASSIC_DROP =
         "Unforced classic drop"; //!< C packet, p_C, not ECN-capable (or UseEcn false)
     static constexpr const char* OVERLOAD_CLASSIC_DROP =
@@ -147,8 +143,6 @@ class DualPi2QueueDisc : public QueueDisc
 
     /// The periodic PI2 update.
     void UpdateProbability();
-    /// \return whether the next packet comes from the L queue (both queues may be empty: false)
-    bool ScheduleL();
     /**
      * \brief One probabilistic decision.
      * \param p the probability
@@ -156,14 +150,6 @@ class DualPi2QueueDisc : public QueueDisc
      * \return true with probability p
      */
     bool Decide(double p, double& count);
-    /// \return the head-of-line sojourn of internal queue \p i (0 if empty)
-    Time HeadSojourn(std::size_t i) const;
-    /**
-     * \brief Whether a dequeue now is a service opportunity (the device accepts packets).
-     * \param item the packet about to be dequeued
-     * \return false if the item's device transmit queue is stopped
-     */
-    bool IsServiceInstant(Ptr<const QueueDiscItem> item) const;
 
     // Attributes
     bool m_useEcn;                   //!< mark ECT(0) Classic packets instead of dropping
@@ -189,11 +175,9 @@ class DualPi2QueueDisc : public QueueDisc
     DualPi2Controller m_controller;  //!< PI2 controller
     EventId m_updateEvent;           //!< next PI2 update
     Ptr<UniformRandomVariable> m_uv; //!< random draws
-    dualq::DualQueueScheduler m_scheduler; //!< scheduler between L and C
     double m_countL{0.0};            //!< recur() accumulator, L marking
     double m_countLDrop{0.0};        //!< recur() accumulator, L overload drop
     double m_countC{0.0};            //!< recur() accumulator, C
-    dualq::ServiceInstantTracker m_service; //!< service instants (ExcludeBlockedTime)
 
     // Traces
     TracedValue<double> m_probBase{0.0}; //!< p'

@@ -3,11 +3,10 @@
  */
 #include "l4s-llm-queue-disc.h"
 
-#include "agent-channel.h"
+#include "aqm-json.h"
 
 #include "ns3/abort.h"
 #include "ns3/boolean.h"
-#include "aqm-json.h"
 
 #include "ns3/double.h"
 #include "ns3/enum.h"
@@ -20,9 +19,7 @@
 #include "ns3/uinteger.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <sstream>
@@ -34,25 +31,8 @@ NS_LOG_COMPONENT_DEFINE("L4sLlmQueueDisc");
 
 NS_OBJECT_ENSURE_REGISTERED(L4sLlmQueueDisc);
 
-static_assert(sizeof(L4sLlmQueueDisc::EpochRecordHeader) == 64);
-static_assert(offsetof(L4sLlmQueueDisc::EpochRecordHeader, agentLatencyS) == 32);
-static_assert(offsetof(L4sLlmQueueDisc::EpochRecordHeader, effectiveTimeNs) == 40);
-
 namespace
 {
-
-constexpr char kRecordMagic[8] = {'A', 'Q', 'M', 'L', 'L', 'M', 'R', 'C'};
-constexpr uint32_t kRecordVersion = 1;
-
-const char* const kSeriesNames[] = {"l_sojourn_s", "c_sojourn_s", "queue_bytes", "arrival_bps",
-                                    "departure_bps", "marks", "drops", "capacity_bps"};
-const char* const kScalarNames[] = {"burst_allowance_s", "p_prime", "p_l", "p_c"};
-const char* const kRewardNames[] = {"utilization", "l_delay_s", "c_delay_s", "loss"};
-static_assert(sizeof(kSeriesNames) / sizeof(kSeriesNames[0]) == agent::kSeriesDefined);
-static_assert(sizeof(kScalarNames) / sizeof(kScalarNames[0]) == agent::kScalarDefined);
-static_assert(sizeof(kRewardNames) / sizeof(kRewardNames[0]) == agent::kRewardDefined);
-
-
 
 const char*
 ModeName(int mode)
@@ -76,7 +56,7 @@ L4sLlmQueueDisc::GetTypeId()
 {
     static TypeId tid =
         TypeId("ns3::L4sLlmQueueDisc")
-            .SetParent<QueueDisc>()
+            .SetParent<DualQueueDisc>()
             .SetGroupName("AqmLlm")
             .AddConstructor<L4sLlmQueueDisc>()
             .AddAttribute("MaxSize",
@@ -259,7 +239,6 @@ L4sLlmQueueDisc::GetTypeId()
 }
 
 L4sLlmQueueDisc::L4sLlmQueueDisc()
-    : QueueDisc(QueueDiscSizePolicy::MULTIPLE_QUEUES)
 {
     NS_LOG_FUNCTION(this);
     m_uv = CreateObject<UniformRandomVariable>();
@@ -286,12 +265,8 @@ L4sLlmQueueDisc::DoDispose()
                   << m_outcomes[OUTCOME_ABANDONED] << ", no agent " << m_outcomes[OUTCOME_NO_AGENT]
                   << ")" << std::endl;
     }
-    m_channel.reset(); // closes: the agent sees the end of the run
-    if (m_record)
-    {
-        m_record->flush();
-        m_record.reset();
-    }
+    m_agent.Close(); // the agent sees the end of the run
+    m_record.Close();
     m_teachers.clear();
     m_pending.clear();
     m_uv = nullptr;
@@ -364,26 +339,7 @@ L4sLlmQueueDisc::GetTeacherNames() const
 const char*
 L4sLlmQueueDisc::OutcomeName(uint32_t outcome)
 {
-    switch (outcome)
-    {
-    case OUTCOME_NOT_CONSULTED:
-        return "not_consulted";
-    case OUTCOME_OK:
-        return "ok";
-    case OUTCOME_AGENT_FALLBACK:
-        return "agent_requested_fallback";
-    case OUTCOME_TIMEOUT:
-        return "timeout";
-    case OUTCOME_INVALID:
-        return "invalid";
-    case OUTCOME_PEER_GONE:
-        return "peer_gone";
-    case OUTCOME_NO_AGENT:
-        return "no_agent";
-    case OUTCOME_ABANDONED:
-        return "abandoned";
-    }
-    return "?";
+    return AgentClient::OutcomeName(outcome);
 }
 
 std::string
@@ -417,27 +373,7 @@ L4sLlmQueueDisc::GetReportJson() const
         os << (first ? "" : ", ") << JsonString(OutcomeName(i)) << ": " << m_outcomes[i];
         first = false;
     }
-    os << "}, \"agent_latency_ms\": ";
-    if (m_latencies.empty())
-    {
-        os << "null";
-    }
-    else
-    {
-        std::vector<double> v = m_latencies;
-        std::sort(v.begin(), v.end());
-        double sum = 0;
-        for (double x : v)
-        {
-            sum += x;
-        }
-        auto q = [&](double f) {
-            return v[std::min(v.size() - 1, size_t(std::ceil(f * v.size())) - (f > 0 ? 1 : 0))];
-        };
-        os << "{\"count\": " << v.size() << ", \"mean\": " << JsonNumber(sum / v.size() * 1e3)
-           << ", \"p50\": " << JsonNumber(q(0.5) * 1e3) << ", \"p99\": " << JsonNumber(q(0.99) * 1e3)
-           << ", \"max\": " << JsonNumber(v.back() * 1e3) << "}";
-    }
+    os << "}, \"agent_latency_ms\": " << m_agent.GetLatencyJson();
     os << ", \"decision_interval_ms\": " << JsonNumber(m_interval.GetSeconds() * 1e3)
        << ", \"decision_delay_ms\": " << JsonNumber(m_decisionDelay.GetSeconds() * 1e3)
        << ", \"agent_timeout_s\": " << JsonNumber(m_agentTimeout.GetSeconds())
@@ -450,49 +386,12 @@ L4sLlmQueueDisc::GetReportJson() const
     return os.str();
 }
 
-Time
-L4sLlmQueueDisc::HeadSojourn(std::size_t i) const
-{
-    if (GetNInternalQueues() <= i)
-    {
-        return Time(0);
-    }
-    Ptr<const QueueDiscItem> head = GetInternalQueue(i)->Peek();
-    return head ? Simulator::Now() - head->GetTimeStamp() : Time(0);
-}
-
-Ptr<DualQueueFifo>
-L4sLlmQueueDisc::Fifo(std::size_t i) const
-{
-    return StaticCast<DualQueueFifo>(GetInternalQueue(i));
-}
-
 bool
 L4sLlmQueueDisc::CheckConfig()
 {
     NS_LOG_FUNCTION(this);
-    if (GetNQueueDiscClasses() > 0)
+    if (!CheckDualQueues("L4sLlmQueueDisc"))
     {
-        NS_LOG_ERROR("L4sLlmQueueDisc cannot have classes");
-        return false;
-    }
-    if (GetNPacketFilters() > 0)
-    {
-        NS_LOG_ERROR("L4sLlmQueueDisc classifies by ECN itself and takes no packet filters");
-        return false;
-    }
-    if (GetNInternalQueues() == 0)
-    {
-        // Each queue may hold the whole buffer; the shared limit is enforced at enqueue.
-        AddInternalQueue(
-            CreateObjectWithAttributes<DualQueueFifo>("MaxSize", QueueSizeValue(GetMaxSize())));
-        AddInternalQueue(
-            CreateObjectWithAttributes<DualQueueFifo>("MaxSize", QueueSizeValue(GetMaxSize())));
-    }
-    if (GetNInternalQueues() != 2 || !DynamicCast<DualQueueFifo>(GetInternalQueue(0)) ||
-        !DynamicCast<DualQueueFifo>(GetInternalQueue(1)))
-    {
-        NS_LOG_ERROR("L4sLlmQueueDisc needs exactly two internal DualQueueFifo queues (L, C)");
         return false;
     }
     // As ns-3's own queue discs: log what is wrong and return false (QueueDisc refuses the
@@ -529,21 +428,9 @@ L4sLlmQueueDisc::CheckConfig()
 }
 
 void
-L4sLlmQueueDisc::WarnOnce(AgentOutcome outcome, const std::string& message)
-{
-    NS_LOG_WARN(message);
-    if (outcome < OUTCOME_COUNT && !m_warned[outcome])
-    {
-        m_warned[outcome] = true;
-        std::cerr << "L4sLlmQueueDisc: " << message << std::endl;
-    }
-}
-
-void
 L4sLlmQueueDisc::InitializeParams()
 {
     NS_LOG_FUNCTION(this);
-    const Time now = Simulator::Now();
     DualPi2Controller::Params params;
     params.target = m_target;
     params.tupdate = m_interval;
@@ -553,20 +440,10 @@ L4sLlmQueueDisc::InitializeParams()
     params.delaySource = DualPi2Controller::DelaySource::CLASSIC;
     params.maxProbBase = 1.0;
     m_fallback = DualPi2Controller(params);
-    m_scheduler.Configure(dualq::DualQueueScheduler::Type::WEIGHTED, m_classicWeight, Time(0));
-    m_scheduler.Reset();
-    m_service.Reset(now);
+    ResetDualQueue(dualq::DualQueueScheduler::Type::WEIGHTED, m_classicWeight, Time(0));
 
     m_epoch = 0;
-    for (auto& row : m_history)
-    {
-        row.fill(0.0);
-    }
-    m_capacity = double(m_linkRate.GetBitRate());
-    m_history[agent::kSeriesCapacity].fill(m_capacity);
-    m_burstAllowance = m_maxBurst.GetSeconds();
-    m_prevDelayC = 0;
-    m_ivIdle = GetNPackets() == 0;
+    m_measure.Reset(double(m_linkRate.GetBitRate()), m_maxBurst, GetNPackets() == 0);
     m_current = Decision();
     m_pending.clear();
 
@@ -602,42 +479,14 @@ L4sLlmQueueDisc::InitializeParams()
     m_teacherReplies.assign(m_teachers.size(), agent::Reply());
 
     // The agent.
-    m_channel.reset();
-    m_agentDead = false;
-    m_firstCall = true;
-    m_consecutiveTimeouts = 0;
     if (m_mode != MODE_TEACHER)
     {
-        if (m_channelName.empty())
-        {
-            m_agentDead = true;
-            m_deadOutcome = OUTCOME_NO_AGENT;
-            if (m_agentActs)
-            {
-                WarnOnce(OUTCOME_NO_AGENT,
-                         "no agent channel (ChannelName is empty): every decision epoch uses the "
-                         "DualPI2 fallback, counted as fallbacks");
-            }
-        }
-        else
-        {
-            AgentChannel::Options options;
-            options.installSignalHandlers = false; // the attacher unlinks the name at once
-            auto opened = AgentChannel::Attach(m_channelName, options);
-            if (opened.channel)
-            {
-                m_channel = std::move(opened.channel);
-            }
-            else
-            {
-                m_agentDead = true;
-                m_deadOutcome = OUTCOME_NO_AGENT;
-                WarnOnce(OUTCOME_NO_AGENT,
-                         opened.message +
-                             "; every decision epoch uses the DualPI2 fallback, counted as "
-                             "fallbacks");
-            }
-        }
+        AgentClient::Options options;
+        options.timeout = m_agentTimeout;
+        options.firstCallTimeout = m_firstCallTimeout;
+        options.maxConsecutiveTimeouts = m_maxConsecutiveTimeouts;
+        options.agentActs = m_agentActs;
+        m_agent.Attach(m_channelName, options);
     }
     if (m_mode == MODE_RECORD)
     {
@@ -652,20 +501,13 @@ bool
 L4sLlmQueueDisc::DoEnqueue(Ptr<QueueDiscItem> item)
 {
     NS_LOG_FUNCTION(this << item);
-    ++m_ivArrivedPackets;
-    m_ivArrivedBytes += item->GetSize();
-    if (GetCurrentSize() + item > GetMaxSize())
+    m_measure.OnArrival(item->GetSize());
+    if (!EnqueueClassified(item))
     {
-        NS_LOG_LOGIC("buffer full, dropping " << item);
-        ++m_ivDrops;
-        DropBeforeEnqueue(item, FORCED_DROP);
+        m_measure.OnDrop(); // forced
         return false;
     }
-    item->SetTimeStamp(Simulator::Now());
-    const std::size_t queue = dualq::IsL4s(dualq::EcnOf(item)) ? L_QUEUE : C_QUEUE;
-    const bool ok = Fifo(queue)->EnqueueWithId(item, ++m_nextId);
-    NS_ASSERT_MSG(ok, "internal queue cannot be full below the shared limit");
-    return ok;
+    return true;
 }
 
 bool
@@ -685,19 +527,12 @@ L4sLlmQueueDisc::Draw(double p)
 void
 L4sLlmQueueDisc::DropDequeued(Ptr<QueueDiscItem> item, const char* reason)
 {
-    ++m_ivDrops;
+    m_measure.OnDrop();
     DropAfterDequeue(item, reason);
 }
 
 L4sLlmQueueDisc::Verdict
-L4sLlmQueueDisc::Judge(uint64_t id,
-                       bool isL,
-                       uint8_t ecn,
-                       Time sojourn,
-                       Time markDelay,
-                       std::size_t lPacketsBefore,
-                       const char*& dropReason,
-                       const char*& markReason)
+L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& markReason)
 {
     // DualPI2's two safety rules on the L queue (RFC 9332) hold whoever decides. The native
     // step/ramp on the L queue's own delay (Th_len = 1: a lone L packet is not natively marked):
@@ -705,38 +540,33 @@ L4sLlmQueueDisc::Judge(uint64_t id,
     // capacity the per-packet batch is most of an epoch's packets). The overload rule: when the
     // coupled probability saturates (p_CL >= 1, the L queue no longer held by marks), L packets
     // are dropped with p_C.
-    const bool fallback = m_current.actor == ACTOR_FALLBACK;
-    const double native = isL && lPacketsBefore > 1
-                              ? DualPi2Controller::RampProb(markDelay, m_minTh, m_range)
+    const bool isL = d.fromL;
+    const double native = isL && d.lPacketsBefore > 1
+                              ? DualPi2Controller::RampProb(d.markDelay, m_minTh, m_range)
                               : 0.0;
-    if (isL && m_fallback.IsLSaturated() && Draw(m_fallback.GetProbC()))
+    if (m_current.actor == ACTOR_FALLBACK)
     {
-        dropReason = fallback ? FALLBACK_DROP : OVERLOAD_L4S_DROP;
-        return Verdict::DROP;
-    }
-    if (fallback)
-    {
-        // RFC 9332 at dequeue with the fallback's p' (saturated: p_L = 1, every L packet marked).
+        // RFC 9332 at dequeue with the fallback's p'.
         dropReason = FALLBACK_DROP;
         markReason = FALLBACK_MARK;
-        if (isL)
-        {
-            return Draw(m_fallback.GetProbL(native)) ? Verdict::MARK : Verdict::FORWARD;
-        }
-        if (!Draw(m_fallback.GetProbC()))
-        {
-            return Verdict::FORWARD;
-        }
-        return (ecn == dualq::ECN_ECT0 && m_useEcn && !m_fallback.IsClassicOverloaded())
-                   ? Verdict::MARK
-                   : Verdict::DROP;
+        const auto rule = m_fallback.DecidePacket(
+            isL, d.ecn == dualq::ECN_ECT0, m_useEcn, native, true,
+            [this](double p, DualPi2Controller::DrawKind) { return Draw(p); });
+        return DualPi2Controller::IsDrop(rule)   ? Verdict::DROP
+               : DualPi2Controller::IsMark(rule) ? Verdict::MARK
+                                                 : Verdict::FORWARD;
+    }
+    if (isL && m_fallback.IsLSaturated() && Draw(m_fallback.GetProbC()))
+    {
+        dropReason = OVERLOAD_L4S_DROP;
+        return Verdict::DROP;
     }
     const bool byAgent = m_current.actor == ACTOR_AGENT;
     if (!m_current.actions.empty())
     {
         for (const auto& [u, action] : m_current.actions)
         {
-            if (u != id)
+            if (u != d.id)
             {
                 continue;
             }
@@ -777,50 +607,26 @@ Ptr<QueueDiscItem>
 L4sLlmQueueDisc::DoDequeue()
 {
     NS_LOG_FUNCTION(this);
-    const Time now = Simulator::Now();
-    bool serviceKnown = false;
-    Time prevService;
-    Ptr<DualQueueFifo> lq = Fifo(L_QUEUE);
-    Ptr<DualQueueFifo> cq = Fifo(C_QUEUE);
-
-    while (!lq->IsEmpty() || !cq->IsEmpty())
+    DequeuePass pass{Simulator::Now()};
+    Dequeued d;
+    while (TakeNext(pass, m_excludeBlockedTime, d))
     {
-        const bool hasL = !lq->IsEmpty();
-        const bool hasC = !cq->IsEmpty();
-        const bool fromL =
-            m_scheduler.PickL(hasL, hasC, HeadSojourn(L_QUEUE), HeadSojourn(C_QUEUE));
-        Ptr<DualQueueFifo> q = fromL ? lq : cq;
-        const std::size_t lPacketsBefore = lq->GetNPackets();
-        if (!serviceKnown)
-        {
-            serviceKnown = true;
-            prevService = m_service.OnDequeue(now, dualq::IsServiceInstant(*this, q->Peek()));
-        }
-        const uint64_t id = q->PeekId();
-        Ptr<QueueDiscItem> item = q->Dequeue();
-        NS_ASSERT(item);
-        const Time sojourn = now - item->GetTimeStamp();
-        const uint8_t ecn = dualq::EcnOf(item);
-        m_scheduler.OnServed(fromL, hasL && hasC, item->GetSize());
-        (fromL ? m_sojournL : m_sojournC)(sojourn);
-        m_ivSojournSum[fromL ? 0 : 1] += sojourn.GetSeconds();
-        ++m_ivSojournCount[fromL ? 0 : 1];
-        const Time markDelay =
-            m_excludeBlockedTime ? std::max(Time(0), prevService - item->GetTimeStamp()) : sojourn;
-
+        Ptr<QueueDiscItem> item = d.item;
+        (d.fromL ? m_sojournL : m_sojournC)(d.sojourn);
+        m_measure.OnSojourn(d.fromL, d.sojourn);
         const char* dropReason = FALLBACK_DROP;
         const char* markReason = FALLBACK_MARK;
-        Verdict v =
-            Judge(id, fromL, ecn, sojourn, markDelay, lPacketsBefore, dropReason, markReason);
+        Verdict v = Judge(d, dropReason, markReason);
         if (v == Verdict::MARK)
         {
-            if (ecn == dualq::ECN_CE)
+            if (d.ecn == dualq::ECN_CE)
             {
                 v = Verdict::FORWARD; // already carries the mark
             }
-            else if ((fromL || (ecn == dualq::ECN_ECT0 && m_useEcn)) && Mark(item, markReason))
+            else if ((d.fromL || (d.ecn == dualq::ECN_ECT0 && m_useEcn)) &&
+                     Mark(item, markReason))
             {
-                ++m_ivMarks;
+                m_measure.OnMark();
             }
             else
             {
@@ -832,197 +638,50 @@ L4sLlmQueueDisc::DoDequeue()
             DropDequeued(item, dropReason);
             continue;
         }
-        m_ivDepartedBytes += item->GetSize();
-        if (lq->IsEmpty() && cq->IsEmpty())
+        m_measure.OnDeparture(item->GetSize());
+        if (Fifo(L_QUEUE)->IsEmpty() && Fifo(C_QUEUE)->IsEmpty())
         {
-            m_ivIdle = true;
+            m_measure.OnIdle();
         }
         return item;
     }
-    m_ivIdle = true;
+    m_measure.OnIdle();
     return nullptr;
 }
 
 // ---------------------------------------------------------------- epochs
 
 void
-L4sLlmQueueDisc::CloseInterval(Time now)
-{
-    // The interval is [previous epoch, now); the first one starts at initialisation.
-    NS_LOG_FUNCTION(this << now);
-    const double dt = m_interval.GetSeconds();
-    const double departure = m_ivDepartedBytes * 8.0 / dt;
-    const double arrival = m_ivArrivedBytes * 8.0 / dt;
-    if (GetNPackets() == 0)
-    {
-        m_ivIdle = true;
-    }
-    if (!m_ivIdle && departure > 0)
-    {
-        m_capacity = departure; // backlogged throughout: the link ran at capacity
-    }
-    else
-    {
-        m_capacity = std::max(m_capacity, departure);
-    }
-    const double values[agent::kSeriesDefined] = {
-        HeadSojourn(L_QUEUE).GetSeconds(),
-        HeadSojourn(C_QUEUE).GetSeconds(),
-        double(GetNBytes()),
-        arrival,
-        departure,
-        double(m_ivMarks),
-        double(m_ivDrops),
-        m_capacity,
-    };
-    for (uint32_t s = 0; s < agent::kSeriesDefined; ++s)
-    {
-        auto& row = m_history[s];
-        std::copy(row.begin() + 1, row.end(), row.begin());
-        row[agent::kWindow - 1] = values[s];
-    }
-    m_request.rewards[agent::kRewardUtilization] =
-        m_capacity > 0 ? std::min(1.0, departure / m_capacity) : 0.0;
-    m_request.rewards[agent::kRewardLDelay] =
-        m_ivSojournCount[0] ? m_ivSojournSum[0] / m_ivSojournCount[0] : 0.0;
-    m_request.rewards[agent::kRewardCDelay] =
-        m_ivSojournCount[1] ? m_ivSojournSum[1] / m_ivSojournCount[1] : 0.0;
-    m_request.rewards[agent::kRewardLoss] =
-        m_ivArrivedPackets ? std::min(1.0, double(m_ivDrops) / m_ivArrivedPackets)
-                           : (m_ivDrops ? 1.0 : 0.0);
-
-    m_ivArrivedBytes = m_ivArrivedPackets = m_ivDepartedBytes = 0;
-    m_ivMarks = m_ivDrops = 0;
-    m_ivSojournSum[0] = m_ivSojournSum[1] = 0;
-    m_ivSojournCount[0] = m_ivSojournCount[1] = 0;
-    m_ivIdle = GetNPackets() == 0;
-}
-
-void
 L4sLlmQueueDisc::BuildRequest(Time now)
 {
-    double rewards[agent::kRewardDefined];
-    std::copy(m_request.rewards, m_request.rewards + agent::kRewardDefined, rewards);
-    std::memset(&m_request, 0, sizeof(m_request));
-    agent::Request& r = m_request;
-    r.header.epoch = m_epoch;
-    r.header.sim_time_ns = now.GetNanoSeconds();
-    r.series_count = agent::kSeriesDefined;
-    r.window_len = agent::kWindow;
-    for (uint32_t s = 0; s < agent::kSeriesDefined; ++s)
+    m_measure.Fill(m_request,
+                   m_epoch,
+                   now,
+                   m_fallback.GetProbBase(),
+                   m_fallback.GetProbL(
+                       DualPi2Controller::RampProb(HeadSojourn(L_QUEUE), m_minTh, m_range)),
+                   m_fallback.GetProbC());
+    // The next K packets in the order the scheduler would send them. Behind a stopped device
+    // (ExcludeBlockedTime) their sojourn counts only up to the latest service instant.
+    const auto queued = PeekInSendOrder(m_batchSize, now);
+    const bool stalled =
+        m_excludeBlockedTime && !queued.empty() &&
+        !dualq::IsServiceInstant(*this, Fifo(Fifo(L_QUEUE)->IsEmpty() ? C_QUEUE : L_QUEUE)->Peek());
+    const Time lastService = GetLastServiceInstant();
+    for (std::size_t n = 0; n < queued.size(); ++n)
     {
-        std::copy(m_history[s].begin(), m_history[s].end(), r.series[s]);
-    }
-    r.scalar_count = agent::kScalarDefined;
-    r.scalars[agent::kScalarBurstAllowance] = m_burstAllowance;
-    r.scalars[agent::kScalarPPrime] = m_fallback.GetProbBase();
-    r.scalars[agent::kScalarPL] = m_fallback.GetProbL(
-        DualPi2Controller::RampProb(HeadSojourn(L_QUEUE), m_minTh, m_range));
-    r.scalars[agent::kScalarPC] = m_fallback.GetProbC();
-    r.reward_count = agent::kRewardDefined;
-    std::copy(rewards, rewards + agent::kRewardDefined, r.rewards);
-
-    // The next K packets in the order the scheduler would send them.
-    const auto& lItems = Fifo(L_QUEUE)->Items();
-    const auto& cItems = Fifo(C_QUEUE)->Items();
-    auto itL = lItems.begin();
-    auto itC = cItems.begin();
-    auto idL = Fifo(L_QUEUE)->Ids().begin();
-    auto idC = Fifo(C_QUEUE)->Ids().begin();
-    dualq::DualQueueScheduler scheduler = m_scheduler;
-    bool stalled = false;
-    if (m_excludeBlockedTime && (itL != lItems.end() || itC != cItems.end()))
-    {
-        stalled = !dualq::IsServiceInstant(*this, itL != lItems.end() ? *itL : *itC);
-    }
-    const Time lastService = m_service.GetLastService();
-    uint32_t n = 0;
-    while (n < m_batchSize && (itL != lItems.end() || itC != cItems.end()))
-    {
-        const bool hasL = itL != lItems.end();
-        const bool hasC = itC != cItems.end();
-        const Time sL = hasL ? now - (*itL)->GetTimeStamp() : Time(0);
-        const Time sC = hasC ? now - (*itC)->GetTimeStamp() : Time(0);
-        const bool fromL = scheduler.PickL(hasL, hasC, sL, sC);
-        Ptr<QueueDiscItem> item = fromL ? *itL++ : *itC++;
-        const uint64_t id = fromL ? *idL++ : *idC++;
-        scheduler.OnServed(fromL, hasL && hasC, item->GetSize());
-        agent::PacketDescriptor& d = r.packets[n++];
-        Time sojourn = now - item->GetTimeStamp();
-        if (stalled)
-        {
-            sojourn = std::max(Time(0), lastService - item->GetTimeStamp());
-        }
-        d.uid = id;
+        const Ptr<QueueDiscItem>& item = queued[n].item;
+        const Time sojourn = stalled ? std::max(Time(0), lastService - item->GetTimeStamp())
+                                     : now - item->GetTimeStamp();
+        agent::PacketDescriptor& d = m_request.packets[n];
+        d.uid = queued[n].id;
         d.sojourn_s = std::max(0.0, sojourn.GetSeconds());
         d.size_bytes = int32_t(std::min<uint32_t>(item->GetSize(), agent::kMaxPacketSize));
         d.flow_hash = item->Hash(0);
-        d.traffic_class = fromL ? agent::kClassL : agent::kClassC;
+        d.traffic_class = queued[n].fromL ? agent::kClassL : agent::kClassC;
         d.ecn = dualq::EcnOf(item);
     }
-    r.packet_count = n;
-}
-
-L4sLlmQueueDisc::AgentOutcome
-L4sLlmQueueDisc::ConsultAgent(agent::Reply& reply, double& latency)
-{
-    latency = 0;
-    std::memset(&reply, 0, sizeof(reply));
-    if (!m_channel || m_agentDead)
-    {
-        return m_deadOutcome;
-    }
-    const double timeout = m_firstCall
-                               ? std::max(m_firstCallTimeout, m_agentTimeout).GetSeconds()
-                               : m_agentTimeout.GetSeconds();
-    m_firstCall = false;
-    const uint64_t seqBefore = m_channel->LastRequestSeq();
-    const auto t0 = std::chrono::steady_clock::now();
-    const AgentChannel::Status s = m_channel->Call(m_request, reply, timeout);
-    latency = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (m_channel->LastRequestSeq() != seqBefore)
-    {
-        m_request.header.seq = m_channel->LastRequestSeq(); // as the bridge carried it
-    }
-    const std::string epoch = "epoch " + std::to_string(m_epoch) + ": ";
-    const std::string thisEpoch = m_agentActs ? "; this epoch uses the DualPI2 fallback"
-                                              : "; the teacher acts (the agent runs in shadow)";
-    const std::string restOfRun = m_agentActs
-                                      ? "; the rest of the run uses the DualPI2 fallback"
-                                      : "; the agent is no longer asked";
-    switch (s)
-    {
-    case AgentChannel::Status::Ok:
-        m_consecutiveTimeouts = 0;
-        m_latencies.push_back(latency);
-        return reply.status == agent::kReplyFallback ? OUTCOME_AGENT_FALLBACK : OUTCOME_OK;
-    case AgentChannel::Status::Timeout:
-    case AgentChannel::Status::Interrupted:
-        WarnOnce(OUTCOME_TIMEOUT,
-                 epoch + "agent timed out (" + m_channel->LastError() + ")" + thisEpoch);
-        ++m_consecutiveTimeouts;
-        if (m_maxConsecutiveTimeouts > 0 && m_consecutiveTimeouts >= m_maxConsecutiveTimeouts)
-        {
-            WarnOnce(OUTCOME_ABANDONED,
-                     epoch + "agent abandoned after " + std::to_string(m_consecutiveTimeouts) +
-                         " timeouts in a row" + restOfRun);
-            m_agentDead = true;
-            m_deadOutcome = OUTCOME_ABANDONED;
-            m_channel->Close();
-        }
-        return OUTCOME_TIMEOUT;
-    case AgentChannel::Status::PeerGone:
-        WarnOnce(OUTCOME_PEER_GONE,
-                 epoch + "agent gone (" + m_channel->LastError() + ")" + restOfRun);
-        m_agentDead = true;
-        m_deadOutcome = OUTCOME_PEER_GONE;
-        return OUTCOME_PEER_GONE;
-    case AgentChannel::Status::Invalid:
-        break;
-    }
-    m_consecutiveTimeouts = 0;
-    WarnOnce(OUTCOME_INVALID, epoch + m_channel->LastError() + thisEpoch);
-    return OUTCOME_INVALID;
+    m_request.packet_count = uint32_t(queued.size());
 }
 
 void
@@ -1030,29 +689,26 @@ L4sLlmQueueDisc::Epoch()
 {
     NS_LOG_FUNCTION(this);
     const Time now = Simulator::Now();
-    CloseInterval(now);
+    m_measure.CloseInterval(m_interval,
+                            HeadSojourn(L_QUEUE),
+                            HeadSojourn(C_QUEUE),
+                            GetNBytes(),
+                            GetNPackets() == 0);
 
     // The fallback controller follows the queue every epoch, whoever acts.
     const Time delayC = HeadSojourn(C_QUEUE);
     m_fallback.Update(delayC, HeadSojourn(L_QUEUE));
-    const double target = m_target.GetSeconds();
-    m_burstAllowance = std::max(0.0, m_burstAllowance - m_interval.GetSeconds());
-    if (m_fallback.GetProbBase() == 0 && delayC.GetSeconds() < target / 2 &&
-        m_prevDelayC < target / 2)
-    {
-        m_burstAllowance = m_maxBurst.GetSeconds();
-    }
-    m_prevDelayC = delayC.GetSeconds();
-
+    m_measure.UpdateBurstAllowance(m_interval, m_fallback.GetProbBase(), delayC, m_target,
+                                   m_maxBurst);
     BuildRequest(now);
 
-    // The agent first (its request gets the bridge's seq), then the teachers on the same state.
+    // The agent first (its request gets the channel's seq), then the teachers on the same state.
     agent::Reply agentReply;
     double latency = 0;
     AgentOutcome outcome = OUTCOME_NOT_CONSULTED;
     if (m_mode != MODE_TEACHER)
     {
-        outcome = ConsultAgent(agentReply, latency);
+        outcome = m_agent.Call(m_request, agentReply, latency);
     }
     ++m_outcomes[outcome];
     for (std::size_t i = 0; i < m_teachers.size(); ++i)
@@ -1060,11 +716,33 @@ L4sLlmQueueDisc::Epoch()
         m_teachers[i]->Decide(m_request, m_interval.GetSeconds(), m_teacherReplies[i]);
     }
 
+    bool fallback = false;
+    bool explored = false;
+    Decision d = Decide(outcome, agentReply, fallback, explored);
+    const int32_t actor = d.actor;
+    const Time effective = now + m_decisionDelay;
+    Install(std::move(d));
+    m_decisionTrace(m_epoch, actor, outcome);
+    if (m_record.IsOpen())
+    {
+        const bool hasReply = agentReply.seq != 0 && agentReply.seq == m_request.header.seq;
+        WriteRecord(actor, outcome, fallback, latency,
+                    explored ? &m_explored : (hasReply ? &agentReply : nullptr), effective,
+                    explored);
+    }
+    ++m_epoch;
+    m_epochEvent = Simulator::Schedule(m_interval, &L4sLlmQueueDisc::Epoch, this);
+}
+
+L4sLlmQueueDisc::Decision
+L4sLlmQueueDisc::Decide(AgentOutcome outcome,
+                        const agent::Reply& agentReply,
+                        bool& fallback,
+                        bool& explored)
+{
     Decision d;
     d.epoch = m_epoch;
     const agent::Reply* applied = nullptr;
-    bool fallback = false;
-    bool explored = false;
     if (m_agentActs)
     {
         if (outcome == OUTCOME_OK)
@@ -1116,25 +794,7 @@ L4sLlmQueueDisc::Epoch()
         d.pCDrop = applied->p_c_drop;
         d.pCMark = applied->p_c_mark;
     }
-    const int32_t actor = d.actor;
-    const Time effective = now + m_decisionDelay;
-    Install(std::move(d));
-    m_decisionTrace(m_epoch, actor, outcome);
-    if (m_record)
-    {
-        const bool hasReply = agentReply.seq != 0 && agentReply.seq == m_request.header.seq;
-        if (explored)
-        {
-            WriteRecord(actor, outcome, fallback, latency, &m_explored, effective, true);
-        }
-        else
-        {
-            WriteRecord(actor, outcome, fallback, latency, hasReply ? &agentReply : nullptr,
-                        effective);
-        }
-    }
-    ++m_epoch;
-    m_epochEvent = Simulator::Schedule(m_interval, &L4sLlmQueueDisc::Epoch, this);
+    return d;
 }
 
 void
@@ -1165,85 +825,21 @@ L4sLlmQueueDisc::InstallPending()
 void
 L4sLlmQueueDisc::OpenRecord()
 {
-    m_record = std::make_unique<std::ofstream>(m_recordPath, std::ios::binary | std::ios::trunc);
-    NS_ABORT_MSG_IF(!m_record->good(),
-                    "L4sLlmQueueDisc: cannot write the record file '" << m_recordPath << "'");
-    const size_t teachers = m_teachers.size();
-    const size_t headerSize = sizeof(EpochRecordHeader);
-    const size_t requestOffset = headerSize;
-    const size_t agentOffset = requestOffset + sizeof(agent::Request);
-    const size_t teacherOffset = agentOffset + sizeof(agent::Reply);
-    const size_t recordSize = teacherOffset + teachers * sizeof(agent::Reply);
-    m_recordBuffer.assign(recordSize, 0);
-
-    std::ostringstream js;
-    char hash[32];
-    std::snprintf(hash, sizeof(hash), "0x%016llx",
-                  static_cast<unsigned long long>(agent::LayoutHash()));
-    js << "{\"format\": \"aqm-llm-record\", \"version\": " << kRecordVersion
-       << ", \"record_size\": " << recordSize << ", \"record_header_size\": " << headerSize
-       << ", \"request_offset\": " << requestOffset << ", \"agent_reply_offset\": " << agentOffset
-       << ", \"teacher_replies_offset\": " << teacherOffset
-       << ", \"request_size\": " << sizeof(agent::Request)
-       << ", \"reply_size\": " << sizeof(agent::Reply)
-       << ", \"protocol_version\": " << agent::kProtocolVersion << ", \"layout_hash\": \"" << hash
-       << "\", \"teachers\": [";
-    for (size_t i = 0; i < teachers; ++i)
-    {
-        js << (i ? ", " : "") << JsonString(m_teachers[i]->GetName());
-    }
-    js << "], \"acting\": "
-       << (m_agentActs ? std::string("\"agent\"")
-                       : JsonString("teacher:" + m_teachers[m_actingTeacher]->GetName()))
-       << ", \"acting_teacher_index\": " << m_actingTeacher << ", \"mode\": \"record\""
-       << ", \"decision_interval_s\": " << JsonNumber(m_interval.GetSeconds())
-       << ", \"decision_delay_s\": " << JsonNumber(m_decisionDelay.GetSeconds())
-       << ", \"batch_size\": " << m_batchSize << ", \"window\": " << agent::kWindow
-       << ", \"unit\": \""
-       << (GetMaxSize().GetUnit() == QueueSizeUnit::PACKETS ? "packets" : "bytes")
-       << "\", \"max_size\": " << GetMaxSize().GetValue()
-       << ", \"record_header\": [[\"epoch\", \"<u8\", 0], [\"sim_time_ns\", \"<i8\", 8], "
-          "[\"actor\", \"<i4\", 16], [\"agent_outcome\", \"<u4\", 20], "
-          "[\"teacher_count\", \"<u4\", 24], [\"flags\", \"<u4\", 28], "
-          "[\"agent_latency_s\", \"<f8\", 32], [\"effective_time_ns\", \"<i8\", 40], "
-          "[\"reserved\", \"(2,)<u8\", 48]]"
-       << ", \"flags\": {\"fallback\": 1, \"agent_reply\": 2}"
-       << ", \"actor_codes\": {\"-2\": \"fallback\", \"-1\": \"agent\", \">=0\": \"teacher index\"}"
-       << ", \"agent_outcomes\": [";
+    EpochRecordWriter::RunInfo info;
+    info.teachers = GetTeacherNames();
+    info.acting =
+        m_agentActs ? std::string("agent") : "teacher:" + m_teachers[m_actingTeacher]->GetName();
+    info.actingTeacherIndex = m_actingTeacher;
+    info.decisionIntervalS = m_interval.GetSeconds();
+    info.decisionDelayS = m_decisionDelay.GetSeconds();
+    info.batchSize = m_batchSize;
+    info.packetUnit = GetMaxSize().GetUnit() == QueueSizeUnit::PACKETS;
+    info.maxSize = GetMaxSize().GetValue();
     for (uint32_t i = 0; i < OUTCOME_COUNT; ++i)
     {
-        js << (i ? ", " : "") << JsonString(OutcomeName(i));
+        info.outcomeNames.emplace_back(OutcomeName(i));
     }
-    js << "], \"series\": [";
-    for (uint32_t i = 0; i < agent::kSeriesDefined; ++i)
-    {
-        js << (i ? ", " : "") << JsonString(kSeriesNames[i]);
-    }
-    js << "], \"scalars\": [";
-    for (uint32_t i = 0; i < agent::kScalarDefined; ++i)
-    {
-        js << (i ? ", " : "") << JsonString(kScalarNames[i]);
-    }
-    js << "], \"rewards\": [";
-    for (uint32_t i = 0; i < agent::kRewardDefined; ++i)
-    {
-        js << (i ? ", " : "") << JsonString(kRewardNames[i]);
-    }
-    js << "], \"rewards_refer_to\": \"the interval that ends at the epoch (effect of the "
-          "decisions in force during it)\"}";
-    std::string json = js.str();
-    const size_t fixed = sizeof(kRecordMagic) + 2 * sizeof(uint32_t);
-    const size_t total = ((fixed + json.size() + 1 + 63) / 64) * 64;
-    json.resize(total - fixed - 1, ' ');
-    json += '\n';
-    const uint32_t version = kRecordVersion;
-    const uint32_t offset = uint32_t(total);
-    m_record->write(kRecordMagic, sizeof(kRecordMagic));
-    m_record->write(reinterpret_cast<const char*>(&version), sizeof(version));
-    m_record->write(reinterpret_cast<const char*>(&offset), sizeof(offset));
-    m_record->write(json.data(), std::streamsize(json.size()));
-    NS_ABORT_MSG_IF(!m_record->good(),
-                    "L4sLlmQueueDisc: cannot write the record file '" << m_recordPath << "'");
+    m_record.Open(m_recordPath, info);
 }
 
 void
@@ -1255,7 +851,6 @@ L4sLlmQueueDisc::WriteRecord(int32_t actor,
                              Time effective,
                              bool explored)
 {
-    std::fill(m_recordBuffer.begin(), m_recordBuffer.end(), 0);
     EpochRecordHeader h{};
     h.epoch = m_epoch;
     h.simTimeNs = m_request.header.sim_time_ns;
@@ -1265,24 +860,7 @@ L4sLlmQueueDisc::WriteRecord(int32_t actor,
     h.flags = (fallback ? 1U : 0U) | (agentReply && !explored ? 2U : 0U) | (explored ? 4U : 0U);
     h.agentLatencyS = latency;
     h.effectiveTimeNs = effective.GetNanoSeconds();
-    char* p = m_recordBuffer.data();
-    std::memcpy(p, &h, sizeof(h));
-    p += sizeof(h);
-    std::memcpy(p, &m_request, sizeof(m_request));
-    p += sizeof(m_request);
-    if (agentReply != nullptr)
-    {
-        std::memcpy(p, agentReply, sizeof(agent::Reply));
-    }
-    p += sizeof(agent::Reply);
-    for (const auto& reply : m_teacherReplies)
-    {
-        std::memcpy(p, &reply, sizeof(reply));
-        p += sizeof(reply);
-    }
-    m_record->write(m_recordBuffer.data(), std::streamsize(m_recordBuffer.size()));
-    NS_ABORT_MSG_IF(!m_record->good(),
-                    "L4sLlmQueueDisc: cannot write the record file '" << m_recordPath << "'");
+    m_record.Write(h, m_request, agentReply, m_teacherReplies);
 }
 
 } // namespace ns3

@@ -4,10 +4,13 @@
 #ifndef L4S_LLM_QUEUE_DISC_H
 #define L4S_LLM_QUEUE_DISC_H
 
+#include "agent-client.h"
 #include "agent-messages.h"
 #include "aqm-teachers.h"
 #include "dual-pi2-controller.h"
-#include "dual-queue-common.h"
+#include "dual-queue-disc.h"
+#include "epoch-record-writer.h"
+#include "epoch-request-builder.h"
 
 #include "ns3/data-rate.h"
 #include "ns3/event-id.h"
@@ -18,7 +21,6 @@
 
 #include <array>
 #include <deque>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,7 +28,6 @@
 namespace ns3
 {
 
-class AgentChannel;
 class UniformRandomVariable;
 
 /**
@@ -41,12 +42,9 @@ class UniformRandomVariable;
  *
  * Epochs: every DecisionInterval (16 ms) the queue disc closes an interval and writes one
  * agent::Request (agent-messages.h):
- * - series (W = 16 intervals, oldest first; always the full window, intervals before the start
- *   read 0 and the capacity row the initial estimate): L and C head-of-line sojourn at the end
- *   of the interval (s), queue bytes at the end, arrival rate (bits offered, forced drops
- *   included) and departure rate (bits forwarded), CE marks and drops in the interval, and the
- *   capacity estimate (bit/s: the departure rate of an interval in which the queue never ran
- *   empty; else the previous estimate, or the departure rate if higher; LinkRate seeds it);
+ * - series (W = 16 intervals, oldest first) and rewards of the interval just closed (the effect
+ *   of the previous decision), as EpochRequestBuilder describes them; LinkRate seeds the
+ *   capacity estimate;
  * - scalars: the burst allowance (RFC 8033 rule on the fallback's p' and the C delay, MaxBurst),
  *   the fallback's p', p_L = max(ramp(L head), p_CL) and p_C = p'^2 (the fallback controller is
  *   updated every epoch whether it acts or not);
@@ -56,9 +54,6 @@ class UniformRandomVariable;
  *   from one send-buffer entry, so they cannot name a packet), class, size, sojourn so far (with
  *   ExcludeBlockedTime, measured only up to the latest service instant while the device is
  *   stopped), ECN codepoint, flow hash;
- * - rewards of the interval just closed (the effect of the previous decision): utilisation
- *   (departure rate / capacity estimate, in [0, 1]), mean sojourn of the L and of the C packets
- *   dequeued in it (s), loss (drops / arrivals, in [0, 1]).
  *
  * Decisions and how they apply at dequeue: a decision is a Reply: a per-packet action for each
  * described packet, matched by that id (forward unchanged, drop, CE-mark; a mark on a Not-ECT
@@ -99,21 +94,18 @@ class UniformRandomVariable;
  * apart (agent-requested), not as a fallback. Agent failures never abort the simulation; the
  * first of each kind is reported on stderr.
  *
- * Record file (Mode=Record, RecordPath), little-endian:
- * - bytes 0..7 "AQMLLMRC"; uint32 format version (1); uint32 H = offset of the first record
- *   (a multiple of 64); then a UTF-8 JSON object padded with spaces up to H: record_size,
- *   request_size, reply_size, protocol_version, layout_hash, teachers (names, in reply order),
- *   acting, mode, decision_interval_s, decision_delay_s, batch_size, window, unit,
- *   record_header (field name, numpy dtype string, offset), actor_codes, agent_outcomes,
- *   series/scalars/rewards (names by index).
- * - then fixed-size records of 64 + sizeof(Request) + (1 + T) * sizeof(Reply) bytes
- *   (64 + 2808 + (1 + T) * 560): the EpochRecordHeader below, the request exactly as the
- *   bridge carried it (seq 0 when no agent was consulted), the agent's reply as it carried it
- *   (zeros if not consulted or no valid reply; agent_outcome says), then the reply of each of the
- *   T teachers (in the "teachers" order). numpy: np.fromfile(path, dtype, offset=H) with a
- *   structured dtype built from the bridge's REQUEST_DTYPE and REPLY_DTYPE.
+ * Record file (Mode=Record, RecordPath): one record per epoch with the request exactly as the
+ * channel carried it (seq 0 when no agent was consulted), the agent's reply (zeros if not
+ * consulted or no valid reply; agent_outcome says) and the reply of each teacher, in the format
+ * of EpochRecordWriter (docs/record-format.md). numpy: np.fromfile(path, dtype, offset=H) with
+ * a structured dtype built from the channel's REQUEST_DTYPE and REPLY_DTYPE.
+ *
+ * The parts: DualQueueDisc (the queues and the scheduler), EpochRequestBuilder (measurements
+ * and the request), AgentClient (the agent call, timeouts, abandonment), AqmTeacher (the
+ * teachers), EpochRecordWriter (the record file); this class runs the epochs and judges each
+ * dequeued packet by the decision in force.
  */
-class L4sLlmQueueDisc : public QueueDisc
+class L4sLlmQueueDisc : public DualQueueDisc
 {
   public:
     /// \return the object TypeId
@@ -145,35 +137,12 @@ class L4sLlmQueueDisc : public QueueDisc
         ACTOR_AGENT = -1,    //!< the agent
     };
 
-    /// What became of the agent in an epoch.
-    enum AgentOutcome : uint32_t
-    {
-        OUTCOME_NOT_CONSULTED = 0,      //!< no agent call this epoch (teacher mode)
-        OUTCOME_OK = 1,                 //!< valid reply, status ok
-        OUTCOME_AGENT_FALLBACK = 2,     //!< valid reply asking for the fallback
-        OUTCOME_TIMEOUT = 3,            //!< no reply within the timeout
-        OUTCOME_INVALID = 4,            //!< invalid reply, or the agent rejected the request
-        OUTCOME_PEER_GONE = 5,          //!< the agent is gone (this epoch or before)
-        OUTCOME_NO_AGENT = 6,           //!< no channel configured, or attaching failed
-        OUTCOME_ABANDONED = 7,          //!< given up after MaxConsecutiveTimeouts
-        OUTCOME_COUNT = 8,
-    };
+    /// What became of the agent in an epoch (AgentClient::Outcome: OUTCOME_OK, ...).
+    using AgentOutcome = AgentClient::Outcome;
+    using enum AgentClient::Outcome;
 
     /// Fixed 64-byte header of each record of the record file.
-    struct EpochRecordHeader
-    {
-        uint64_t epoch;            //!< epoch index (= the request's header.epoch)
-        int64_t simTimeNs;         //!< simulation time of the epoch, ns
-        int32_t actor;             //!< ActorCode or teacher index: whose decision was applied
-        uint32_t agentOutcome;     //!< AgentOutcome
-        uint32_t teacherCount;     //!< T
-        uint32_t flags;            //!< bit 0: fallback counted; bit 1: agent reply present;
-                                   //!< bit 2: explored (the agent-reply slot holds the actions
-                                   //!< applied: the acting teacher's, epsilon-randomised)
-        double agentLatencyS;      //!< wall time of the agent call, s (0: none; not reproducible)
-        int64_t effectiveTimeNs;   //!< when the decision takes effect, ns
-        uint64_t reserved[2];      //!< zero
-    };
+    using EpochRecordHeader = EpochRecordWriter::Header;
 
     /**
      * \brief TracedCallback signature of the Decision trace.
@@ -183,11 +152,7 @@ class L4sLlmQueueDisc : public QueueDisc
      */
     typedef void (*DecisionTracedCallback)(uint64_t epoch, int32_t actor, uint32_t outcome);
 
-    static constexpr std::size_t L_QUEUE = 0; //!< index of the L queue
-    static constexpr std::size_t C_QUEUE = 1; //!< index of the C queue
-
     // Reasons for drops and marks (QueueDisc::Stats by reason)
-    static constexpr const char* FORCED_DROP = "Forced drop"; //!< buffer full at enqueue
     static constexpr const char* AGENT_DROP = "Agent drop"; //!< per-packet agent drop (or mark of a packet that cannot carry one)
     static constexpr const char* AGENT_MARK = "Agent mark"; //!< per-packet agent mark
     static constexpr const char* AGENT_EPOCH_DROP = "Agent epoch drop"; //!< agent epoch probability
@@ -259,17 +224,20 @@ class L4sLlmQueueDisc : public QueueDisc
 
     /// One decision epoch (periodic).
     void Epoch();
-    /// Close the current interval into the history window.
-    void CloseInterval(Time now);
-    /// Fill m_request for the epoch.
+    /// Fill m_request for the epoch (the measurements, then the head-of-queue packets).
     void BuildRequest(Time now);
     /**
-     * \brief Ask the agent (if any).
-     * \param reply the reply (valid if the return is OUTCOME_OK or OUTCOME_AGENT_FALLBACK)
-     * \param latency set to the call's wall time, s
-     * \return the outcome
+     * \brief The decision of the actor of this epoch.
+     * \param outcome the agent's outcome
+     * \param agentReply the agent's reply
+     * \param fallback set if the epoch falls back because of the agent
+     * \param explored set if the acting teacher's actions were randomised
+     * \return the decision (actor ACTOR_FALLBACK: the fallback decides)
      */
-    AgentOutcome ConsultAgent(agent::Reply& reply, double& latency);
+    Decision Decide(AgentOutcome outcome,
+                    const agent::Reply& agentReply,
+                    bool& fallback,
+                    bool& explored);
     /// Take \p d into force now or after DecisionDelay.
     void Install(Decision d);
     /// Event: the oldest pending decision takes effect.
@@ -279,20 +247,16 @@ class L4sLlmQueueDisc : public QueueDisc
                      const agent::Reply* agentReply, Time effective, bool explored = false);
     /// Open RecordPath and write the file header.
     void OpenRecord();
-    /// Warn once per kind on stderr.
-    void WarnOnce(AgentOutcome outcome, const std::string& message);
     /**
      * \brief The verdict of the decision in force on a dequeued packet.
-     * \param reason set to the reason to count it under
+     * \param d the packet
+     * \param dropReason set to the reason to count a drop under
+     * \param markReason set to the reason to count a mark under
+     * \return the verdict
      */
-    Verdict Judge(uint64_t id, bool isL, uint8_t ecn, Time sojourn, Time markDelay,
-                  std::size_t lPacketsBefore, const char*& dropReason, const char*& markReason);
+    Verdict Judge(const Dequeued& d, const char*& dropReason, const char*& markReason);
     /// \return true with probability \p p (no draw for p <= 0 or p >= 1)
     bool Draw(double p);
-    /// \return the head-of-line sojourn of internal queue \p i (0 if empty)
-    Time HeadSojourn(std::size_t i) const;
-    /// \return the internal queue \p i as a DualQueueFifo
-    Ptr<DualQueueFifo> Fifo(std::size_t i) const;
     /// Count a drop/mark in the interval stats and the QueueDisc stats.
     void DropDequeued(Ptr<QueueDiscItem> item, const char* reason);
 
@@ -321,9 +285,7 @@ class L4sLlmQueueDisc : public QueueDisc
     Time m_minTh;                  //!< fallback L ramp start
     Time m_range;                  //!< fallback L ramp width
 
-    // Queues, scheduler, fallback
-    dualq::DualQueueScheduler m_scheduler; //!< scheduler between L and C
-    dualq::ServiceInstantTracker m_service; //!< service instants
+    // Fallback
     DualPi2Controller m_fallback;          //!< the fallback controller
     Ptr<UniformRandomVariable> m_uv;       //!< draws
     double m_epsilon{0};                      //!< ExplorationEpsilon
@@ -332,14 +294,8 @@ class L4sLlmQueueDisc : public QueueDisc
     EventId m_epochEvent;                  //!< next epoch
 
     // Agent
-    std::unique_ptr<AgentChannel> m_channel; //!< attached channel (null: none)
-    bool m_agentDead{false};                 //!< gone or abandoned: never call again
-    AgentOutcome m_deadOutcome{OUTCOME_NO_AGENT}; //!< outcome reported while dead
+    AgentClient m_agent;                     //!< the agent's channel and its failures
     bool m_agentActs{false};                 //!< the agent is the actor (else a teacher)
-    bool m_firstCall{true};                  //!< no call made yet
-    uint32_t m_consecutiveTimeouts{0};       //!< timeouts in a row
-    std::vector<double> m_latencies;         //!< wall time of successful calls, s
-    std::array<bool, OUTCOME_COUNT> m_warned{}; //!< warned about this outcome
 
     // Teachers
     std::vector<std::unique_ptr<AqmTeacher>> m_teachers; //!< running teachers
@@ -351,22 +307,9 @@ class L4sLlmQueueDisc : public QueueDisc
     std::deque<Decision> m_pending; //!< waiting for their DecisionDelay
 
     // Epoch state
+    EpochRequestBuilder m_measure; //!< interval measurements and the request's series
     agent::Request m_request;      //!< this epoch's request
     uint64_t m_epoch{0};           //!< next epoch index
-    uint64_t m_nextId{0};          //!< last packet id given at enqueue
-    std::array<std::array<double, agent::kWindow>, agent::kSeriesDefined> m_history{}; //!< series
-    double m_capacity{0};          //!< capacity estimate, bit/s
-    double m_burstAllowance{0};    //!< s
-    double m_prevDelayC{0};        //!< C delay at the previous epoch, s
-    // current interval
-    uint64_t m_ivArrivedBytes{0};
-    uint64_t m_ivArrivedPackets{0};
-    uint64_t m_ivDepartedBytes{0};
-    uint64_t m_ivMarks{0};
-    uint64_t m_ivDrops{0};
-    double m_ivSojournSum[2]{0, 0};
-    uint64_t m_ivSojournCount[2]{0, 0};
-    bool m_ivIdle{true};           //!< the queue disc was empty at some point of the interval
 
     // Counters
     TracedValue<uint64_t> m_fallbacks{0}; //!< fallbacks
@@ -376,8 +319,7 @@ class L4sLlmQueueDisc : public QueueDisc
     std::array<uint64_t, OUTCOME_COUNT> m_outcomes{};
 
     // Record file
-    std::unique_ptr<std::ofstream> m_record; //!< open record file
-    std::vector<char> m_recordBuffer;        //!< one record
+    EpochRecordWriter m_record; //!< the record file (Mode=Record)
 
     // Traces
     TracedCallback<uint64_t, int32_t, uint32_t> m_decisionTrace; //!< epoch, actor, outcome

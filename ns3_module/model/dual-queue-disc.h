@@ -1,0 +1,131 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-only
+ */
+#ifndef DUAL_QUEUE_DISC_H
+#define DUAL_QUEUE_DISC_H
+
+#include "dual-queue-common.h"
+
+#include "ns3/nstime.h"
+#include "ns3/queue-disc.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ns3
+{
+
+/**
+ * \ingroup aqm-llm
+ * \brief The L/C dual queue of RFC 9332, shared by DualPi2QueueDisc and L4sLlmQueueDisc:
+ * two DualQueueFifo internal queues under one buffer, the classifier at enqueue (ECT(1) and
+ * CE to L, Not-ECT and ECT(0) to C; a packet that does not fit the shared MaxSize is dropped,
+ * FORCED_DROP), the scheduler between the queues and the service instants behind a device
+ * served in bursts (ExcludeBlockedTime, see DualPi2QueueDisc) at dequeue.
+ *
+ * A subclass decides what happens to each packet the scheduler takes (DoDequeue loops over
+ * TakeNext) and owns the attributes; this class holds no attribute of its own.
+ */
+class DualQueueDisc : public QueueDisc
+{
+  public:
+    /// \return the object TypeId
+    static TypeId GetTypeId();
+
+    DualQueueDisc();
+    ~DualQueueDisc() override;
+
+    static constexpr std::size_t L_QUEUE = 0; //!< index of the L queue
+    static constexpr std::size_t C_QUEUE = 1; //!< index of the C queue
+    /// Reason of a drop at enqueue: the shared buffer (MaxSize) is full
+    static constexpr const char* FORCED_DROP = "Forced drop";
+
+    /// \return the head-of-line sojourn of internal queue \p i (0 if empty)
+    Time HeadSojourn(std::size_t i) const;
+
+  protected:
+    /// A packet the scheduler took off one of the queues.
+    struct Dequeued
+    {
+        Ptr<QueueDiscItem> item;       //!< the packet
+        uint64_t id{0};                //!< the id it got at enqueue (1, 2, ...)
+        bool fromL{false};             //!< it came from the L queue
+        uint8_t ecn{0};                //!< its ECN field
+        Time sojourn;                  //!< time since enqueue
+        Time markDelay;                //!< with ExcludeBlockedTime: sojourn up to the previous
+                                       //!< service instant; else the sojourn
+        std::size_t lPacketsBefore{0}; //!< packets in the L queue before this dequeue
+    };
+
+    /// State of one DoDequeue call: the service instant is noted once, at its first packet.
+    struct DequeuePass
+    {
+        Time now;                 //!< the time of the call
+        bool serviceKnown{false}; //!< the service instant has been noted
+        Time prevService;         //!< the service instant before this one
+    };
+
+    /**
+     * \brief The common part of CheckConfig: no classes, no packet filters, two DualQueueFifo
+     * internal queues (added, each as large as MaxSize, if there are none). Logs the problem.
+     * \param name the queue disc's name in the log
+     * \return whether the configuration is valid
+     */
+    bool CheckDualQueues(const std::string& name);
+
+    /**
+     * \brief Start over (InitializeParams): scheduler credit, service instants, packet ids.
+     * \param type scheduler kind
+     * \param classicWeight C's byte share (weighted scheduler)
+     * \param timeShift the time shift (time-shifted scheduler)
+     */
+    void ResetDualQueue(dualq::DualQueueScheduler::Type type, double classicWeight, Time timeShift);
+
+    /**
+     * \brief Classify and enqueue \p item with the next id, timestamped now; drop it
+     * (FORCED_DROP) if it does not fit the shared buffer.
+     * \param item the packet
+     * \return whether it was enqueued
+     */
+    bool EnqueueClassified(Ptr<QueueDiscItem> item);
+
+    /**
+     * \brief Take the next packet in scheduler order.
+     * \param pass the DoDequeue call's state
+     * \param excludeBlockedTime measure markDelay up to the previous service instant
+     * \param out the packet and its facts
+     * \return false if both queues are empty
+     */
+    bool TakeNext(DequeuePass& pass, bool excludeBlockedTime, Dequeued& out);
+
+    /// A queued packet.
+    struct Queued
+    {
+        Ptr<QueueDiscItem> item; //!< the packet
+        uint64_t id{0};          //!< its id
+        bool fromL{false};       //!< it is in the L queue
+    };
+
+    /**
+     * \param n at most this many
+     * \param now the current time
+     * \return the first \p n queued packets in the order the scheduler would send them if
+     *         nothing else arrived
+     */
+    std::vector<Queued> PeekInSendOrder(uint32_t n, Time now) const;
+
+    /// \return internal queue \p i
+    Ptr<DualQueueFifo> Fifo(std::size_t i) const;
+    /// \return the latest service instant
+    Time GetLastServiceInstant() const;
+
+  private:
+    dualq::DualQueueScheduler m_scheduler;  //!< scheduler between L and C
+    dualq::ServiceInstantTracker m_service; //!< service instants
+    uint64_t m_lastId{0};                   //!< last id given at enqueue
+};
+
+} // namespace ns3
+
+#endif /* DUAL_QUEUE_DISC_H */
