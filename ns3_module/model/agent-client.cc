@@ -139,6 +139,47 @@ AgentClient::Call(agent::Request& request, agent::Reply& reply, double& latency)
     return OUTCOME_INVALID;
 }
 
+void
+AgentClient::Count(Outcome outcome)
+{
+    ++m_counts[outcome];
+}
+
+uint64_t
+AgentClient::GetCount(Outcome outcome) const
+{
+    return outcome < OUTCOME_COUNT ? m_counts[outcome] : 0;
+}
+
+std::string
+AgentClient::GetFailureSummary() const
+{
+    return "timeouts " + std::to_string(m_counts[OUTCOME_TIMEOUT]) + ", invalid " +
+           std::to_string(m_counts[OUTCOME_INVALID]) + ", agent gone " +
+           std::to_string(m_counts[OUTCOME_PEER_GONE]) + ", abandoned " +
+           std::to_string(m_counts[OUTCOME_ABANDONED]) + ", no agent " +
+           std::to_string(m_counts[OUTCOME_NO_AGENT]);
+}
+
+std::string
+AgentClient::GetCountsJson() const
+{
+    std::ostringstream os;
+    os << "{";
+    bool first = true;
+    for (uint32_t i = 0; i < OUTCOME_COUNT; ++i)
+    {
+        if (m_counts[i] == 0)
+        {
+            continue;
+        }
+        os << (first ? "" : ", ") << JsonString(OutcomeName(i)) << ": " << m_counts[i];
+        first = false;
+    }
+    os << "}";
+    return os.str();
+}
+
 std::string
 AgentClient::GetLatencyJson() const
 {

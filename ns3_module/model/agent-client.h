@@ -79,6 +79,15 @@ class AgentClient
     /// Close the channel: the agent sees the end of the run.
     void Close();
 
+    /// Count one epoch's \p outcome.
+    void Count(Outcome outcome);
+    /// \return the epochs whose outcome was \p outcome
+    uint64_t GetCount(Outcome outcome) const;
+    /// \return the failures counted, in words ("timeouts 0, invalid 0, agent gone 0, ...")
+    std::string GetFailureSummary() const;
+    /// \return the non-zero outcome counts as a JSON object ({"ok": 120, ...})
+    std::string GetCountsJson() const;
+
     /// \return the wall times of the successful calls as a JSON object (ms), or "null"
     std::string GetLatencyJson() const;
 
@@ -97,6 +106,7 @@ class AgentClient
     uint32_t m_consecutiveTimeouts{0};        //!< timeouts in a row
     std::vector<double> m_latencies;          //!< wall time of successful calls, s
     std::array<bool, OUTCOME_COUNT> m_warned{}; //!< warned about this outcome
+    std::array<uint64_t, OUTCOME_COUNT> m_counts{}; //!< epochs by outcome
 };
 
 } // namespace ns3

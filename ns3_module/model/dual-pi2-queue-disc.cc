@@ -26,51 +26,17 @@ TypeId
 DualPi2QueueDisc::GetTypeId()
 {
     static TypeId tid =
-        TypeId("ns3::DualPi2QueueDisc")
-            .SetParent<DualQueueDisc>()
-            .SetGroupName("AqmLlm")
-            .AddConstructor<DualPi2QueueDisc>()
-            .AddAttribute("MaxSize",
-                          "The shared buffer of both queues, in packets (\"1000p\") or bytes "
-                          "(\"1500000B\"); a packet that does not fit is dropped at enqueue.",
-                          QueueSizeValue(QueueSize("10000p")),
-                          MakeQueueSizeAccessor(&QueueDisc::SetMaxSize, &QueueDisc::GetMaxSize),
-                          MakeQueueSizeChecker())
-            .AddAttribute("UseEcn",
-                          "Mark ECT(0) Classic packets CE instead of dropping them (below "
-                          "overload). L packets (ECT(1), CE) are always marked, never dropped "
-                          "below overload.",
-                          BooleanValue(true),
-                          MakeBooleanAccessor(&DualPi2QueueDisc::m_useEcn),
-                          MakeBooleanChecker())
-            .AddAttribute("Target",
-                          "PI2 target of the queue delay (RFC 9332: 15 ms).",
-                          TimeValue(MilliSeconds(15)),
-                          MakeTimeAccessor(&DualPi2QueueDisc::m_target),
-                          MakeTimeChecker(Time(0)))
+        AddDualQueueAttributes(TypeId("ns3::DualPi2QueueDisc")
+                                   .SetParent<DualQueueDisc>()
+                                   .SetGroupName("AqmLlm")
+                                   .AddConstructor<DualPi2QueueDisc>(),
+                               {"", "the PI2 controller", 0.15, 3.0})
             .AddAttribute("Tupdate",
                           "PI2 update interval. Default: RFC 9332 Appendix A, "
                           "min(target, RTT_max/3) = 15 ms for RTT_max 100 ms (Linux: 16 ms).",
                           TimeValue(MilliSeconds(15)),
                           MakeTimeAccessor(&DualPi2QueueDisc::m_tUpdate),
                           MakeTimeChecker(NanoSeconds(1)))
-            .AddAttribute("Alpha",
-                          "PI2 integral gain in Hz. Default: RFC 9332 Appendix A, "
-                          "0.1 * Tupdate / RTT_max^2 = 0.15 for RTT_max 100 ms (Linux: 0.16).",
-                          DoubleValue(0.15),
-                          MakeDoubleAccessor(&DualPi2QueueDisc::m_alpha),
-                          MakeDoubleChecker<double>(0.0))
-            .AddAttribute("Beta",
-                          "PI2 proportional gain in Hz. Default: RFC 9332 Appendix A, "
-                          "0.3 / RTT_max = 3.0 for RTT_max 100 ms (Linux: 3.2).",
-                          DoubleValue(3.0),
-                          MakeDoubleAccessor(&DualPi2QueueDisc::m_beta),
-                          MakeDoubleChecker<double>(0.0))
-            .AddAttribute("CouplingFactor",
-                          "Coupling factor k: p_CL = k * p', p_C = p'^2, p_Cmax = min(1/k^2, 1).",
-                          DoubleValue(2.0),
-                          MakeDoubleAccessor(&DualPi2QueueDisc::m_k),
-                          MakeDoubleChecker<double>(0.0))
             .AddAttribute("BaseDelay",
                           "Delay that drives the PI2 controller: the Classic queue's "
                           "head-of-line sojourn (Classic, RFC 9332 A.1) or the larger of both "
@@ -89,17 +55,6 @@ DualPi2QueueDisc::GetTypeId()
                                           "Step",
                                           L_MARKING_NONE,
                                           "None"))
-            .AddAttribute("MinTh",
-                          "Start of the L queue's marking ramp (RFC 9332: 800 us).",
-                          TimeValue(MicroSeconds(800)),
-                          MakeTimeAccessor(&DualPi2QueueDisc::m_minTh),
-                          MakeTimeChecker(Time(0)))
-            .AddAttribute("Range",
-                          "Width of the L queue's marking ramp (RFC 9332: 400 us); marking "
-                          "probability 1 from MinTh + Range on.",
-                          TimeValue(MicroSeconds(400)),
-                          MakeTimeAccessor(&DualPi2QueueDisc::m_range),
-                          MakeTimeChecker(Time(0)))
             .AddAttribute("StepThreshold",
                           "L queue step threshold (LMarking=Step): mark if sojourn > threshold.",
                           TimeValue(MilliSeconds(1)),
@@ -129,25 +84,11 @@ DualPi2QueueDisc::GetTypeId()
                                           "Weighted",
                                           SCHEDULER_TIME_SHIFTED,
                                           "TimeShifted"))
-            .AddAttribute("ClassicWeight",
-                          "Share of the bytes the Weighted scheduler gives the C queue while "
-                          "both queues are backlogged (Linux classic_protection: 10%).",
-                          DoubleValue(0.1),
-                          MakeDoubleAccessor(&DualPi2QueueDisc::m_classicWeight),
-                          MakeDoubleChecker<double>(0.0, 1.0))
             .AddAttribute("TimeShift",
                           "Time shift of the TimeShifted scheduler.",
                           TimeValue(MilliSeconds(50)),
                           MakeTimeAccessor(&DualPi2QueueDisc::m_timeShift),
                           MakeTimeChecker(Time(0)))
-            .AddAttribute("ExcludeBlockedTime",
-                          "Wi-Fi: native L marking uses the sojourn up to the previous service "
-                          "instant (max(0, t_prevService - t_enqueue)), excluding the last wait "
-                          "behind a stopped device queue. The PI2 controller and the coupled "
-                          "marking keep the raw sojourn.",
-                          BooleanValue(false),
-                          MakeBooleanAccessor(&DualPi2QueueDisc::m_excludeBlockedTime),
-                          MakeBooleanChecker())
             .AddAttribute("DeterministicMarking",
                           "Use RFC 9332's recur() (accumulate p, act each time it reaches 1) "
                           "instead of random draws.",
@@ -171,14 +112,6 @@ DualPi2QueueDisc::GetTypeId()
                             "dequeued L packet (1 while saturated)",
                             MakeTraceSourceAccessor(&DualPi2QueueDisc::m_probL),
                             "ns3::TracedValueCallback::Double")
-            .AddTraceSource("SojournL",
-                            "Sojourn time of each packet dequeued from the L queue",
-                            MakeTraceSourceAccessor(&DualPi2QueueDisc::m_sojournL),
-                            "ns3::Time::TracedCallback")
-            .AddTraceSource("SojournC",
-                            "Sojourn time of each packet dequeued from the C queue",
-                            MakeTraceSourceAccessor(&DualPi2QueueDisc::m_sojournC),
-                            "ns3::Time::TracedCallback")
             .AddTraceSource("LMarkingDelay",
                             "Delay the native L AQM used for each L packet (the sojourn, less "
                             "the blocked time with ExcludeBlockedTime)",
@@ -241,11 +174,6 @@ DualPi2QueueDisc::CheckConfig()
     {
         return false;
     }
-    if (m_k <= 0.0)
-    {
-        NS_LOG_ERROR("CouplingFactor must be positive");
-        return false;
-    }
     return true;
 }
 
@@ -253,12 +181,7 @@ void
 DualPi2QueueDisc::InitializeParams()
 {
     NS_LOG_FUNCTION(this);
-    DualPi2Controller::Params params;
-    params.target = m_target;
-    params.tupdate = m_tUpdate;
-    params.alpha = m_alpha;
-    params.beta = m_beta;
-    params.k = m_k;
+    DualPi2Controller::Params params = GetControllerParams(m_tUpdate);
     params.delaySource = m_baseDelay == BASE_DELAY_MAX ? DualPi2Controller::DelaySource::MAX
                                                        : DualPi2Controller::DelaySource::CLASSIC;
     // Without drop on overload, keep p_CL <= 1 as Linux does (no windup above saturation).
@@ -305,15 +228,7 @@ DualPi2QueueDisc::Decide(double p, double& count)
     {
         return DualPi2Controller::Recur(count, p);
     }
-    if (p <= 0.0)
-    {
-        return false;
-    }
-    if (p >= 1.0)
-    {
-        return true;
-    }
-    return m_uv->GetValue(0.0, 1.0) < p;
+    return Draw(*m_uv, p);
 }
 
 Ptr<QueueDiscItem>
@@ -335,13 +250,12 @@ DualPi2QueueDisc::DoDequeue()
     };
     DequeuePass pass{Simulator::Now()};
     Dequeued d;
-    while (TakeNext(pass, m_excludeBlockedTime, d))
+    while (TakeNext(pass, d))
     {
         Ptr<QueueDiscItem> item = d.item;
         double nativeP = 0.0;
         if (d.fromL)
         {
-            m_sojournL(d.sojourn);
             const bool saturated = m_controller.IsLSaturated();
             // The native AQM sees the delay up to the last service instant (ExcludeBlockedTime,
             // see the class documentation); saturated, it does not act.
@@ -360,10 +274,6 @@ DualPi2QueueDisc::DoDequeue()
                     break;
                 }
             }
-        }
-        else
-        {
-            m_sojournC(d.sojourn);
         }
         double probL = m_probL;
         const Rule rule = m_controller.DecidePacket(d.fromL,

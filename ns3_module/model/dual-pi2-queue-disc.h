@@ -152,23 +152,14 @@ class DualPi2QueueDisc : public DualQueueDisc
     bool Decide(double p, double& count);
 
     // Attributes
-    bool m_useEcn;                   //!< mark ECT(0) Classic packets instead of dropping
-    Time m_target;                   //!< PI2 target
     Time m_tUpdate;                  //!< PI2 update interval
-    double m_alpha;                  //!< PI2 integral gain [Hz]
-    double m_beta;                   //!< PI2 proportional gain [Hz]
-    double m_k;                      //!< coupling factor
     BaseDelaySource m_baseDelay;     //!< which delay drives p'
     LMarking m_lMarking;             //!< native L AQM
-    Time m_minTh;                    //!< ramp start
-    Time m_range;                    //!< ramp width
     Time m_stepThreshold;            //!< step threshold
     uint32_t m_thLen;                //!< native marking only if the L queue held > ThLen packets
     bool m_dropOnOverload;           //!< L packets subject to Classic drop on overload
     SchedulerType m_schedulerType;   //!< scheduler type
-    double m_classicWeight;          //!< C share of the weighted scheduler
     Time m_timeShift;                //!< time shift of the time-shifted scheduler
-    bool m_excludeBlockedTime;       //!< Wi-Fi: exclude the last device stall from L marking
     bool m_deterministic;            //!< recur() instead of random draws
 
     // State
@@ -184,8 +175,6 @@ class DualPi2QueueDisc : public DualQueueDisc
     TracedValue<double> m_probC{0.0};    //!< p_C
     TracedValue<double> m_probCL{0.0};   //!< p_CL
     TracedValue<double> m_probL{0.0};    //!< p_L applied to the last L packet
-    TracedCallback<Time> m_sojournL;     //!< sojourn of each dequeued L packet
-    TracedCallback<Time> m_sojournC;     //!< sojourn of each dequeued C packet
     TracedCallback<Time> m_lMarkingDelay; //!< the delay the native L AQM saw
 };
 

@@ -3,8 +3,11 @@
  */
 #include "dual-queue-disc.h"
 
+#include "ns3/boolean.h"
+#include "ns3/double.h"
 #include "ns3/log.h"
 #include "ns3/queue-item.h"
+#include "ns3/random-variable-stream.h"
 #include "ns3/simulator.h"
 
 #include <algorithm>
@@ -22,6 +25,97 @@ DualQueueDisc::GetTypeId()
     static TypeId tid =
         TypeId("ns3::DualQueueDisc").SetParent<QueueDisc>().SetGroupName("AqmLlm");
     return tid;
+}
+
+TypeId
+DualQueueDisc::AddDualQueueAttributes(TypeId tid, const AttributeStyle& style)
+{
+    const std::string& pi2 = style.controller;
+    return tid
+        .AddAttribute("MaxSize",
+                      "The shared buffer of both queues, in packets (\"1000p\") or bytes "
+                      "(\"1500000B\"); a packet that does not fit is dropped at enqueue.",
+                      QueueSizeValue(QueueSize("10000p")),
+                      MakeQueueSizeAccessor(&QueueDisc::SetMaxSize, &QueueDisc::GetMaxSize),
+                      MakeQueueSizeChecker())
+        .AddAttribute("UseEcn",
+                      "Mark ECT(0) Classic packets CE instead of dropping them (below "
+                      "overload). L packets (ECT(1), CE) are always marked, never dropped "
+                      "below overload.",
+                      BooleanValue(true),
+                      MakeBooleanAccessor(&DualQueueDisc::m_useEcn),
+                      MakeBooleanChecker())
+        .AddAttribute(style.gainPrefix + "Target",
+                      "Queue delay target of " + pi2 + " (RFC 9332: 15 ms).",
+                      TimeValue(MilliSeconds(15)),
+                      MakeTimeAccessor(&DualQueueDisc::m_target),
+                      MakeTimeChecker(Time(0)))
+        .AddAttribute(style.gainPrefix + "Alpha",
+                      "Integral gain of " + pi2 + " in Hz (RFC 9332 Appendix A for RTT_max "
+                      "100 ms: 0.1 * Tupdate / RTT_max^2 = 0.15 with Tupdate 15 ms; Linux "
+                      "sch_dualpi2: 0.16 with 16 ms).",
+                      DoubleValue(style.alpha),
+                      MakeDoubleAccessor(&DualQueueDisc::m_alpha),
+                      MakeDoubleChecker<double>(0.0))
+        .AddAttribute(style.gainPrefix + "Beta",
+                      "Proportional gain of " + pi2 + " in Hz (RFC 9332 Appendix A: 0.3 / "
+                      "RTT_max = 3.0 for RTT_max 100 ms; Linux: 3.2).",
+                      DoubleValue(style.beta),
+                      MakeDoubleAccessor(&DualQueueDisc::m_beta),
+                      MakeDoubleChecker<double>(0.0))
+        .AddAttribute("CouplingFactor",
+                      "Coupling factor k of " + pi2 +
+                          ": p_CL = k * p', p_C = p'^2, p_Cmax = min(1/k^2, 1).",
+                      DoubleValue(2.0),
+                      MakeDoubleAccessor(&DualQueueDisc::m_k),
+                      MakeDoubleChecker<double>(0.0))
+        .AddAttribute("MinTh",
+                      "Start of the L queue's native marking ramp (RFC 9332: 800 us).",
+                      TimeValue(MicroSeconds(800)),
+                      MakeTimeAccessor(&DualQueueDisc::m_minTh),
+                      MakeTimeChecker(Time(0)))
+        .AddAttribute("Range",
+                      "Width of the L queue's native marking ramp (RFC 9332: 400 us); marking "
+                      "probability 1 from MinTh + Range on.",
+                      TimeValue(MicroSeconds(400)),
+                      MakeTimeAccessor(&DualQueueDisc::m_range),
+                      MakeTimeChecker(Time(0)))
+        .AddAttribute("ClassicWeight",
+                      "Share of the bytes the weighted scheduler gives the C queue while both "
+                      "queues are backlogged (Linux classic_protection: 10%).",
+                      DoubleValue(0.1),
+                      MakeDoubleAccessor(&DualQueueDisc::m_classicWeight),
+                      MakeDoubleChecker<double>(0.0, 1.0))
+        .AddAttribute("ExcludeBlockedTime",
+                      "Wi-Fi: the native L marking (and the sojourns described to an agent) use "
+                      "the sojourn up to the previous service instant (max(0, t_prevService - "
+                      "t_enqueue)), excluding the last wait behind a stopped device queue. The "
+                      "PI2 controller and the coupled marking keep the raw sojourn.",
+                      BooleanValue(false),
+                      MakeBooleanAccessor(&DualQueueDisc::m_excludeBlockedTime),
+                      MakeBooleanChecker())
+        .AddTraceSource("SojournL",
+                        "Sojourn time of each packet dequeued from the L queue",
+                        MakeTraceSourceAccessor(&DualQueueDisc::m_sojournL),
+                        "ns3::Time::TracedCallback")
+        .AddTraceSource("SojournC",
+                        "Sojourn time of each packet dequeued from the C queue",
+                        MakeTraceSourceAccessor(&DualQueueDisc::m_sojournC),
+                        "ns3::Time::TracedCallback");
+}
+
+bool
+DualQueueDisc::Draw(UniformRandomVariable& uv, double p)
+{
+    if (p <= 0.0)
+    {
+        return false;
+    }
+    if (p >= 1.0)
+    {
+        return true;
+    }
+    return uv.GetValue(0.0, 1.0) < p;
 }
 
 DualQueueDisc::DualQueueDisc()
@@ -74,7 +168,24 @@ DualQueueDisc::CheckDualQueues(const std::string& name)
         NS_LOG_ERROR(name << " needs exactly two internal DualQueueFifo queues (L, C)");
         return false;
     }
+    if (m_k <= 0.0)
+    {
+        NS_LOG_ERROR(name << ": CouplingFactor must be positive");
+        return false;
+    }
     return true;
+}
+
+DualPi2Controller::Params
+DualQueueDisc::GetControllerParams(Time tupdate) const
+{
+    DualPi2Controller::Params params;
+    params.target = m_target;
+    params.tupdate = tupdate;
+    params.alpha = m_alpha;
+    params.beta = m_beta;
+    params.k = m_k;
+    return params;
 }
 
 void
@@ -106,7 +217,7 @@ DualQueueDisc::EnqueueClassified(Ptr<QueueDiscItem> item)
 }
 
 bool
-DualQueueDisc::TakeNext(DequeuePass& pass, bool excludeBlockedTime, Dequeued& out)
+DualQueueDisc::TakeNext(DequeuePass& pass, Dequeued& out)
 {
     Ptr<DualQueueFifo> lq = Fifo(L_QUEUE);
     Ptr<DualQueueFifo> cq = Fifo(C_QUEUE);
@@ -130,10 +241,11 @@ DualQueueDisc::TakeNext(DequeuePass& pass, bool excludeBlockedTime, Dequeued& ou
     NS_ASSERT(out.item);
     out.sojourn = pass.now - out.item->GetTimeStamp();
     out.ecn = dualq::EcnOf(out.item);
-    out.markDelay = excludeBlockedTime
+    out.markDelay = m_excludeBlockedTime
                         ? std::max(Time(0), pass.prevService - out.item->GetTimeStamp())
                         : out.sojourn;
     m_scheduler.OnServed(out.fromL, hasL && hasC, out.item->GetSize());
+    (out.fromL ? m_sojournL : m_sojournC)(out.sojourn);
     return true;
 }
 

@@ -4,10 +4,12 @@
 #ifndef DUAL_QUEUE_DISC_H
 #define DUAL_QUEUE_DISC_H
 
+#include "dual-pi2-controller.h"
 #include "dual-queue-common.h"
 
 #include "ns3/nstime.h"
 #include "ns3/queue-disc.h"
+#include "ns3/traced-callback.h"
 
 #include <cstdint>
 #include <string>
@@ -15,6 +17,8 @@
 
 namespace ns3
 {
+
+class UniformRandomVariable;
 
 /**
  * \ingroup aqm-llm
@@ -25,7 +29,10 @@ namespace ns3
  * served in bursts (ExcludeBlockedTime, see DualPi2QueueDisc) at dequeue.
  *
  * A subclass decides what happens to each packet the scheduler takes (DoDequeue loops over
- * TakeNext) and owns the attributes; this class holds no attribute of its own.
+ * TakeNext). The attributes both discs have (buffer, ECN, scheduler weight, blocked time, the
+ * PI2 controller's target, gains and coupling, the L ramp) and the SojournL/SojournC trace
+ * sources live here, and each subclass declares them on its own TypeId with AddDualQueueAttributes
+ * (Config::SetDefault finds an attribute only on the TypeId that declares it).
  */
 class DualQueueDisc : public QueueDisc
 {
@@ -45,6 +52,30 @@ class DualQueueDisc : public QueueDisc
     Time HeadSojourn(std::size_t i) const;
 
   protected:
+    /// Names and defaults that differ between the subclasses' common attributes.
+    struct AttributeStyle
+    {
+        std::string gainPrefix; //!< prefix of Target, Alpha and Beta ("Fallback": FallbackAlpha)
+        std::string controller; //!< the PI2 controller in the help texts ("the fallback's PI2")
+        double alpha;           //!< default integral gain, Hz
+        double beta;            //!< default proportional gain, Hz
+    };
+
+    /**
+     * \brief Declare the common attributes and trace sources on a subclass's TypeId.
+     * \param tid the subclass's TypeId
+     * \param style the names and defaults that differ
+     * \return \p tid
+     */
+    static TypeId AddDualQueueAttributes(TypeId tid, const AttributeStyle& style);
+
+    /**
+     * \param uv the random stream
+     * \param p a probability
+     * \return true with probability \p p (no draw for p <= 0 or p >= 1)
+     */
+    static bool Draw(UniformRandomVariable& uv, double p);
+
     /// A packet the scheduler took off one of the queues.
     struct Dequeued
     {
@@ -67,8 +98,16 @@ class DualQueueDisc : public QueueDisc
     };
 
     /**
+     * \param tupdate the controller's update interval
+     * \return the PI2 controller's parameters from the common attributes (target, gains, k;
+     *         delay source and p' clamp at their defaults: CLASSIC, 1)
+     */
+    DualPi2Controller::Params GetControllerParams(Time tupdate) const;
+
+    /**
      * \brief The common part of CheckConfig: no classes, no packet filters, two DualQueueFifo
-     * internal queues (added, each as large as MaxSize, if there are none). Logs the problem.
+     * internal queues (added, each as large as MaxSize, if there are none), a positive
+     * CouplingFactor. Logs the problem.
      * \param name the queue disc's name in the log
      * \return whether the configuration is valid
      */
@@ -91,13 +130,12 @@ class DualQueueDisc : public QueueDisc
     bool EnqueueClassified(Ptr<QueueDiscItem> item);
 
     /**
-     * \brief Take the next packet in scheduler order.
+     * \brief Take the next packet in scheduler order (and fire SojournL/SojournC).
      * \param pass the DoDequeue call's state
-     * \param excludeBlockedTime measure markDelay up to the previous service instant
      * \param out the packet and its facts
      * \return false if both queues are empty
      */
-    bool TakeNext(DequeuePass& pass, bool excludeBlockedTime, Dequeued& out);
+    bool TakeNext(DequeuePass& pass, Dequeued& out);
 
     /// A queued packet.
     struct Queued
@@ -120,7 +158,20 @@ class DualQueueDisc : public QueueDisc
     /// \return the latest service instant
     Time GetLastServiceInstant() const;
 
+    // Common attributes
+    bool m_useEcn;             //!< mark ECT(0) C packets instead of dropping them
+    Time m_target;             //!< PI2 target
+    double m_alpha;            //!< PI2 integral gain [Hz]
+    double m_beta;             //!< PI2 proportional gain [Hz]
+    double m_k;                //!< coupling factor
+    Time m_minTh;              //!< L ramp start
+    Time m_range;              //!< L ramp width
+    double m_classicWeight;    //!< C's byte share (weighted scheduler)
+    bool m_excludeBlockedTime; //!< Wi-Fi: exclude the last device stall from L marking
+
   private:
+    TracedCallback<Time> m_sojournL; //!< sojourn of each dequeued L packet
+    TracedCallback<Time> m_sojournC; //!< sojourn of each dequeued C packet
     dualq::DualQueueScheduler m_scheduler;  //!< scheduler between L and C
     dualq::ServiceInstantTracker m_service; //!< service instants
     uint64_t m_lastId{0};                   //!< last id given at enqueue

@@ -31,46 +31,15 @@ NS_LOG_COMPONENT_DEFINE("L4sLlmQueueDisc");
 
 NS_OBJECT_ENSURE_REGISTERED(L4sLlmQueueDisc);
 
-namespace
-{
-
-const char*
-ModeName(int mode)
-{
-    switch (mode)
-    {
-    case L4sLlmQueueDisc::MODE_AGENT:
-        return "agent";
-    case L4sLlmQueueDisc::MODE_TEACHER:
-        return "teacher";
-    case L4sLlmQueueDisc::MODE_RECORD:
-        return "record";
-    }
-    return "?";
-}
-
-} // namespace
-
 TypeId
 L4sLlmQueueDisc::GetTypeId()
 {
     static TypeId tid =
-        TypeId("ns3::L4sLlmQueueDisc")
-            .SetParent<DualQueueDisc>()
-            .SetGroupName("AqmLlm")
-            .AddConstructor<L4sLlmQueueDisc>()
-            .AddAttribute("MaxSize",
-                          "The shared buffer of both queues, in packets (\"1000p\") or bytes "
-                          "(\"1500000B\"); a packet that does not fit is dropped at enqueue.",
-                          QueueSizeValue(QueueSize("10000p")),
-                          MakeQueueSizeAccessor(&QueueDisc::SetMaxSize, &QueueDisc::GetMaxSize),
-                          MakeQueueSizeChecker())
-            .AddAttribute("UseEcn",
-                          "Mark ECT(0) C packets when a decision says mark (false: drop them). "
-                          "L packets are always marked.",
-                          BooleanValue(true),
-                          MakeBooleanAccessor(&L4sLlmQueueDisc::m_useEcn),
-                          MakeBooleanChecker())
+        AddDualQueueAttributes(TypeId("ns3::L4sLlmQueueDisc")
+                                   .SetParent<DualQueueDisc>()
+                                   .SetGroupName("AqmLlm")
+                                   .AddConstructor<L4sLlmQueueDisc>(),
+                               {"Fallback", "the DualPI2 fallback's PI2 controller", 0.16, 3.2})
             .AddAttribute("DecisionInterval",
                           "Length of a decision epoch (one request to the agent per epoch).",
                           TimeValue(MilliSeconds(16)),
@@ -162,19 +131,6 @@ L4sLlmQueueDisc::GetTypeId()
                           StringValue(""),
                           MakeStringAccessor(&L4sLlmQueueDisc::m_recordPath),
                           MakeStringChecker())
-            .AddAttribute("ClassicWeight",
-                          "Share of the bytes the scheduler gives the C queue while both queues "
-                          "are backlogged.",
-                          DoubleValue(0.1),
-                          MakeDoubleAccessor(&L4sLlmQueueDisc::m_classicWeight),
-                          MakeDoubleChecker<double>(0.0, 1.0))
-            .AddAttribute("ExcludeBlockedTime",
-                          "Wi-Fi: the fallback's native L marking and the described packets' "
-                          "sojourn leave out the time spent behind a stopped device queue "
-                          "(see DualPi2QueueDisc).",
-                          BooleanValue(false),
-                          MakeBooleanAccessor(&L4sLlmQueueDisc::m_excludeBlockedTime),
-                          MakeBooleanChecker())
             .AddAttribute("LinkRate",
                           "Initial capacity estimate (0: none until the queue stays backlogged "
                           "for an interval).",
@@ -187,37 +143,6 @@ L4sLlmQueueDisc::GetTypeId()
                           TimeValue(MilliSeconds(150)),
                           MakeTimeAccessor(&L4sLlmQueueDisc::m_maxBurst),
                           MakeTimeChecker(Time(0)))
-            .AddAttribute("FallbackTarget",
-                          "Target of the fallback PI2 controller.",
-                          TimeValue(MilliSeconds(15)),
-                          MakeTimeAccessor(&L4sLlmQueueDisc::m_target),
-                          MakeTimeChecker(Time(0)))
-            .AddAttribute("FallbackAlpha",
-                          "Integral gain of the fallback PI2 controller, per epoch (Linux "
-                          "sch_dualpi2's 0.16 for its 16 ms update).",
-                          DoubleValue(0.16),
-                          MakeDoubleAccessor(&L4sLlmQueueDisc::m_alpha),
-                          MakeDoubleChecker<double>(0.0))
-            .AddAttribute("FallbackBeta",
-                          "Proportional gain of the fallback PI2 controller (Linux: 3.2).",
-                          DoubleValue(3.2),
-                          MakeDoubleAccessor(&L4sLlmQueueDisc::m_beta),
-                          MakeDoubleChecker<double>(0.0))
-            .AddAttribute("CouplingFactor",
-                          "Coupling factor k of the fallback: p_CL = k p', p_C = p'^2.",
-                          DoubleValue(2.0),
-                          MakeDoubleAccessor(&L4sLlmQueueDisc::m_k),
-                          MakeDoubleChecker<double>(0.0))
-            .AddAttribute("MinTh",
-                          "Start of the fallback's native L marking ramp.",
-                          TimeValue(MicroSeconds(800)),
-                          MakeTimeAccessor(&L4sLlmQueueDisc::m_minTh),
-                          MakeTimeChecker(Time(0)))
-            .AddAttribute("Range",
-                          "Width of the fallback's native L marking ramp.",
-                          TimeValue(MicroSeconds(400)),
-                          MakeTimeAccessor(&L4sLlmQueueDisc::m_range),
-                          MakeTimeChecker(Time(0)))
             .AddTraceSource("Fallbacks",
                             "Number of epochs that fell back to DualPI2 because of the agent",
                             MakeTraceSourceAccessor(&L4sLlmQueueDisc::m_fallbacks),
@@ -226,15 +151,7 @@ L4sLlmQueueDisc::GetTypeId()
                             "Each epoch: (epoch, actor: -2 fallback, -1 agent, >= 0 teacher "
                             "index; agent outcome)",
                             MakeTraceSourceAccessor(&L4sLlmQueueDisc::m_decisionTrace),
-                            "ns3::L4sLlmQueueDisc::DecisionTracedCallback")
-            .AddTraceSource("SojournL",
-                            "Sojourn time of each packet dequeued from the L queue",
-                            MakeTraceSourceAccessor(&L4sLlmQueueDisc::m_sojournL),
-                            "ns3::Time::TracedCallback")
-            .AddTraceSource("SojournC",
-                            "Sojourn time of each packet dequeued from the C queue",
-                            MakeTraceSourceAccessor(&L4sLlmQueueDisc::m_sojournC),
-                            "ns3::Time::TracedCallback");
+                            "ns3::L4sLlmQueueDisc::DecisionTracedCallback");
     return tid;
 }
 
@@ -259,16 +176,13 @@ L4sLlmQueueDisc::DoDispose()
     if (m_fallbacks > 0)
     {
         std::cerr << "L4sLlmQueueDisc: " << m_fallbacks << " of " << m_epoch
-                  << " decision epochs used the DualPI2 fallback (timeouts "
-                  << m_outcomes[OUTCOME_TIMEOUT] << ", invalid " << m_outcomes[OUTCOME_INVALID]
-                  << ", agent gone " << m_outcomes[OUTCOME_PEER_GONE] << ", abandoned "
-                  << m_outcomes[OUTCOME_ABANDONED] << ", no agent " << m_outcomes[OUTCOME_NO_AGENT]
+                  << " decision epochs used the DualPI2 fallback (" << m_agent.GetFailureSummary()
                   << ")" << std::endl;
     }
     m_agent.Close(); // the agent sees the end of the run
     m_record.Close();
-    m_teachers.clear();
-    m_pending.clear();
+    m_teachers.Clear();
+    m_decisions.Reset();
     m_uv = nullptr;
     m_exploreRv = nullptr;
     QueueDisc::DoDispose();
@@ -310,7 +224,7 @@ L4sLlmQueueDisc::GetTeacherEpochCount() const
 uint64_t
 L4sLlmQueueDisc::GetOutcomeCount(AgentOutcome outcome) const
 {
-    return outcome < OUTCOME_COUNT ? m_outcomes[outcome] : 0;
+    return m_agent.GetCount(outcome);
 }
 
 bool
@@ -328,12 +242,7 @@ L4sLlmQueueDisc::GetFallbackController() const
 std::vector<std::string>
 L4sLlmQueueDisc::GetTeacherNames() const
 {
-    std::vector<std::string> names;
-    for (const auto& t : m_teachers)
-    {
-        names.push_back(t->GetName());
-    }
-    return names;
+    return m_teachers.GetNames();
 }
 
 const char*
@@ -345,35 +254,18 @@ L4sLlmQueueDisc::OutcomeName(uint32_t outcome)
 std::string
 L4sLlmQueueDisc::GetReportJson() const
 {
+    const char* const modes[] = {"agent", "teacher", "record"}; // by Mode
     std::ostringstream os;
-    os << "{\"mode\": " << JsonString(ModeName(m_mode)) << ", \"actor\": ";
-    if (m_agentActs)
-    {
-        os << "\"agent\"";
-    }
-    else if (m_actingTeacher >= 0 && m_actingTeacher < int32_t(m_teachers.size()))
-    {
-        os << JsonString("teacher:" + m_teachers[m_actingTeacher]->GetName());
-    }
-    else
-    {
-        os << "null";
-    }
-    os << ", \"epochs\": " << m_epoch << ", \"agent_epochs\": " << m_agentEpochs
+    os << "{\"mode\": " << JsonString(modes[m_mode]) << ", \"actor\": "
+       << (m_agentActs                         ? std::string("\"agent\"")
+           : m_teachers.GetActingIndex() >= 0 ? JsonString(m_teachers.GetActingLabel())
+                                               : std::string("null"))
+       << ", \"epochs\": " << m_epoch << ", \"agent_epochs\": " << m_agentEpochs
        << ", \"teacher_epochs\": " << m_teacherEpochs << ", \"fallbacks\": " << m_fallbacks
        << ", \"agent_requested_fallbacks\": " << m_agentRequestedFallbacks
-       << ", \"reproducible\": " << (IsReproducible() ? "true" : "false") << ", \"outcomes\": {";
-    bool first = true;
-    for (uint32_t i = 0; i < OUTCOME_COUNT; ++i)
-    {
-        if (m_outcomes[i] == 0)
-        {
-            continue;
-        }
-        os << (first ? "" : ", ") << JsonString(OutcomeName(i)) << ": " << m_outcomes[i];
-        first = false;
-    }
-    os << "}, \"agent_latency_ms\": " << m_agent.GetLatencyJson();
+       << ", \"reproducible\": " << (IsReproducible() ? "true" : "false")
+       << ", \"outcomes\": " << m_agent.GetCountsJson()
+       << ", \"agent_latency_ms\": " << m_agent.GetLatencyJson();
     os << ", \"decision_interval_ms\": " << JsonNumber(m_interval.GetSeconds() * 1e3)
        << ", \"decision_delay_ms\": " << JsonNumber(m_decisionDelay.GetSeconds() * 1e3)
        << ", \"agent_timeout_s\": " << JsonNumber(m_agentTimeout.GetSeconds())
@@ -396,33 +288,19 @@ L4sLlmQueueDisc::CheckConfig()
     }
     // As ns-3's own queue discs: log what is wrong and return false (QueueDisc refuses the
     // configuration), rather than aborting here.
-    if (m_k <= 0.0)
-    {
-        NS_LOG_ERROR("L4sLlmQueueDisc: CouplingFactor must be positive");
-        return false;
-    }
     if (m_mode == MODE_RECORD && m_recordPath.empty())
     {
         NS_LOG_ERROR("L4sLlmQueueDisc: Mode=Record needs a RecordPath");
         return false;
     }
     std::string error;
-    if ((m_mode == MODE_TEACHER || m_mode == MODE_RECORD) &&
-        !AqmTeacher::Create(m_teacherName, &error))
+    if (!TeacherSet::Check(m_mode == MODE_AGENT ? std::string() : m_teacherName,
+                           m_mode == MODE_RECORD ? AqmTeacher::ParseList(m_teacherList)
+                                                 : std::vector<std::string>(),
+                           &error))
     {
-        NS_LOG_ERROR("L4sLlmQueueDisc: Teacher: " << error);
+        NS_LOG_ERROR("L4sLlmQueueDisc: " << error);
         return false;
-    }
-    if (m_mode == MODE_RECORD)
-    {
-        for (const auto& name : AqmTeacher::ParseList(m_teacherList))
-        {
-            if (!AqmTeacher::Create(name, &error))
-            {
-                NS_LOG_ERROR("L4sLlmQueueDisc: Teachers: " << error);
-                return false;
-            }
-        }
     }
     return true;
 }
@@ -431,52 +309,21 @@ void
 L4sLlmQueueDisc::InitializeParams()
 {
     NS_LOG_FUNCTION(this);
-    DualPi2Controller::Params params;
-    params.target = m_target;
-    params.tupdate = m_interval;
-    params.alpha = m_alpha;
-    params.beta = m_beta;
-    params.k = m_k;
-    params.delaySource = DualPi2Controller::DelaySource::CLASSIC;
-    params.maxProbBase = 1.0;
-    m_fallback = DualPi2Controller(params);
+    m_fallback = DualPi2Controller(GetControllerParams(m_interval)); // p' from the C delay alone
     ResetDualQueue(dualq::DualQueueScheduler::Type::WEIGHTED, m_classicWeight, Time(0));
 
     m_epoch = 0;
     m_measure.Reset(double(m_linkRate.GetBitRate()), m_maxBurst, GetNPackets() == 0);
-    m_current = Decision();
-    m_pending.clear();
+    m_decisions.Reset();
 
     // Who acts, and which teachers run.
     m_agentActs = m_mode == MODE_AGENT ||
                   (m_mode == MODE_RECORD &&
                    (m_recordActor == RECORD_ACTOR_AGENT ||
                     (m_recordActor == RECORD_ACTOR_AUTO && !m_channelName.empty())));
-    std::vector<std::string> names;
-    if (m_mode == MODE_RECORD)
-    {
-        names = AqmTeacher::ParseList(m_teacherList);
-    }
-    m_teachers.clear();
-    m_actingTeacher = -1;
-    if (!m_agentActs)
-    {
-        auto it = std::find(names.begin(), names.end(), m_teacherName);
-        if (it == names.end())
-        {
-            names.push_back(m_teacherName);
-            it = names.end() - 1;
-        }
-        m_actingTeacher = int32_t(it - names.begin());
-    }
-    for (const auto& name : names)
-    {
-        std::string error;
-        auto teacher = AqmTeacher::Create(name, &error);
-        NS_ABORT_MSG_IF(!teacher, "L4sLlmQueueDisc: " << error);
-        m_teachers.push_back(std::move(teacher));
-    }
-    m_teacherReplies.assign(m_teachers.size(), agent::Reply());
+    m_teachers.Configure(m_mode == MODE_RECORD ? AqmTeacher::ParseList(m_teacherList)
+                                               : std::vector<std::string>(),
+                         m_agentActs ? std::string() : m_teacherName);
 
     // The agent.
     if (m_mode != MODE_TEACHER)
@@ -510,27 +357,6 @@ L4sLlmQueueDisc::DoEnqueue(Ptr<QueueDiscItem> item)
     return true;
 }
 
-bool
-L4sLlmQueueDisc::Draw(double p)
-{
-    if (p <= 0.0)
-    {
-        return false;
-    }
-    if (p >= 1.0)
-    {
-        return true;
-    }
-    return m_uv->GetValue(0.0, 1.0) < p;
-}
-
-void
-L4sLlmQueueDisc::DropDequeued(Ptr<QueueDiscItem> item, const char* reason)
-{
-    m_measure.OnDrop();
-    DropAfterDequeue(item, reason);
-}
-
 L4sLlmQueueDisc::Verdict
 L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& markReason)
 {
@@ -544,59 +370,53 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
     const double native = isL && d.lPacketsBefore > 1
                               ? DualPi2Controller::RampProb(d.markDelay, m_minTh, m_range)
                               : 0.0;
-    if (m_current.actor == ACTOR_FALLBACK)
+    const EpochDecision& current = m_decisions.GetCurrent();
+    if (current.actor == ACTOR_FALLBACK)
     {
         // RFC 9332 at dequeue with the fallback's p'.
         dropReason = FALLBACK_DROP;
         markReason = FALLBACK_MARK;
         const auto rule = m_fallback.DecidePacket(
             isL, d.ecn == dualq::ECN_ECT0, m_useEcn, native, true,
-            [this](double p, DualPi2Controller::DrawKind) { return Draw(p); });
+            [this](double p, DualPi2Controller::DrawKind) { return Draw(*m_uv, p); });
         return DualPi2Controller::IsDrop(rule)   ? Verdict::DROP
                : DualPi2Controller::IsMark(rule) ? Verdict::MARK
                                                  : Verdict::FORWARD;
     }
-    if (isL && m_fallback.IsLSaturated() && Draw(m_fallback.GetProbC()))
+    if (isL && m_fallback.IsLSaturated() && Draw(*m_uv, m_fallback.GetProbC()))
     {
         dropReason = OVERLOAD_L4S_DROP;
         return Verdict::DROP;
     }
-    const bool byAgent = m_current.actor == ACTOR_AGENT;
-    if (!m_current.actions.empty())
+    const bool byAgent = current.actor == ACTOR_AGENT;
+    if (const auto action = current.FindAction(d.id))
     {
-        for (const auto& [u, action] : m_current.actions)
+        dropReason = byAgent ? AGENT_DROP : TEACHER_DROP;
+        markReason = byAgent ? AGENT_MARK : TEACHER_MARK;
+        if (*action == agent::kActionDrop)
         {
-            if (u != d.id)
-            {
-                continue;
-            }
-            dropReason = byAgent ? AGENT_DROP : TEACHER_DROP;
-            markReason = byAgent ? AGENT_MARK : TEACHER_MARK;
-            if (action == agent::kActionDrop)
-            {
-                return Verdict::DROP;
-            }
-            if (action == agent::kActionMark)
-            {
-                return Verdict::MARK;
-            }
-            markReason = byAgent ? AGENT_EPOCH_MARK : TEACHER_EPOCH_MARK;
-            return Draw(native) ? Verdict::MARK : Verdict::FORWARD;
+            return Verdict::DROP;
         }
+        if (*action == agent::kActionMark)
+        {
+            return Verdict::MARK;
+        }
+        markReason = byAgent ? AGENT_EPOCH_MARK : TEACHER_EPOCH_MARK;
+        return Draw(*m_uv, native) ? Verdict::MARK : Verdict::FORWARD;
     }
     dropReason = byAgent ? AGENT_EPOCH_DROP : TEACHER_EPOCH_DROP;
     markReason = byAgent ? AGENT_EPOCH_MARK : TEACHER_EPOCH_MARK;
     if (isL)
     {
-        return Draw(std::max(native, m_current.pLMark)) ? Verdict::MARK : Verdict::FORWARD;
+        return Draw(*m_uv, std::max(native, current.pLMark)) ? Verdict::MARK : Verdict::FORWARD;
     }
-    const double pSignal = m_current.pCDrop + m_current.pCMark;
+    const double pSignal = current.pCDrop + current.pCMark;
     if (pSignal <= 0.0)
     {
         return Verdict::FORWARD;
     }
-    const double u = pSignal >= 1.0 && m_current.pCDrop <= 0.0 ? 0.0 : m_uv->GetValue(0.0, 1.0);
-    if (u < m_current.pCDrop)
+    const double u = pSignal >= 1.0 && current.pCDrop <= 0.0 ? 0.0 : m_uv->GetValue(0.0, 1.0);
+    if (u < current.pCDrop)
     {
         return Verdict::DROP;
     }
@@ -609,10 +429,9 @@ L4sLlmQueueDisc::DoDequeue()
     NS_LOG_FUNCTION(this);
     DequeuePass pass{Simulator::Now()};
     Dequeued d;
-    while (TakeNext(pass, m_excludeBlockedTime, d))
+    while (TakeNext(pass, d))
     {
         Ptr<QueueDiscItem> item = d.item;
-        (d.fromL ? m_sojournL : m_sojournC)(d.sojourn);
         m_measure.OnSojourn(d.fromL, d.sojourn);
         const char* dropReason = FALLBACK_DROP;
         const char* markReason = FALLBACK_MARK;
@@ -635,7 +454,8 @@ L4sLlmQueueDisc::DoDequeue()
         }
         if (v == Verdict::DROP)
         {
-            DropDequeued(item, dropReason);
+            m_measure.OnDrop();
+            DropAfterDequeue(item, dropReason);
             continue;
         }
         m_measure.OnDeparture(item->GetSize());
@@ -710,114 +530,58 @@ L4sLlmQueueDisc::Epoch()
     {
         outcome = m_agent.Call(m_request, agentReply, latency);
     }
-    ++m_outcomes[outcome];
-    for (std::size_t i = 0; i < m_teachers.size(); ++i)
-    {
-        m_teachers[i]->Decide(m_request, m_interval.GetSeconds(), m_teacherReplies[i]);
-    }
+    m_agent.Count(outcome);
+    m_teachers.DecideAll(m_request, m_interval.GetSeconds());
 
     bool fallback = false;
-    bool explored = false;
-    Decision d = Decide(outcome, agentReply, fallback, explored);
+    const agent::Reply* explored = nullptr;
+    EpochDecision d = Decide(outcome, agentReply, fallback, explored);
     const int32_t actor = d.actor;
     const Time effective = now + m_decisionDelay;
-    Install(std::move(d));
+    m_decisions.Install(std::move(d), m_decisionDelay);
     m_decisionTrace(m_epoch, actor, outcome);
     if (m_record.IsOpen())
     {
         const bool hasReply = agentReply.seq != 0 && agentReply.seq == m_request.header.seq;
         WriteRecord(actor, outcome, fallback, latency,
-                    explored ? &m_explored : (hasReply ? &agentReply : nullptr), effective,
-                    explored);
+                    explored ? explored : (hasReply ? &agentReply : nullptr), effective,
+                    explored != nullptr);
     }
     ++m_epoch;
     m_epochEvent = Simulator::Schedule(m_interval, &L4sLlmQueueDisc::Epoch, this);
 }
 
-L4sLlmQueueDisc::Decision
+EpochDecision
 L4sLlmQueueDisc::Decide(AgentOutcome outcome,
                         const agent::Reply& agentReply,
                         bool& fallback,
-                        bool& explored)
+                        const agent::Reply*& explored)
 {
-    Decision d;
-    d.epoch = m_epoch;
-    const agent::Reply* applied = nullptr;
-    if (m_agentActs)
+    if (!m_agentActs && m_teachers.GetActingIndex() >= 0)
     {
-        if (outcome == OUTCOME_OK)
-        {
-            d.actor = ACTOR_AGENT;
-            applied = &agentReply;
-            ++m_agentEpochs;
-        }
-        else if (outcome == OUTCOME_AGENT_FALLBACK)
-        {
-            ++m_agentRequestedFallbacks;
-        }
-        else
-        {
-            fallback = true;
-            ++m_fallbacks;
-        }
-    }
-    else if (m_actingTeacher >= 0)
-    {
-        d.actor = m_actingTeacher;
-        applied = &m_teacherReplies[m_actingTeacher];
         ++m_teacherEpochs;
-        if (m_epsilon > 0)
-        {
-            m_explored = *applied;
-            const uint32_t n = std::min(m_explored.action_count, agent::kMaxPackets);
-            for (uint32_t i = 0; i < n; ++i)
-            {
-                if (m_exploreRv->GetValue() < m_epsilon)
-                {
-                    m_explored.actions[i].action =
-                        uint8_t(m_exploreRv->GetInteger(0, agent::kActionCount - 1));
-                }
-            }
-            applied = &m_explored;
-            explored = true;
-        }
+        bool randomised = false;
+        const agent::Reply& reply = m_teachers.ActingReply(m_epsilon, m_exploreRv, randomised);
+        explored = randomised ? &reply : nullptr;
+        return EpochDecision::FromReply(m_teachers.GetActingIndex(), m_epoch, reply);
     }
-    if (applied != nullptr)
+    if (m_agentActs && outcome == OUTCOME_OK)
     {
-        const uint32_t n = std::min(applied->action_count, agent::kMaxPackets);
-        d.actions.reserve(n);
-        for (uint32_t i = 0; i < n; ++i)
-        {
-            d.actions.emplace_back(applied->actions[i].uid, applied->actions[i].action);
-        }
-        d.pLMark = applied->p_l_mark;
-        d.pCDrop = applied->p_c_drop;
-        d.pCMark = applied->p_c_mark;
+        ++m_agentEpochs;
+        return EpochDecision::FromReply(ACTOR_AGENT, m_epoch, agentReply);
     }
+    if (m_agentActs && outcome == OUTCOME_AGENT_FALLBACK)
+    {
+        ++m_agentRequestedFallbacks;
+    }
+    else if (m_agentActs)
+    {
+        fallback = true;
+        ++m_fallbacks;
+    }
+    EpochDecision d;
+    d.epoch = m_epoch;
     return d;
-}
-
-void
-L4sLlmQueueDisc::Install(Decision d)
-{
-    if (m_decisionDelay.IsZero())
-    {
-        m_current = std::move(d);
-        return;
-    }
-    m_pending.push_back(std::move(d));
-    Simulator::Schedule(m_decisionDelay, &L4sLlmQueueDisc::InstallPending, this);
-}
-
-void
-L4sLlmQueueDisc::InstallPending()
-{
-    if (m_pending.empty())
-    {
-        return;
-    }
-    m_current = std::move(m_pending.front());
-    m_pending.pop_front();
 }
 
 // ---------------------------------------------------------------- record file
@@ -826,10 +590,9 @@ void
 L4sLlmQueueDisc::OpenRecord()
 {
     EpochRecordWriter::RunInfo info;
-    info.teachers = GetTeacherNames();
-    info.acting =
-        m_agentActs ? std::string("agent") : "teacher:" + m_teachers[m_actingTeacher]->GetName();
-    info.actingTeacherIndex = m_actingTeacher;
+    info.teachers = m_teachers.GetNames();
+    info.acting = m_agentActs ? std::string("agent") : m_teachers.GetActingLabel();
+    info.actingTeacherIndex = m_teachers.GetActingIndex();
     info.decisionIntervalS = m_interval.GetSeconds();
     info.decisionDelayS = m_decisionDelay.GetSeconds();
     info.batchSize = m_batchSize;
@@ -856,11 +619,11 @@ L4sLlmQueueDisc::WriteRecord(int32_t actor,
     h.simTimeNs = m_request.header.sim_time_ns;
     h.actor = actor;
     h.agentOutcome = outcome;
-    h.teacherCount = uint32_t(m_teachers.size());
+    h.teacherCount = uint32_t(m_teachers.GetSize());
     h.flags = (fallback ? 1U : 0U) | (agentReply && !explored ? 2U : 0U) | (explored ? 4U : 0U);
     h.agentLatencyS = latency;
     h.effectiveTimeNs = effective.GetNanoSeconds();
-    m_record.Write(h, m_request, agentReply, m_teacherReplies);
+    m_record.Write(h, m_request, agentReply, m_teachers.GetReplies());
 }
 
 } // namespace ns3

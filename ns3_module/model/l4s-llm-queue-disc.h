@@ -6,11 +6,12 @@
 
 #include "agent-client.h"
 #include "agent-messages.h"
-#include "aqm-teachers.h"
+#include "decision-schedule.h"
 #include "dual-pi2-controller.h"
 #include "dual-queue-disc.h"
 #include "epoch-record-writer.h"
 #include "epoch-request-builder.h"
+#include "teacher-set.h"
 
 #include "ns3/data-rate.h"
 #include "ns3/event-id.h"
@@ -20,7 +21,6 @@
 #include "ns3/traced-value.h"
 
 #include <array>
-#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -131,11 +131,8 @@ class L4sLlmQueueDisc : public DualQueueDisc
     };
 
     /// EpochRecordHeader::actor and the Decision trace: who decided (>= 0: teacher index).
-    enum ActorCode : int32_t
-    {
-        ACTOR_FALLBACK = -2, //!< the DualPI2 fallback
-        ACTOR_AGENT = -1,    //!< the agent
-    };
+    using ActorCode = EpochDecision::ActorCode;
+    using enum EpochDecision::ActorCode;
 
     /// What became of the agent in an epoch (AgentClient::Outcome: OUTCOME_OK, ...).
     using AgentOutcome = AgentClient::Outcome;
@@ -203,17 +200,6 @@ class L4sLlmQueueDisc : public DualQueueDisc
     bool CheckConfig() override;
     void InitializeParams() override;
 
-    /// A decision in force: who decided, per-packet actions, epoch probabilities.
-    struct Decision
-    {
-        int32_t actor{ACTOR_FALLBACK};                     //!< ActorCode or teacher index
-        uint64_t epoch{0};                                 //!< epoch it came from
-        std::vector<std::pair<uint64_t, uint8_t>> actions; //!< (uid, ActionCode)
-        double pLMark{0};                                  //!< p_l_mark
-        double pCDrop{0};                                  //!< p_c_drop
-        double pCMark{0};                                  //!< p_c_mark
-    };
-
     /// What a dequeued packet gets.
     enum class Verdict
     {
@@ -231,17 +217,13 @@ class L4sLlmQueueDisc : public DualQueueDisc
      * \param outcome the agent's outcome
      * \param agentReply the agent's reply
      * \param fallback set if the epoch falls back because of the agent
-     * \param explored set if the acting teacher's actions were randomised
+     * \param explored set to the acting teacher's reply after exploration (null: none ran)
      * \return the decision (actor ACTOR_FALLBACK: the fallback decides)
      */
-    Decision Decide(AgentOutcome outcome,
-                    const agent::Reply& agentReply,
-                    bool& fallback,
-                    bool& explored);
-    /// Take \p d into force now or after DecisionDelay.
-    void Install(Decision d);
-    /// Event: the oldest pending decision takes effect.
-    void InstallPending();
+    EpochDecision Decide(AgentOutcome outcome,
+                         const agent::Reply& agentReply,
+                         bool& fallback,
+                         const agent::Reply*& explored);
     /// Append one record (Mode=Record).
     void WriteRecord(int32_t actor, AgentOutcome outcome, bool fallback, double latency,
                      const agent::Reply* agentReply, Time effective, bool explored = false);
@@ -255,13 +237,8 @@ class L4sLlmQueueDisc : public DualQueueDisc
      * \return the verdict
      */
     Verdict Judge(const Dequeued& d, const char*& dropReason, const char*& markReason);
-    /// \return true with probability \p p (no draw for p <= 0 or p >= 1)
-    bool Draw(double p);
-    /// Count a drop/mark in the interval stats and the QueueDisc stats.
-    void DropDequeued(Ptr<QueueDiscItem> item, const char* reason);
 
     // Attributes
-    bool m_useEcn;                 //!< mark ECT(0) C packets instead of dropping them
     Time m_interval;               //!< decision interval
     uint32_t m_batchSize;          //!< K
     Time m_decisionDelay;          //!< delay before a decision takes effect
@@ -274,37 +251,23 @@ class L4sLlmQueueDisc : public DualQueueDisc
     std::string m_teacherList;     //!< shadow teachers (Record)
     RecordActor m_recordActor;     //!< who acts in Record mode
     std::string m_recordPath;      //!< record file
-    double m_classicWeight;        //!< C's byte share
-    bool m_excludeBlockedTime;     //!< Wi-Fi blocked-time exclusion
     DataRate m_linkRate;           //!< initial capacity estimate (0: none)
     Time m_maxBurst;               //!< burst allowance after a quiet period
-    Time m_target;                 //!< fallback PI2 target
-    double m_alpha;                //!< fallback PI2 integral gain
-    double m_beta;                 //!< fallback PI2 proportional gain
-    double m_k;                    //!< coupling factor
-    Time m_minTh;                  //!< fallback L ramp start
-    Time m_range;                  //!< fallback L ramp width
 
     // Fallback
     DualPi2Controller m_fallback;          //!< the fallback controller
     Ptr<UniformRandomVariable> m_uv;       //!< draws
     double m_epsilon{0};                      //!< ExplorationEpsilon
     Ptr<UniformRandomVariable> m_exploreRv;   //!< draws of the epsilon exploration (own stream)
-    agent::Reply m_explored{};                //!< the acting teacher's reply after exploration
     EventId m_epochEvent;                  //!< next epoch
 
     // Agent
     AgentClient m_agent;                     //!< the agent's channel and its failures
     bool m_agentActs{false};                 //!< the agent is the actor (else a teacher)
 
-    // Teachers
-    std::vector<std::unique_ptr<AqmTeacher>> m_teachers; //!< running teachers
-    int32_t m_actingTeacher{-1};                         //!< index of the acting teacher
-    std::vector<agent::Reply> m_teacherReplies;          //!< this epoch's teacher replies
-
-    // Decisions
-    Decision m_current;            //!< in force
-    std::deque<Decision> m_pending; //!< waiting for their DecisionDelay
+    // Teachers and decisions
+    TeacherSet m_teachers;         //!< the teachers that run
+    DecisionSchedule m_decisions;  //!< the decision in force and the pending ones
 
     // Epoch state
     EpochRequestBuilder m_measure; //!< interval measurements and the request's series
@@ -316,15 +279,12 @@ class L4sLlmQueueDisc : public DualQueueDisc
     uint64_t m_agentEpochs{0};
     uint64_t m_teacherEpochs{0};
     uint64_t m_agentRequestedFallbacks{0};
-    std::array<uint64_t, OUTCOME_COUNT> m_outcomes{};
 
     // Record file
     EpochRecordWriter m_record; //!< the record file (Mode=Record)
 
     // Traces
     TracedCallback<uint64_t, int32_t, uint32_t> m_decisionTrace; //!< epoch, actor, outcome
-    TracedCallback<Time> m_sojournL;      //!< sojourn of each dequeued L packet
-    TracedCallback<Time> m_sojournC;      //!< sojourn of each dequeued C packet
 };
 
 } // namespace ns3
