@@ -13,6 +13,30 @@ Fail = Callable[[str], ConfigError]  # builds the error for a message, prefixed 
 MAX_SEEDS = 10_000
 
 
+def failing_with(source: str) -> Fail:
+    """A reader's ``fail``: the one-line ConfigError for a message, prefixed with the file."""
+    def fail(msg: str) -> ConfigError:
+        return ConfigError(f"{source}: {msg}")
+    return fail
+
+
+def top_level(doc: Any, keys: tuple[str, ...], expected: str, source: str,
+              default_name: str) -> tuple[Fail, str]:
+    """A config file's top level, checked: a mapping whose keys are all among ``keys``
+    (``expected`` names the main ones for the error when it is not one) and whose ``name``, if
+    given, is a non-empty string. Returns the reader's ``fail`` and the file's name."""
+    fail = failing_with(source)
+    if not isinstance(doc, dict):
+        raise fail(f"expected a mapping with keys such as {expected}")
+    unknown = [k for k in doc if k not in keys]
+    if unknown:
+        raise fail(f"unknown key '{unknown[0]}'; allowed: {', '.join(keys)}")
+    name = doc.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise fail("name: expected a non-empty string")
+    return fail, name
+
+
 def checked_mapping(item: Any, where: str, keys: tuple[str, ...], fail: Fail) -> dict[str, Any]:
     """``item`` as a mapping whose keys are all among ``keys`` (None: empty)."""
     if item is None:

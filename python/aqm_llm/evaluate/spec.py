@@ -33,7 +33,8 @@ from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
 from aqm_llm.runner import AgentSpec, RunSpec
 from aqm_llm.sweep.runs import SweepRun, canonical, sweep_agent
-from aqm_llm.configschema import Fail, Scalar, as_mapping, as_names, as_params, as_run_timeout, as_seeds, checked_mapping
+from aqm_llm.configschema import (Fail, Scalar, as_mapping, as_names, as_params, as_run_timeout, as_seeds,
+                                  checked_mapping, top_level)
 from aqm_llm.sweep.spec import agent_spec
 
 SPLITS = ("training", "held-out")
@@ -149,24 +150,8 @@ def checkpoint_digest(directory: Path, source: str = "evaluation") -> str:
     return policy_digest(directory)[:12]
 
 
-def load_eval_config(path: str | Path) -> EvalConfig:
-    """Read and check an evaluation file; ConfigError (one line) if it is malformed."""
-    p = Path(path)
-    return parse_eval_config(read_yaml(p, "evaluation file"), default_name=p.stem, source=str(p))
-
-
 def parse_eval_config(doc: Any, default_name: str = "evaluation", source: str = "evaluation") -> EvalConfig:
-    def fail(msg: str) -> ConfigError:
-        return ConfigError(f"{source}: {msg}")
-
-    if not isinstance(doc, dict):
-        raise fail("expected a mapping with keys such as settings, baselines, policies, seeds")
-    unknown = [k for k in doc if k not in _TOP_KEYS]
-    if unknown:
-        raise fail(f"unknown key '{unknown[0]}'; allowed: {', '.join(_TOP_KEYS)}")
-    name = doc.get("name", default_name)
-    if not isinstance(name, str) or not name:
-        raise fail("name: expected a non-empty string")
+    fail, name = top_level(doc, _TOP_KEYS, "settings, baselines, policies, seeds", source, default_name)
     baselines = as_names(doc.get("baselines", []), "baselines", fail)
     if "l4s-llm" in baselines:
         raise fail("baselines: 'l4s-llm' is evaluated through `policies` (one entry per checkpoint)")
@@ -253,3 +238,9 @@ def _target(value: Any, policies: tuple[Policy, ...], fail: Fail) -> Target:
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
         raise fail(f"target.utilisation_tolerance: bad value '{tol}': expected a fraction in [0, 1)")
     return Target(policy, float(tol))
+
+
+def load_eval_config(path: str | Path) -> EvalConfig:
+    """Read and check an evaluation file; ConfigError (one line) if it is malformed."""
+    p = Path(path)
+    return parse_eval_config(read_yaml(p, "evaluation file"), default_name=p.stem, source=str(p))

@@ -36,7 +36,8 @@ from typing import Any, Mapping
 
 from aqm_llm.configfile import read_yaml
 from aqm_llm.configschema import (Fail, Scalar, as_list, as_mapping, as_names, as_params, as_run_timeout,
-                                  as_scalar, as_seeds, as_values, is_positive_int)
+                                  as_scalar, as_seeds, as_values, is_positive_int,
+                                  top_level)
 from aqm_llm.errors import ConfigError
 from aqm_llm.agent.runtime import RUNTIMES
 from aqm_llm.runner import AgentSpec, RunSpec
@@ -126,25 +127,9 @@ class SweepSpec:
                             f"{scenario}; scope it under per_scenario, or see `aqm-llm scenarios {scenario}`")
 
 
-def load_spec(path: str | Path) -> SweepSpec:
-    """Read and check a sweep file; ConfigError (one line) if it is malformed."""
-    p = Path(path)
-    return parse_spec(read_yaml(p, "sweep file"), default_name=p.stem, source=str(p))
-
-
 def parse_spec(doc: Any, default_name: str = "sweep", source: str = "sweep") -> SweepSpec:
     """Check a sweep document (the YAML as Python data) and return it as a SweepSpec."""
-    def fail(msg: str) -> ConfigError:
-        return ConfigError(f"{source}: {msg}")
-
-    if not isinstance(doc, dict):
-        raise fail("expected a mapping with keys such as scenarios, qdiscs, seeds, params, grid")
-    unknown = [k for k in doc if k not in _TOP_KEYS]
-    if unknown:
-        raise fail(f"unknown key '{unknown[0]}'; allowed: {', '.join(_TOP_KEYS)}")
-    name = doc.get("name", default_name)
-    if not isinstance(name, str) or not name:
-        raise fail("name: expected a non-empty string")
+    fail, name = top_level(doc, _TOP_KEYS, "scenarios, qdiscs, seeds, params, grid", source, default_name)
     scenarios = as_names(doc.get("scenarios", []), "scenarios", fail)
     qdiscs = as_names(doc.get("qdiscs", []), "qdiscs", fail)
     if bool(scenarios) != bool(qdiscs):
@@ -210,3 +195,9 @@ def agent_spec(value: Any, fail: Fail) -> AgentSpec:
     except ConfigError as exc:
         raise fail(f"agent: {exc}") from None
     return spec
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and check a sweep file; ConfigError (one line) if it is malformed."""
+    p = Path(path)
+    return parse_spec(read_yaml(p, "sweep file"), default_name=p.stem, source=str(p))

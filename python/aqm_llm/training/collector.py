@@ -48,7 +48,7 @@ from typing import Any
 from aqm_llm.agent.reward import REWARD_WEIGHTS, RewardConfig
 from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
-from aqm_llm.configschema import as_run_timeout
+from aqm_llm.configschema import as_run_timeout, top_level
 from aqm_llm.training.pool import (DB_FILE, MANIFEST, PARTS_DIR, POOL_FORMAT, POOL_VERSION,
                                    RECORDS_DIR, RUNS_DIR, part_metadata, record_to_table,
                                    reward_dict, write_part)
@@ -120,15 +120,7 @@ class CollectConfig:
 
 def parse_collect_config(doc: Any, *, source: str = "collect", default_name: str = "collect",
                          pool: str | Path | None = None) -> CollectConfig:
-    def fail(msg: str) -> ConfigError:
-        return ConfigError(f"{source}: {msg}")
-
-    if not isinstance(doc, dict):
-        raise fail("expected a mapping (scenarios, teachers, seeds, params, ...)")
-    unknown = [k for k in doc if k not in _KEYS]
-    if unknown:
-        raise fail(f"unknown key '{unknown[0]}'; allowed: {', '.join(_KEYS)}")
-    name = doc.get("name", default_name)
+    fail, name = top_level(doc, _KEYS, "scenarios, teachers, seeds, params", source, default_name)
     pool_dir = pool if pool is not None else doc.get("pool", f"pools/{name}")
     scenarios = doc.get("scenarios", [])
     if not isinstance(scenarios, list) or not all(isinstance(s, str) for s in scenarios):

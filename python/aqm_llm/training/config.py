@@ -49,7 +49,7 @@ from typing import Any
 
 from aqm_llm.agent.reward import REWARD_WEIGHTS, RTG_MODES
 from aqm_llm.configfile import read_yaml
-from aqm_llm.configschema import Fail, checked_mapping
+from aqm_llm.configschema import Fail, checked_mapping, failing_with
 from aqm_llm.errors import ConfigError
 
 
@@ -226,9 +226,7 @@ _TOP = ("name", "description", "pool", "pools", "output", "export", "seed", "dev
 
 
 def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "train") -> TrainConfig:
-    def fail(msg: str) -> ConfigError:
-        return ConfigError(f"{source}: {msg}")
-
+    fail = failing_with(source)
     top = checked_mapping(doc, "config", _TOP, fail)
     name = str(top.get("name", default_name))
     if "pool" in top and "pools" in top:
