@@ -3,12 +3,11 @@
  */
 #include "variable-link.h"
 
-#include "ns3/applications-module.h"
+#include "dumbbell-topology.h"
+
 #include "ns3/core-module.h"
-#include "ns3/internet-module.h"
 #include "ns3/network-module.h"
 #include "ns3/point-to-point-module.h"
-#include "ns3/traffic-control-module.h"
 
 #include <algorithm>
 #include <cmath>
@@ -135,61 +134,22 @@ VariableDumbbell::Run(const ParamSet& params) const
     }
     ConfigureTcp(params.GetInt("segment_size"), tcpBuffer);
 
-    const uint32_t nBulk = mix.l4sFlows + mix.classicFlows;
-    const bool haveShort = mix.shortFlowsPerS > 0;
-    const bool haveUdp = mix.udpRateBps > 0;
-    const uint32_t nLeaves = nBulk + (haveShort ? 1 : 0) + (haveUdp ? 1 : 0);
-
-    NodeContainer routers;
-    routers.Create(2);
-    NodeContainer senders;
-    senders.Create(nLeaves);
-    NodeContainer receivers;
-    receivers.Create(nLeaves);
-    InternetStackHelper stack;
-    stack.InstallAll();
-
     // Leaves are much faster than the bottleneck, so the queue forms at R1 only.
-    const DataRate access(static_cast<uint64_t>(std::max(10 * maxBps, 1e9)));
-    PointToPointHelper senderLink;
-    senderLink.SetDeviceAttribute("DataRate", DataRateValue(access));
-    senderLink.SetChannelAttribute("Delay", TimeValue(senderDelay));
-    senderLink.SetQueue("ns3::DropTailQueue", "MaxSize", StringValue("100p"));
-    PointToPointHelper receiverLink = senderLink;
-    receiverLink.SetChannelAttribute("Delay", TimeValue(receiverDelay));
-
-    const DataRate initialRate(static_cast<uint64_t>(std::llround(capacityBps.ValueAt(0))));
-    const Time initialDelay = Seconds(bottleneckDelayS.ValueAt(0));
-    PointToPointHelper bottleneck;
-    bottleneck.SetDeviceAttribute("DataRate", DataRateValue(initialRate));
-    bottleneck.SetChannelAttribute("Delay", TimeValue(initialDelay));
-    bottleneck.SetQueue("ns3::DropTailQueue", "MaxSize",
-                        StringValue(std::to_string(deviceQueue) + "p"));
-    NetDeviceContainer core = bottleneck.Install(routers.Get(0), routers.Get(1));
-    Ptr<PointToPointNetDevice> forward = DynamicCast<PointToPointNetDevice>(core.Get(0));
-    DynamicCast<PointToPointNetDevice>(core.Get(1))->SetDataRate(uplinkRate);
-    Ptr<PointToPointChannel> channel = DynamicCast<PointToPointChannel>(forward->GetChannel());
-
+    DumbbellLinks links;
+    links.accessRate = DataRate(static_cast<uint64_t>(std::max(10 * maxBps, 1e9)));
+    links.senderDelay = senderDelay;
+    links.receiverDelay = receiverDelay;
+    links.forwardRate = DataRate(static_cast<uint64_t>(std::llround(capacityBps.ValueAt(0))));
+    links.uplinkRate = uplinkRate;
+    links.bottleneckDelay = Seconds(bottleneckDelayS.ValueAt(0));
+    links.deviceQueue = deviceQueue;
+    // The queue disc is tuned for the link's mean rate and delay over the run.
     const DataRate meanRate(static_cast<uint64_t>(std::llround(capacityBps.Mean(0, stopS))));
     const Time meanDelay = Seconds(bottleneckDelayS.Mean(0, stopS));
-    Ipv4AddressHelper addr;
-    addr.SetBase("10.0.0.0", "255.255.255.252");
-    Ptr<QueueDisc> qdisc = AqmQueueDiscRegistry::Install(
-        forward, params.GetString("qdisc"), QueueDiscOptionsFrom(params, meanRate, meanDelay));
-    addr.Assign(core);
-
-    std::vector<Ipv4Address> receiverAddress(nLeaves);
-    std::vector<Ipv4Address> senderAddress(nLeaves);
-    for (uint32_t i = 0; i < nLeaves; ++i)
-    {
-        NetDeviceContainer left = senderLink.Install(senders.Get(i), routers.Get(0));
-        NetDeviceContainer right = receiverLink.Install(routers.Get(1), receivers.Get(i));
-        addr.NewNetwork();
-        senderAddress[i] = addr.Assign(left).GetAddress(0);
-        addr.NewNetwork();
-        receiverAddress[i] = addr.Assign(right).GetAddress(1);
-    }
-    Ipv4GlobalRoutingHelper::PopulateRoutingTables();
+    const DumbbellTopology net(mix, links, params.GetString("qdisc"),
+                               QueueDiscOptionsFrom(params, meanRate, meanDelay));
+    const Ptr<PointToPointNetDevice> forward = net.Forward();
+    const Ptr<PointToPointChannel> channel = net.Channel();
 
     // The link follows its schedules (the values at 0 are already set).
     for (const auto& s : capacityBps.Unroll(stopS))
@@ -214,30 +174,9 @@ VariableDumbbell::Run(const ParamSet& params) const
     MetricsCollector metrics(flows, WindowStart(params), stop);
     TrafficInstaller traffic(flows, WindowStart(params), stop);
     traffic.SetSocketHook([&metrics](FlowRecord& f, Ptr<Socket> s) { metrics.AttachSocket(f, s); });
-    traffic.InstallBulk(
-        mix,
-        [&](const FlowRecord& f) {
-            return Endpoint{senders.Get(f.id), senderAddress[f.id], "sender" + std::to_string(f.id)};
-        },
-        [&](const FlowRecord& f) {
-            return Endpoint{receivers.Get(f.id), receiverAddress[f.id], "receiver" + std::to_string(f.id)};
-        });
-    uint32_t next = nBulk;
-    if (haveShort)
-    {
-        traffic.InstallShort(mix, Endpoint{senders.Get(next), senderAddress[next], "short-sender"},
-                             Endpoint{receivers.Get(next), receiverAddress[next], "short-receiver"});
-        ++next;
-    }
-    if (haveUdp)
-    {
-        traffic.InstallUdp(mix, Endpoint{senders.Get(next), senderAddress[next], "udp-sender"},
-                           Endpoint{receivers.Get(next), receiverAddress[next], "udp-receiver"});
-    }
+    net.InstallTraffic(traffic);
 
-    metrics.AttachQueueDisc(qdisc);
-    metrics.AttachLinkTx(forward);
-    metrics.AttachDeviceQueue(forward->GetQueue());
+    net.AttachBottleneck(metrics);
     const StepSchedule capacity = capacityBps;
     const StepSchedule delay = bottleneckDelayS;
     metrics.SetCapacity([capacity](double t0, double t1) { return capacity.Integral(t0, t1); },

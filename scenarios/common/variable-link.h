@@ -37,12 +37,12 @@ std::string TraceInfoJson(const TraceInfo& info);
 std::string CapacitySummaryJson(const StepSchedule& capacityBps, double stopS);
 
 /**
- * \brief A dumbbell whose bottleneck changes at run time: every long-lived flow has its own
- * sender and receiver leaf, all share one bottleneck link R1 -> R2 whose forward rate
- * follows \c capacityBps (PointToPointNetDevice::SetDataRate at each change) and whose
- * one-way delay follows \c bottleneckDelayS (the channel's Delay attribute, both
- * directions). The queue disc under test is on R1's bottleneck device, the device queue
- * below it is \c deviceQueue packets deep.
+ * \brief A dumbbell whose bottleneck changes at run time: the DumbbellTopology (a leaf
+ * pair per long-lived flow, one shared bottleneck R1 -> R2 with the queue disc under test
+ * on R1) whose forward rate follows \c capacityBps (PointToPointNetDevice::SetDataRate at
+ * each change) and whose one-way delay follows \c bottleneckDelayS (the channel's Delay
+ * attribute, both directions). The device queue below the queue disc is \c deviceQueue
+ * packets deep.
  *
  *   sender_i --(senderDelay)-- R1 ==(capacity, qdisc; delay)== R2 --(receiverDelay)-- receiver_i
  *
