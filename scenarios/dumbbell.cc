@@ -7,15 +7,15 @@
  * kept a few packets deep so that the standing queue forms in the queue disc.
  *
  *   sender_i --(access)-- R1 ==(bottleneck, qdisc)== R2 --(access)-- receiver_i
+ *
+ * The topology is common/dumbbell-topology's, with a constant bottleneck (fiveg and
+ * satellite build the same one with a bottleneck that changes at run time).
  */
+#include "common/dumbbell-topology.h"
 #include "common/scenario.h"
 
-#include "ns3/applications-module.h"
 #include "ns3/core-module.h"
-#include "ns3/internet-module.h"
 #include "ns3/network-module.h"
-#include "ns3/point-to-point-module.h"
-#include "ns3/traffic-control-module.h"
 
 #include <algorithm>
 
@@ -53,82 +53,24 @@ main(int argc, char* argv[])
     }
     ConfigureTcp(params.GetInt("segment_size"), tcpBuffer);
 
-    // Each long-lived flow gets a leaf pair; short flows and UDP share one more pair each.
-    const uint32_t nBulk = mix.l4sFlows + mix.classicFlows;
-    const bool haveShort = mix.shortFlowsPerS > 0;
-    const bool haveUdp = mix.udpRateBps > 0;
-    const uint32_t nLeaves = nBulk + (haveShort ? 1 : 0) + (haveUdp ? 1 : 0);
-
-    NodeContainer routers;
-    routers.Create(2);
-    NodeContainer senders;
-    senders.Create(nLeaves);
-    NodeContainer receivers;
-    receivers.Create(nLeaves);
-    InternetStackHelper stack;
-    stack.InstallAll();
-
-    PointToPointHelper accessLink;
-    accessLink.SetDeviceAttribute("DataRate", DataRateValue(access));
-    accessLink.SetChannelAttribute("Delay", TimeValue(accessDelay));
-    accessLink.SetQueue("ns3::DropTailQueue", "MaxSize", StringValue("100p"));
-    PointToPointHelper bottleneck;
-    bottleneck.SetDeviceAttribute("DataRate", DataRateValue(rate));
-    bottleneck.SetChannelAttribute("Delay", TimeValue(bottleneckDelay));
-    bottleneck.SetQueue("ns3::DropTailQueue", "MaxSize",
-                        StringValue(std::to_string(params.GetInt("device_queue")) + "p"));
-
-    NetDeviceContainer core = bottleneck.Install(routers.Get(0), routers.Get(1));
-    Ipv4AddressHelper addr;
-    addr.SetBase("10.0.0.0", "255.255.255.252");
-    // The queue disc under test replaces the default one on R1's bottleneck device.
-    Ptr<QueueDisc> qdisc = AqmQueueDiscRegistry::Install(
-        core.Get(0), params.GetString("qdisc"), QueueDiscOptionsFrom(params, rate, bottleneckDelay));
-    addr.Assign(core);
-
-    std::vector<Ipv4Address> receiverAddress(nLeaves);
-    std::vector<Ipv4Address> senderAddress(nLeaves);
-    for (uint32_t i = 0; i < nLeaves; ++i)
-    {
-        NetDeviceContainer left = accessLink.Install(senders.Get(i), routers.Get(0));
-        NetDeviceContainer right = accessLink.Install(routers.Get(1), receivers.Get(i));
-        addr.NewNetwork();
-        senderAddress[i] = addr.Assign(left).GetAddress(0);
-        addr.NewNetwork();
-        receiverAddress[i] = addr.Assign(right).GetAddress(1);
-    }
-    Ipv4GlobalRoutingHelper::PopulateRoutingTables();
+    DumbbellLinks links;
+    links.accessRate = access;
+    links.senderDelay = accessDelay;
+    links.receiverDelay = accessDelay;
+    links.forwardRate = rate;
+    links.uplinkRate = rate;
+    links.bottleneckDelay = bottleneckDelay;
+    links.deviceQueue = params.GetInt("device_queue");
+    const DumbbellTopology net(mix, links, params.GetString("qdisc"),
+                               QueueDiscOptionsFrom(params, rate, bottleneckDelay));
 
     FlowTable flows;
     MetricsCollector metrics(flows, WindowStart(params), StopTime(params));
     TrafficInstaller traffic(flows, WindowStart(params), StopTime(params));
     traffic.SetSocketHook([&metrics](FlowRecord& f, Ptr<Socket> s) { metrics.AttachSocket(f, s); });
+    net.InstallTraffic(traffic);
 
-    auto leafOf = [](const FlowRecord& f) { return f.id; };
-    traffic.InstallBulk(
-        mix,
-        [&](const FlowRecord& f) {
-            return Endpoint{senders.Get(leafOf(f)), senderAddress[leafOf(f)], "sender" + std::to_string(leafOf(f))};
-        },
-        [&](const FlowRecord& f) {
-            return Endpoint{receivers.Get(leafOf(f)), receiverAddress[leafOf(f)], "receiver" + std::to_string(leafOf(f))};
-        });
-    uint32_t next = nBulk;
-    if (haveShort)
-    {
-        traffic.InstallShort(mix, Endpoint{senders.Get(next), senderAddress[next], "short-sender"},
-                             Endpoint{receivers.Get(next), receiverAddress[next], "short-receiver"});
-        ++next;
-    }
-    if (haveUdp)
-    {
-        traffic.InstallUdp(mix, Endpoint{senders.Get(next), senderAddress[next], "udp-sender"},
-                           Endpoint{receivers.Get(next), receiverAddress[next], "udp-receiver"});
-    }
-
-    metrics.AttachQueueDisc(qdisc);
-    metrics.AttachLinkTx(core.Get(0));
-    metrics.AttachDeviceQueue(DynamicCast<PointToPointNetDevice>(core.Get(0))->GetQueue());
+    net.AttachBottleneck(metrics);
     metrics.SetCapacity([rate](double t0, double t1) { return rate.GetBitRate() * (t1 - t0); },
                         rate.GetBitRate());
     metrics.SetBaseRtt(rtt);

@@ -19,6 +19,7 @@ DumbbellTopology::DumbbellTopology(const TrafficMix& mix,
                                    const AqmQueueDiscOptions& options)
     : m_mix(mix)
 {
+    // A leaf pair per long-lived flow, one more for the short flows, one more for UDP.
     const uint32_t nLeaves = mix.l4sFlows + mix.classicFlows + (mix.shortFlowsPerS > 0 ? 1 : 0) +
                              (mix.udpRateBps > 0 ? 1 : 0);
 
@@ -47,7 +48,8 @@ DumbbellTopology::DumbbellTopology(const TrafficMix& mix,
 
     Ipv4AddressHelper addr;
     addr.SetBase("10.0.0.0", "255.255.255.252");
-    // Before the addresses: the queue disc under test replaces R1's default one.
+    // Before the addresses: assigning them gives a device without a root queue disc
+    // ns-3's default one.
     m_qdisc = AqmQueueDiscRegistry::Install(m_forward, qdisc, options);
     addr.Assign(core);
 
@@ -65,28 +67,34 @@ DumbbellTopology::DumbbellTopology(const TrafficMix& mix,
     Ipv4GlobalRoutingHelper::PopulateRoutingTables();
 }
 
+Endpoint
+DumbbellTopology::Sender(uint32_t leaf, const std::string& name) const
+{
+    return Endpoint{m_senders.Get(leaf), m_senderAddress[leaf], name};
+}
+
+Endpoint
+DumbbellTopology::Receiver(uint32_t leaf, const std::string& name) const
+{
+    return Endpoint{m_receivers.Get(leaf), m_receiverAddress[leaf], name};
+}
+
 void
 DumbbellTopology::InstallTraffic(TrafficInstaller& traffic) const
 {
     traffic.InstallBulk(
         m_mix,
-        [this](const FlowRecord& f) {
-            return Endpoint{m_senders.Get(f.id), m_senderAddress[f.id], "sender" + std::to_string(f.id)};
-        },
-        [this](const FlowRecord& f) {
-            return Endpoint{m_receivers.Get(f.id), m_receiverAddress[f.id], "receiver" + std::to_string(f.id)};
-        });
+        [this](const FlowRecord& f) { return Sender(f.id, "sender" + std::to_string(f.id)); },
+        [this](const FlowRecord& f) { return Receiver(f.id, "receiver" + std::to_string(f.id)); });
     uint32_t next = m_mix.l4sFlows + m_mix.classicFlows;
     if (m_mix.shortFlowsPerS > 0)
     {
-        traffic.InstallShort(m_mix, Endpoint{m_senders.Get(next), m_senderAddress[next], "short-sender"},
-                             Endpoint{m_receivers.Get(next), m_receiverAddress[next], "short-receiver"});
+        traffic.InstallShort(m_mix, Sender(next, "short-sender"), Receiver(next, "short-receiver"));
         ++next;
     }
     if (m_mix.udpRateBps > 0)
     {
-        traffic.InstallUdp(m_mix, Endpoint{m_senders.Get(next), m_senderAddress[next], "udp-sender"},
-                           Endpoint{m_receivers.Get(next), m_receiverAddress[next], "udp-receiver"});
+        traffic.InstallUdp(m_mix, Sender(next, "udp-sender"), Receiver(next, "udp-receiver"));
     }
 }
 

@@ -38,10 +38,10 @@ struct DumbbellLinks
  * \brief The leaf topology of the dumbbell scenarios: every long-lived flow of the mix has
  * its own sender and receiver leaf, short flows and UDP one more pair each, and all share
  * one bottleneck link R1 -> R2. The queue disc under test replaces the default one on
- * R1's bottleneck device; the device queue below it is kept a few packets deep so that
- * the standing queue forms in the queue disc.
+ * R1's bottleneck device; the device queue below it (DumbbellLinks::deviceQueue) is kept a
+ * few packets deep so that the standing queue forms in the queue disc.
  *
- *   sender_i --(access, senderDelay)-- R1 ==(bottleneck, qdisc)== R2 --(access, receiverDelay)-- receiver_i
+ *   sender_i --(senderDelay)-- R1 ==(bottleneck, qdisc)== R2 --(receiverDelay)-- receiver_i
  *
  * The constructor creates the nodes, links, queue disc and addresses in a fixed order
  * (ns-3 results depend on it) and populates the routing tables.
@@ -49,6 +49,10 @@ struct DumbbellLinks
 class DumbbellTopology
 {
   public:
+    /**
+     * \brief Build the leaves of \p mix around the bottleneck, with the registry's queue
+     * disc \p qdisc (configured by \p options) on R1's bottleneck device.
+     */
     DumbbellTopology(const TrafficMix& mix,
                      const DumbbellLinks& links,
                      const std::string& qdisc,
@@ -67,6 +71,10 @@ class DumbbellTopology
     ns3::Ptr<ns3::PointToPointChannel> Channel() const;
 
   private:
+    /// \brief The endpoints on sender and receiver leaf \p leaf.
+    Endpoint Sender(uint32_t leaf, const std::string& name) const;
+    Endpoint Receiver(uint32_t leaf, const std::string& name) const;
+
     TrafficMix m_mix;
     ns3::NodeContainer m_senders;
     ns3::NodeContainer m_receivers;
