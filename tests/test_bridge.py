@@ -338,7 +338,7 @@ BAD_REQUESTS = {
     "window": "window_len = 17 exceeds capacity 16",
     "scalars": "scalar_count = 1000000 exceeds capacity 16",
     "rewards": "reward_count = 4294967295 exceeds capacity 8",
-    "nan": "series[2][3] (queue bytes) is NaN",
+    "nan": "series[2][3] (queue_bytes) is NaN",
     "inf": "scalars[2] is infinite",
     "negsize": "packets[1].size_bytes = -5 is negative",
     "class": "packets[2].traffic_class = 7",

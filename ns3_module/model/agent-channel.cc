@@ -123,10 +123,6 @@ Num(double v)
     return buf;
 }
 
-const char* const kSeriesNames[] = {"L sojourn", "C sojourn", "queue bytes", "arrival rate",
-                                    "departure rate", "marks", "drops", "capacity"};
-static_assert(sizeof(kSeriesNames) / sizeof(kSeriesNames[0]) == agent::kSeriesDefined);
-
 constexpr const char kPrefix[] = "aqm-llm-";
 constexpr const char kShmDir[] = "/dev/shm";
 
@@ -1178,7 +1174,7 @@ AgentChannel::ValidateRequest(const Request& r, std::string* why)
                 std::string field = "series[" + std::to_string(i) + "][" + std::to_string(j) + "]";
                 if (i < agent::kSeriesDefined)
                 {
-                    field += std::string(" (") + kSeriesNames[i] + ")";
+                    field += std::string(" (") + agent::kSeriesNames[i] + ")";
                 }
                 if (!finite(v, field))
                 {

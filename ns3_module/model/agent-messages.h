@@ -54,6 +54,14 @@ enum SeriesIndex : uint32_t
     kSeriesDefined = 8,
 };
 
+/// Names of the defined series, by SeriesIndex: what the epoch record file's header lists and
+/// what validation messages call a row. The one table of these names in C++ (the record
+/// format depends on the spelling: do not rename).
+inline constexpr const char* kSeriesNames[kSeriesDefined] = {
+    "l_sojourn_s", "c_sojourn_s", "queue_bytes", "arrival_bps",
+    "departure_bps", "marks", "drops", "capacity_bps",
+};
+
 /// Index into Request::scalars.
 enum ScalarIndex : uint32_t
 {

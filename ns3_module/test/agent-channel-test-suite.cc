@@ -145,7 +145,7 @@ class AgentChannelValidationTestCase : public TestCase
         bad = r;
         bad.series[1][2] = std::nan("");
         NS_TEST_ASSERT_MSG_EQ(AgentChannel::ValidateRequest(bad, &why), false, "nan");
-        NS_TEST_ASSERT_MSG_EQ(why, "series[1][2] (C sojourn) is NaN", "message");
+        NS_TEST_ASSERT_MSG_EQ(why, "series[1][2] (c_sojourn_s) is NaN", "message");
         bad = r;
         bad.packets[3].size_bytes = -1;
         NS_TEST_ASSERT_MSG_EQ(AgentChannel::ValidateRequest(bad, &why), false, "size");
