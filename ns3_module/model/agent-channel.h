@@ -1,7 +1,7 @@
 /*
  * SPDX-License-Identifier: GPL-2.0-only
  *
- * AgentChannel: the shared-memory bridge between an ns-3 program and the Python agent.
+ * AgentChannel: the shared-memory channel between an ns-3 program and the Python agent.
  *
  * A plain C++ class (no Simulator, no ns-3 library needed; the Python extension compiles the
  * same source). One POSIX shared-memory segment per run, named /aqm-llm-<pid>-<random>, laid
@@ -20,6 +20,11 @@
  * the request slot only when no request is outstanding (after a timeout it first waits for,
  * and discards, the late reply); the server may read the request slot and write the reply
  * slot only while a request is outstanding.
+ *
+ * Implementation: agent-channel.cc (open, close, accessors), agent-channel-protocol.cc (waits,
+ * watchdog, client and server steps), agent-message-validation (message checks),
+ * agent-shm (atomics, futex doorbells, process liveness), agent-segment (names, stale
+ * segments) and agent-cleanup-registry (signal-safe cleanup).
  */
 #ifndef AQM_LLM_AGENT_CHANNEL_H
 #define AQM_LLM_AGENT_CHANNEL_H
@@ -170,10 +175,10 @@ class AgentChannel
     // ---- validation (also used by the Python side and the benchmark) ----
 
     /// True if every count is within capacity and every value in use is valid; else false
-    /// and a message naming the field.
+    /// and a message naming the field. Same as agent::ValidateRequest.
     static bool ValidateRequest(const agent::Request& request, std::string* why);
     /// As above; with `request`, also checks action_count <= packet_count and that each
-    /// action's uid matches the packet at the same index.
+    /// action's uid matches the packet at the same index. Same as agent::ValidateReply.
     static bool ValidateReply(const agent::Reply& reply,
                               const agent::Request* request,
                               std::string* why);

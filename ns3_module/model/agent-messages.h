@@ -14,7 +14,8 @@
  * times in seconds (sojourn) or nanoseconds (sim_time_ns), sizes in bytes, rates in bit/s,
  * marks and drops as packet counts per interval, probabilities in [0, 1].
  *
- * No ns-3 header is included: this file and agent-channel.{h,cc} build without ns-3.
+ * No ns-3 header is included: this file and the channel (agent-channel.h and the agent-*.cc
+ * sources) build without ns-3.
  */
 #ifndef AQM_LLM_AGENT_MESSAGES_H
 #define AQM_LLM_AGENT_MESSAGES_H
