@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aqm_llm import bridge as B
+from aqm_llm import channel as C
 from aqm_llm.agent import features as F
 from aqm_llm.agent.interface import Decision, RunInfo, load_agent
 from aqm_llm.agent.layout import (DEFAULT_LAYOUT, WIDE_LAYOUT, EpochRecord, History, TokenLayout,
@@ -74,7 +74,7 @@ def test_build_inputs_masks_absent_history_and_packets() -> None:
     inputs, _ = build_inputs_from_request(random_request(rng, packets=32), history, 0.0, lay)
     assert inputs.mask[lay.packet_indices].all() and inputs.packets.shape == (16, F.PACKET_FEATURES)
     batch = stack_inputs([inputs, inputs])
-    assert batch.mask.shape == (2, 64) and batch.series.shape == (2, 8, 2, B.WINDOW)
+    assert batch.mask.shape == (2, 64) and batch.series.shape == (2, 8, 2, C.WINDOW)
 
 
 def test_dense_default_layout_groups_packets_series_and_past_epochs() -> None:
@@ -132,13 +132,13 @@ def test_history_keeps_the_newest() -> None:
 # ------------------------------------------------------------------------ features
 
 
-def known_request() -> B.Request:
-    rec = np.zeros((), B.REQUEST_DTYPE)
+def known_request() -> C.Request:
+    rec = np.zeros((), C.REQUEST_DTYPE)
     rec["series_count"], rec["window_len"], rec["scalar_count"] = 8, 4, 4
-    rec["series"][B.Series.L_SOJOURN, :4] = [0.001, 0.002, 0.003, 0.01]  # s
-    rec["series"][B.Series.QUEUE_BYTES, :4] = 1500.0 * (np.e - 1)
-    rec["series"][B.Series.ARRIVAL_RATE, :4] = 50e6
-    rec["series"][B.Series.MARKS, :4] = np.e - 1
+    rec["series"][C.Series.L_SOJOURN, :4] = [0.001, 0.002, 0.003, 0.01]  # s
+    rec["series"][C.Series.QUEUE_BYTES, :4] = 1500.0 * (np.e - 1)
+    rec["series"][C.Series.ARRIVAL_RATE, :4] = 50e6
+    rec["series"][C.Series.MARKS, :4] = np.e - 1
     rec["scalars"][:4] = [0.015, 0.1, 0.2, 0.01]
     rec["packet_count"] = 3
     pk = rec["packets"]
@@ -156,11 +156,11 @@ def test_feature_scales() -> None:
     f = F.encode_request(known_request())
     # Series: right-aligned (window 4 of 16), sojourn in ms / 10, log1p queue packets, Mb/s / 100.
     assert f.series.shape == (8, 2, 16)
-    assert f.series[B.Series.L_SOJOURN, 1].tolist() == [0.0] * 12 + [1.0] * 4
-    np.testing.assert_allclose(f.series[B.Series.L_SOJOURN, 0, 12:], [0.1, 0.2, 0.3, 1.0], rtol=1e-6)
-    np.testing.assert_allclose(f.series[B.Series.QUEUE_BYTES, 0, 12:], 1.0, rtol=1e-6)
-    np.testing.assert_allclose(f.series[B.Series.ARRIVAL_RATE, 0, 12:], 0.5, rtol=1e-6)
-    np.testing.assert_allclose(f.series[B.Series.MARKS, 0, 12:], 1.0, rtol=1e-6)
+    assert f.series[C.Series.L_SOJOURN, 1].tolist() == [0.0] * 12 + [1.0] * 4
+    np.testing.assert_allclose(f.series[C.Series.L_SOJOURN, 0, 12:], [0.1, 0.2, 0.3, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(f.series[C.Series.QUEUE_BYTES, 0, 12:], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(f.series[C.Series.ARRIVAL_RATE, 0, 12:], 0.5, rtol=1e-6)
+    np.testing.assert_allclose(f.series[C.Series.MARKS, 0, 12:], 1.0, rtol=1e-6)
     # Probabilities on a log scale (features v2): (log10 p + 7) / 7.
     np.testing.assert_allclose(f.scalars[:, 0], [1.5, 6 / 7, (np.log10(0.2) + 7) / 7, 5 / 7], rtol=1e-6)
     assert f.scalars[:, 1].tolist() == [1.0] * 4
@@ -174,15 +174,15 @@ def test_feature_scales() -> None:
     assert p[:, 9].tolist() == [1.0] * 3
     s = F.state_summary(f)
     assert s.shape == (F.STATE_SUMMARY_DIM,) and np.isfinite(s).all()
-    np.testing.assert_allclose(s[B.Series.L_SOJOURN], 0.4, rtol=1e-6)  # mean of present points
-    np.testing.assert_allclose(s[8 + B.Series.L_SOJOURN], 1.0, rtol=1e-6)  # newest point
+    np.testing.assert_allclose(s[C.Series.L_SOJOURN], 0.4, rtol=1e-6)  # mean of present points
+    np.testing.assert_allclose(s[8 + C.Series.L_SOJOURN], 1.0, rtol=1e-6)  # newest point
     a = F.action_summary(np.array([2, 1, 0], np.uint8), f.traffic_class, (0.1, 0.2, 0.3))
     logp = [(np.log10(x) + 7) / 7 for x in (0.1, 0.2, 0.3)]  # log scale, as the scalars
     np.testing.assert_allclose(a, [0.5, 0, 0.5, 0, 1, 0, *logp], rtol=1e-6)
 
 
 def test_huge_values_are_clipped_and_short_inputs_padded() -> None:
-    rec = np.zeros((), B.REQUEST_DTYPE)
+    rec = np.zeros((), C.REQUEST_DTYPE)
     rec["series_count"], rec["window_len"] = 2, 1
     rec["series"][0, 0] = 1e6  # a million seconds
     rec["packet_count"] = 1
@@ -190,7 +190,7 @@ def test_huge_values_are_clipped_and_short_inputs_padded() -> None:
     f = F.encode_request(as_request(rec))
     assert f.series.max() == F.CLIP and f.packets.max() == F.CLIP
     assert f.series[2:, 1].sum() == 0 and f.scalars[:, 1].sum() == 0  # absent: mask 0
-    empty = F.encode_request(as_request(np.zeros((), B.REQUEST_DTYPE)))
+    empty = F.encode_request(as_request(np.zeros((), C.REQUEST_DTYPE)))
     assert empty.packet_count == 0 and np.isfinite(F.state_summary(empty)).all()
 
 
@@ -202,7 +202,7 @@ def test_huge_values_are_clipped_and_short_inputs_padded() -> None:
 ])
 def test_non_finite_and_negative_values_are_rejected(field: str, index: tuple[int, ...],
                                                      value: float, match: str) -> None:
-    rec = np.zeros((), B.REQUEST_DTYPE)
+    rec = np.zeros((), C.REQUEST_DTYPE)
     fill_random_request(rec, np.random.default_rng(1), packets=4)
     rec[field][index] = value
     with pytest.raises(F.InvalidRequest, match=match):
@@ -212,7 +212,7 @@ def test_non_finite_and_negative_values_are_rejected(field: str, index: tuple[in
 def test_bad_packets_are_rejected() -> None:
     for name, value, match in (("sojourn_s", np.nan, "sojourn_s"), ("ecn", 4, "ecn"),
                                ("traffic_class", 2, "traffic_class"), ("size_bytes", -1, "size")):
-        rec = np.zeros((), B.REQUEST_DTYPE)
+        rec = np.zeros((), C.REQUEST_DTYPE)
         fill_random_request(rec, np.random.default_rng(1), packets=4)
         rec["packets"][name][2] = value
         with pytest.raises(F.InvalidRequest, match=match):

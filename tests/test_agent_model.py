@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from aqm_llm import bridge as B
+from aqm_llm import channel as C
 from aqm_llm.agent import features as F
 from aqm_llm.agent.backbone import LoraSpec, MlpBackbone, load_backbone, random_backbone
 from aqm_llm.agent.encoder import TensorInputs
@@ -109,13 +109,13 @@ def test_head_selection_is_always_valid() -> None:
 
 @st.composite
 def requests(draw: st.DrawFn) -> np.ndarray:
-    """Any request the bridge accepts (counts up to capacity, finite values, edge cases)."""
-    rec = np.zeros((), B.REQUEST_DTYPE)
-    ns = draw(st.integers(0, B.MAX_SERIES))
-    w = draw(st.integers(0, B.WINDOW))
-    nsc = draw(st.integers(0, B.MAX_SCALARS))
-    n = draw(st.integers(0, B.MAX_PACKETS))
-    nr = draw(st.integers(0, B.MAX_REWARDS))
+    """Any request the channel accepts (counts up to capacity, finite values, edge cases)."""
+    rec = np.zeros((), C.REQUEST_DTYPE)
+    ns = draw(st.integers(0, C.MAX_SERIES))
+    w = draw(st.integers(0, C.WINDOW))
+    nsc = draw(st.integers(0, C.MAX_SCALARS))
+    n = draw(st.integers(0, C.MAX_PACKETS))
+    nr = draw(st.integers(0, C.MAX_REWARDS))
     big = st.floats(0, 1e12, allow_nan=False, allow_infinity=False)
     anyf = st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False)
     rec["series_count"], rec["window_len"], rec["scalar_count"] = ns, w, nsc
@@ -136,8 +136,8 @@ def requests(draw: st.DrawFn) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def channel_pair() -> Iterator[tuple[B.AgentChannel, B.AgentChannel]]:
-    with B.AgentChannel.create() as server, B.AgentChannel.attach(server.name) as client:
+def channel_pair() -> Iterator[tuple[C.AgentChannel, C.AgentChannel]]:
+    with C.AgentChannel.create() as server, C.AgentChannel.attach(server.name) as client:
         yield server, client
 
 
@@ -145,8 +145,8 @@ def channel_pair() -> Iterator[tuple[B.AgentChannel, B.AgentChannel]]:
                                                                   HealthCheck.too_slow])
 @given(rec=requests(), sample=st.booleans())
 def test_any_valid_request_gets_a_valid_reply(policy: LlmPolicy, rec: np.ndarray, sample: bool,
-                                              channel_pair: tuple[B.AgentChannel, B.AgentChannel]) -> None:
-    """Through the real channel: the reply the bridge carries has one action in {0,1,2} per
+                                              channel_pair: tuple[C.AgentChannel, C.AgentChannel]) -> None:
+    """Through the real channel: the reply the channel carries has one action in {0,1,2} per
     packet, with the request's uids, and probabilities in [0, 1]."""
     server, client = channel_pair
     policy.config = replace(TINY, sample=sample)
@@ -158,11 +158,11 @@ def test_any_valid_request_gets_a_valid_reply(policy: LlmPolicy, rec: np.ndarray
     server.send_reply(d.actions, p_l_mark=d.p_l_mark, p_c_drop=d.p_c_drop, p_c_mark=d.p_c_mark)
     rep = client.wait_reply(5.0)
     n = int(rec["packet_count"])
-    assert rep.status == B.ReplyStatus.OK and rep.actions.shape == (n,)
+    assert rep.status == C.ReplyStatus.OK and rep.actions.shape == (n,)
     assert np.array_equal(rep.actions["uid"], rec["packets"]["uid"][:n])
     assert set(rep.actions["action"].tolist()) <= {0, 1, 2}
     not_ect = rec["packets"]["ecn"][:n] == 0
-    assert not (rep.actions["action"][not_ect] == B.Action.MARK).any()
+    assert not (rep.actions["action"][not_ect] == C.Action.MARK).any()
     assert all(0.0 <= p <= 1.0 for p in (rep.p_l_mark, rep.p_c_drop, rep.p_c_mark))
 
 

@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from aqm_llm import bridge as B
+from aqm_llm import channel as C
 from aqm_llm.agent.interface import Agent, Decision
 from aqm_llm.agent.synthetic import fill_random_request
 
@@ -26,7 +26,7 @@ TESTS = Path(__file__).resolve().parent
 class RaisingAgent(Agent):
     """Raises on odd epochs, answers garbage on epochs divisible by 4 (test helper)."""
 
-    def decide(self, request: B.Request) -> Decision:
+    def decide(self, request: C.Request) -> Decision:
         if request.epoch % 2:
             raise RuntimeError("boom")
         if request.epoch % 4 == 0:
@@ -69,9 +69,9 @@ def start_server(tmp_path: Path, *args: str, timeout: float = 120.0) -> Server:
 
 @pytest.fixture(autouse=True)
 def no_leaked_segments() -> Iterator[None]:
-    before = set(B.list_segments())
+    before = set(C.list_segments())
     yield
-    assert set(B.list_segments()) <= before
+    assert set(C.list_segments()) <= before
 
 
 def l4s_request(view: np.ndarray, epoch: int) -> None:
@@ -88,12 +88,12 @@ def test_stub_agent_serves_requests(tmp_path: Path) -> None:
     server = start_server(tmp_path, "--agent", "aqm_llm.agent.stub:SojournThresholdAgent",
                           "--agent-arg", "threshold_ms=1", "--threads", "1", "--seed", "4")
     assert server.notices == [] and server.channel.startswith("/aqm-llm-")
-    with B.AgentChannel.attach(server.channel) as ch:
+    with C.AgentChannel.attach(server.channel) as ch:
         assert ch.peer_pid == server.proc.pid
         for epoch in range(5):
             l4s_request(ch.request_view, epoch)
             rep = ch.call(10.0)
-            assert rep.status == B.ReplyStatus.OK
+            assert rep.status == C.ReplyStatus.OK
             assert rep.actions["uid"].tolist() == [10 * epoch + i for i in range(4)]
             # L above 1 ms: marked; the Not-ECT one: dropped instead; C untouched.
             assert rep.actions["action"].tolist() == [0, 2, 0, 1]
@@ -108,16 +108,16 @@ def test_stub_agent_serves_requests(tmp_path: Path) -> None:
 def test_failing_agent_and_invalid_requests_get_an_error_reply(tmp_path: Path) -> None:
     server = start_server(tmp_path, "--agent", "test_agent_server:RaisingAgent")
 
-    def outcome(ch: B.AgentChannel) -> str:
+    def outcome(ch: C.AgentChannel) -> str:
         # An ERROR reply (the agent failed, or the request was invalid) is what the client
         # side reports as a failed request: the queue disc falls back and says so.
         try:
             return ch.call(10.0).status.name
-        except B.InvalidMessage as exc:
+        except C.InvalidMessage as exc:
             assert "failed on request" in str(exc)
             return "ERROR"
 
-    with B.AgentChannel.attach(server.channel) as ch:
+    with C.AgentChannel.attach(server.channel) as ch:
         outcomes = []
         for epoch in range(6):
             l4s_request(ch.request_view, epoch)
@@ -126,7 +126,7 @@ def test_failing_agent_and_invalid_requests_get_an_error_reply(tmp_path: Path) -
         l4s_request(ch.request_view, 6)
         ch.request_view["packets"]["traffic_class"][0] = 5
         ch.post_request(validate=False)
-        with pytest.raises(B.InvalidMessage, match="failed on request 7"):
+        with pytest.raises(C.InvalidMessage, match="failed on request 7"):
             ch.wait_reply(10.0)
         l4s_request(ch.request_view, 8)
         outcomes.append(outcome(ch))
@@ -143,14 +143,14 @@ def test_stalling_agent_and_late_reply(tmp_path: Path) -> None:
     late reply is discarded, the next epoch works."""
     server = start_server(tmp_path, "--agent", "aqm_llm.agent.stub:StallingAgent",
                           "--agent-arg", "sleep_s=0.4")
-    with B.AgentChannel.attach(server.channel) as ch:
+    with C.AgentChannel.attach(server.channel) as ch:
         l4s_request(ch.request_view, 0)
-        with pytest.raises(B.BridgeTimeout):
+        with pytest.raises(C.ChannelTimeout):
             ch.call(0.05)
         ch.acquire_request_slot(5.0)  # the late reply came and was dropped
         assert ch.stale_replies == 1
         l4s_request(ch.request_view, 1)
-        assert ch.call(5.0).status == B.ReplyStatus.OK
+        assert ch.call(5.0).status == C.ReplyStatus.OK
     rc, stats = server.result()
     assert rc == 0 and stats["decisions"] == 2 and stats["latency_ms"]["p50"] >= 400
 
@@ -179,12 +179,12 @@ def test_llm_agent_with_a_tiny_backbone(tmp_path: Path) -> None:
     server = start_server(tmp_path, "--agent", "llm", "--backbone", "random:llama", "--threads",
                           "1", "--sample", "--seed", "3")
     assert any("untrained" in n for n in server.notices)
-    with B.AgentChannel.attach(server.channel) as ch:
+    with C.AgentChannel.attach(server.channel) as ch:
         rng = np.random.default_rng(0)
         for epoch in range(4):
             fill_random_request(ch.request_view, rng, packets=20, epoch=epoch)
             rep = ch.call(30.0)
-            assert rep.status == B.ReplyStatus.OK and rep.actions.shape == (20,)
+            assert rep.status == C.ReplyStatus.OK and rep.actions.shape == (20,)
             assert rep.actions["uid"].tolist() == ch.request_view["packets"]["uid"][:20].tolist()
     rc, stats = server.result()
     assert rc == 0 and stats["trained"] is False and stats["decisions"] == 4

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aqm_llm.agent.band import within_band
-from aqm_llm.bridge import Scalar
+from aqm_llm.channel import Scalar
 
 
 @pytest.mark.parametrize("p_prime", [0.0, 1e-4, 0.003, 0.05, 0.3, 0.9])

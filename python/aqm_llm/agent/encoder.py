@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from aqm_llm.agent import features as F
 from aqm_llm.agent.layout import ModelInputs, TokenLayout, TokenType
-from aqm_llm.bridge import WINDOW
+from aqm_llm.channel import WINDOW
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ def check_inputs(layout: Any, seed: int = 0) -> list[tuple[ModelInputs, int]]:
     """(inputs, packet count) that exercise the mask: a full layout, and one with absent
     history and packets."""
     from aqm_llm.agent import features as F
-    from aqm_llm.bridge import WINDOW
+    from aqm_llm.channel import WINDOW
 
     rng = np.random.default_rng(seed)
     out = []

@@ -23,7 +23,7 @@ packet flow            flow hash          share of the batch in the same flow; r
                                           an identifier, never a feature)
 =====================  =================  ================================================
 
-Series rows past the eight defined ones (``bridge.Series``) and scalars past the four
+Series rows past the eight defined ones (``channel.Series``) and scalars past the four
 defined ones are ignored. A series shorter than the window is right-aligned (newest point
 last) with a presence mask, and so is a missing scalar (mask 0).
 
@@ -39,8 +39,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from aqm_llm.bridge import MAX_PACKETS, MAX_REWARDS, MAX_SCALARS, MAX_SERIES, WINDOW, Request
-from aqm_llm.bridge import Action, Scalar, Series, TrafficClass
+from aqm_llm.channel import MAX_PACKETS, MAX_REWARDS, MAX_SCALARS, MAX_SERIES, WINDOW, Request
+from aqm_llm.channel import Action, Scalar, Series, TrafficClass
 from aqm_llm.agent.levels import log_feature
 
 # 2: probabilities (scalars and the action summary) on a log scale.
@@ -123,7 +123,7 @@ class RequestFeatures:
 def check_request(request: Request) -> None:
     """Raise :class:`InvalidRequest` naming the field unless the request is usable.
 
-    The bridge validates too; this also covers requests built in Python (tests, replay)."""
+    The channel validates too; this also covers requests built in Python (tests, replay)."""
     series, scalars, packets, rewards = (request.series, request.scalars, request.packets,
                                          request.rewards)
     if series.ndim != 2 or series.shape[0] > MAX_SERIES or series.shape[1] > WINDOW:
@@ -182,7 +182,7 @@ def _scalars(raw: npt.NDArray[np.float64]) -> F32:
 
 
 def packet_features(packets: np.ndarray) -> F32:
-    """(n, PACKET_FEATURES) for the request's packet descriptors (bridge.PACKET_DTYPE)."""
+    """(n, PACKET_FEATURES) for the request's packet descriptors (channel.PACKET_DTYPE)."""
     n = packets.shape[0]
     out = np.zeros((n, PACKET_FEATURES), np.float32)
     if n == 0:

@@ -19,7 +19,7 @@ import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
-from aqm_llm.bridge import Action, TrafficClass
+from aqm_llm.channel import Action, TrafficClass
 from aqm_llm.agent.interface import mark_to_drop_if_not_ect
 from aqm_llm.agent.layout import TokenLayout
 from aqm_llm.agent.levels import N_LEVELS, decode_logits

@@ -8,10 +8,10 @@ needs the three methods of :class:`Agent` (subclassing it is optional)::
         def decide(self, request: Request) -> Decision: ...   # once per decision epoch
         def close(self) -> None: ...                          # at the end of the process
 
-``request`` is a :class:`aqm_llm.bridge.Request`: read-only numpy views onto shared memory,
+``request`` is a :class:`aqm_llm.channel.Request`: read-only numpy views onto shared memory,
 valid only during ``decide`` (copy what must outlive it). Units are those of
 ``ns3_module/model/agent-messages.h`` (seconds, bytes, bit/s, counts per interval).
-``decide`` returns one action code (``bridge.Action``: 0 forward, 1 drop, 2 mark) per request
+``decide`` returns one action code (``channel.Action``: 0 forward, 1 drop, 2 mark) per request
 packet, in request order, plus the per-class probabilities the queue disc applies to packets
 that were not in the batch. A mark on a Not-ECT packet is carried out as a drop.
 
@@ -31,7 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 import numpy.typing as npt
 
-from aqm_llm.bridge import Action, ReplyStatus, Request
+from aqm_llm.channel import Action, ReplyStatus, Request
 
 ACTION_COUNT = len(Action)
 

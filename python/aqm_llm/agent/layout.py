@@ -38,7 +38,7 @@ from typing import Iterator
 import numpy as np
 import numpy.typing as npt
 
-from aqm_llm.bridge import Request, Scalar
+from aqm_llm.channel import Request, Scalar
 from aqm_llm.agent import features as F
 
 MAX_TOKENS = 64

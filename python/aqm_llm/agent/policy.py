@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 import aqm_llm
-from aqm_llm.bridge import Request, Scalar
+from aqm_llm.channel import Request, Scalar
 from aqm_llm.agent import features as F
 from aqm_llm.agent.band import parse_band, within_band
 from aqm_llm.agent.checkpoint import (ADAPTER_DIR, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CONFIG_FILE,

@@ -1,7 +1,7 @@
 """The per-epoch reward and the return-to-go the policy is conditioned on.
 
 Each request carries the reward components of the epoch that just ended (the outcome of the
-previous reply; ``bridge.Reward``): utilisation, mean L and C sojourn (s), loss fraction.
+previous reply; ``channel.Reward``): utilisation, mean L and C sojourn (s), loss fraction.
 They are combined as
 
     r = w_util * utilisation - w_L * L_delay_ms - w_C * C_delay_ms - w_loss * loss
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from aqm_llm.bridge import Reward
+from aqm_llm.channel import Reward
 
 
 RTG_MODES = ("sum", "per_epoch")

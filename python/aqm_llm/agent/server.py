@@ -182,7 +182,7 @@ def build_agent(cfg: ServerConfig) -> Any:
 
 def serve(channel: Any, agent: Any, cfg: ServerConfig, stats: Stats, log: Log) -> str:
     """Answer requests until the peer goes; returns why the loop ended."""
-    from aqm_llm.bridge import BridgeTimeout, InvalidMessage, PeerGone
+    from aqm_llm.channel import ChannelTimeout, InvalidMessage, PeerGone
 
     clock = time.perf_counter_ns
     while True:
@@ -193,10 +193,10 @@ def serve(channel: Any, agent: Any, cfg: ServerConfig, stats: Stats, log: Log) -
             stats.latencies_ns.append(clock() - start)
         except PeerGone as gone:
             return "peer-closed" if gone.closed_cleanly else "peer-died"
-        except BridgeTimeout:
+        except ChannelTimeout:
             log(f"no request for {cfg.idle_timeout_s:g} s: giving up")
             return "idle-timeout"
-        except InvalidMessage as exc:  # the bridge's own validation of the request
+        except InvalidMessage as exc:  # the channel's own validation of the request
             stats.invalid_requests += 1
             log(f"invalid request: {exc}")
             channel.reject()
@@ -205,7 +205,7 @@ def serve(channel: Any, agent: Any, cfg: ServerConfig, stats: Stats, log: Log) -
 
 def _answer(channel: Any, agent: Any, request: Any, stats: Stats, log: Log) -> None:
     """Decide and reply to one request (ERROR if the request is invalid or the agent fails)."""
-    from aqm_llm.bridge import InvalidMessage, ReplyStatus
+    from aqm_llm.channel import InvalidMessage, ReplyStatus
     from aqm_llm.agent.features import InvalidRequest
 
     try:
@@ -247,7 +247,7 @@ def write_stats(path: Path, doc: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported
-    # Our handlers first: the bridge chains to them after unlinking its segment names.
+    # Our handlers first: the channel chains to them after unlinking its segment names.
     signal.signal(signal.SIGTERM, _raise_terminated)
     signal.signal(signal.SIGINT, _raise_terminated)
     log, stats = Log(), Stats()
@@ -264,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not info["trained"]:
             print("WARNING: policy is untrained (no checkpoint given or shipped): its actions "
                   "come from randomly initialised encoder/head weights", flush=True)
-        from aqm_llm.bridge import AgentChannel
+        from aqm_llm.channel import AgentChannel
         from aqm_llm.agent.interface import RunInfo
 
         channel = AgentChannel.create()

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from aqm_llm.bridge import Action, Request, Scalar, TrafficClass
+from aqm_llm.channel import Action, Request, Scalar, TrafficClass
 from aqm_llm.agent.interface import Agent, Decision, RunInfo, mark_to_drop_if_not_ect
 
 __all__ = ["DualPi2ProbabilityAgent", "ForwardAllAgent", "MlpPolicy", "SojournThresholdAgent",

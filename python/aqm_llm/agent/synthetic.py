@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aqm_llm.bridge import (MAX_PACKETS, REQUEST_DTYPE, WINDOW, Request, Reward, Scalar, Series,
+from aqm_llm.channel import (MAX_PACKETS, REQUEST_DTYPE, WINDOW, Request, Reward, Scalar, Series,
                             TrafficClass)
 
 N_SERIES = len(Series)

@@ -1,1 +1,1 @@
-"""Performance figures: ``aqm-llm bench bridge`` (shared-memory channel vs ZeroMQ and a Unix socket)."""
+"""Performance figures: ``aqm-llm bench channel`` (shared-memory channel vs ZeroMQ and a Unix socket)."""

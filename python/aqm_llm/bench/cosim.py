@@ -60,7 +60,7 @@ class CosimResult:
             f"{r.fallbacks} fallbacks; decision p50 {r.latency_p50_ms:.1f} ms, p99 {r.latency_p99_ms:.1f} ms "
             f"as the agent timed them)",
             f"  less the agent's compute              {r.compute_s:8.2f} s",
-            f"  = simulation + bridge + waiting       {overhead:8.2f} s",
+            f"  = simulation + channel + waiting      {overhead:8.2f} s",
             f"  dualpi2 simulation wall time          {self.dualpi2_wall_s:8.2f} s",
             f"  co-simulation overhead                {overhead - self.dualpi2_wall_s:8.2f} s "
             f"({(overhead - self.dualpi2_wall_s) / max(r.decisions, 1) * 1e3:.2f} ms per epoch)",

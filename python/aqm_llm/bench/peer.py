@@ -1,5 +1,5 @@
-"""Driving ``aqm-llm-bridge-peer`` (ns3_module/tools/bridge-peer.cc): the ns-3 end of the agent
-channel as a small C++ program, used by the bridge benchmark and tests.
+"""Driving ``aqm-llm-channel-peer`` (ns3_module/tools/channel-peer.cc): the ns-3 end of the agent
+channel as a small C++ program, used by the channel benchmark and tests.
 
 It prints one JSON object per line; :class:`PeerProcess` reads them on a thread, stamping each
 with the monotonic time it arrived (``"_t"``), so callers can time what the peer reports.
@@ -19,21 +19,21 @@ from typing import Any
 
 from aqm_llm import native
 
-PEER_ENV = "AQM_LLM_BRIDGE_PEER"  # override the program's path (development builds)
+PEER_ENV = "AQM_LLM_CHANNEL_PEER"  # override the program's path (development builds)
 
 
 def peer_binary() -> Path:
-    """The installed aqm-llm-bridge-peer (or ``$AQM_LLM_BRIDGE_PEER``)."""
+    """The installed aqm-llm-channel-peer (or ``$AQM_LLM_CHANNEL_PEER``)."""
     override = os.environ.get(PEER_ENV)
-    path = Path(override) if override else native.tool_binary("bridge-peer")
+    path = Path(override) if override else native.tool_binary("channel-peer")
     if not path.is_file() or not os.access(path, os.X_OK):
-        raise FileNotFoundError(f"bridge peer program not found at {path}; run `make build`")
+        raise FileNotFoundError(f"channel peer program not found at {path}; run `make build`")
     return path
 
 
 @dataclass
 class PeerProcess:
-    """A running aqm-llm-bridge-peer and the events it printed so far."""
+    """A running aqm-llm-channel-peer and the events it printed so far."""
 
     popen: subprocess.Popen[str]
     args: list[str]
@@ -44,7 +44,7 @@ class PeerProcess:
     @classmethod
     def start(cls, mode: str, **options: Any) -> PeerProcess:
         """``PeerProcess.start("client", channel=name, rounds=100, verify=True)`` runs
-        ``aqm-llm-bridge-peer --mode=client --channel=... --rounds=100 --verify``."""
+        ``aqm-llm-channel-peer --mode=client --channel=... --rounds=100 --verify``."""
         args = [str(peer_binary()), f"--mode={mode}"]
         for key, value in options.items():
             flag = "--" + key.replace("_", "-")

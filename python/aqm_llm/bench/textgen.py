@@ -22,7 +22,7 @@ ANSWER_RE = re.compile(r"(\d+)\s*[:.)\-]\s*(forward|drop|mark)\b", re.I)
 
 def describe_request(request: Any) -> str:
     """The state as a prompt: the information the encoder gets, in words."""
-    from aqm_llm.bridge import Scalar, Series
+    from aqm_llm.channel import Scalar, Series
 
     s = request.series
     def row(i: int, scale: float, fmt: str) -> str:

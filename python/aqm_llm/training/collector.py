@@ -371,11 +371,11 @@ def software_versions() -> dict[str, Any]:
     import numpy
 
     import aqm_llm
-    from aqm_llm import bridge
+    from aqm_llm import channel
     from aqm_llm.agent import features
 
     out: dict[str, Any] = {"aqm_llm": aqm_llm.__version__, "python": platform.python_version(),
-                           "numpy": numpy.__version__, "protocol_version": bridge.PROTOCOL_VERSION,
+                           "numpy": numpy.__version__, "protocol_version": channel.PROTOCOL_VERSION,
                            "feature_version": features.FEATURE_VERSION}
     for dist in ("pyarrow", "ns3", "dask", "distributed"):
         try:

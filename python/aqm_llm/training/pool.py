@@ -13,7 +13,7 @@ Row schema (:func:`pool_schema`; docs/training.md has the full table)::
 
     run_id, scenario, seed, params (JSON), acting (the run's acting controller),
     epoch, sim_time_ns, actor (-2 fallback, -1 agent, >= 0 teacher index), actor_name,
-    request (the raw request bytes as the bridge carried them, REQUEST_DTYPE),
+    request (the raw request bytes as the channel carried them, REQUEST_DTYPE),
     packet_count, action (the acting controller's action per request packet), action_valid,
     p_l_mark, p_c_drop, p_c_mark (the acting controller's epoch probabilities),
     teacher_actions (T x packet_count), teacher_probs (T x 3) (every logged teacher, in the
@@ -37,7 +37,7 @@ import numpy as np
 from aqm_llm.errors import ConfigError
 
 from aqm_llm.agent.reward import RewardConfig, epoch_reward, returns_to_go, reward_weights
-from aqm_llm.bridge import REQUEST_DTYPE, Reward
+from aqm_llm.channel import REQUEST_DTYPE, Reward
 from aqm_llm.training.records import ACTOR_AGENT, ACTOR_FALLBACK, read_records
 
 POOL_FORMAT = "aqm-llm-pool"
@@ -49,7 +49,7 @@ RUNS_DIR = "runs"
 DB_FILE = "collect.db"
 META_KEY = b"aqm_llm_pool"
 N_REWARDS = len(Reward)
-REWARD_COLUMNS = ("util", "l_delay_s", "c_delay_s", "loss")  # bridge.Reward order
+REWARD_COLUMNS = ("util", "l_delay_s", "c_delay_s", "loss")  # channel.Reward order
 
 
 def pool_schema() -> Any:
@@ -72,7 +72,7 @@ def pool_schema() -> Any:
 
 
 def reward_components(requests: np.ndarray) -> np.ndarray:
-    """(n, 4) reward components (bridge.Reward order) of REQUEST_DTYPE records; missing = 0."""
+    """(n, 4) reward components (channel.Reward order) of REQUEST_DTYPE records; missing = 0."""
     out = np.zeros((requests.shape[0], N_REWARDS), np.float64)
     counts = requests["reward_count"].astype(np.intp)
     for i in range(N_REWARDS):

@@ -1,7 +1,7 @@
 """Reading the queue disc's record files (format: docs/record-format.md).
 
     meta, records = read_records("run.rec")
-    records["request"][r]          # REQUEST_DTYPE, exactly as the bridge carried it
+    records["request"][r]          # REQUEST_DTYPE, exactly as the channel carried it
     records["teacher"][r, t]       # REPLY_DTYPE of teacher t (meta["teachers"][t])
     records["h"]["actor"][r]       # -2 fallback, -1 agent, >= 0 teacher index
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from aqm_llm.bridge import REPLY_DTYPE, REQUEST_DTYPE
+from aqm_llm.channel import REPLY_DTYPE, REQUEST_DTYPE
 
 MAGIC = b"AQMLLMRC"
 FORMAT = "aqm-llm-record"

@@ -1,7 +1,7 @@
 """The shared-memory agent channel: layout, round trips through the C++ side, timeouts,
 validation, protocol mismatch, segment hygiene.
 
-The C++ end is the real ns3::AgentChannel in ``aqm-llm-bridge-peer`` (ns3_module/tools).
+The C++ end is the real ns3::AgentChannel in ``aqm-llm-channel-peer`` (ns3_module/tools).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from aqm_llm import bridge as B
+from aqm_llm import channel as C
 from aqm_llm.bench.peer import PeerProcess, peer_binary
 
 # Processes whose segments this module may create; none may be left at the end.
@@ -36,20 +36,20 @@ def creator_pid(name: str) -> int:
 def no_leaked_segments() -> Iterator[None]:
     peer_binary()  # fail early, with the hint to build, if the peer is missing
     yield
-    leaked = [n for n in B.list_segments() if creator_pid(n) in CREATORS]
+    leaked = [n for n in C.list_segments() if creator_pid(n) in CREATORS]
     assert not leaked, f"segments left in /dev/shm: {leaked}"
 
 
 def expected_p_l_mark(epoch: int, tag: int) -> float:
-    """What bridge-peer --verify expects the agent to answer (detects cross-talk)."""
+    """What channel-peer --verify expects the agent to answer (detects cross-talk)."""
     return ((epoch + 7 * tag) % 1000) / 1000
 
 
-def serve(channel: B.AgentChannel, count: int, tag: int | None = None,
+def serve(channel: C.AgentChannel, count: int, tag: int | None = None,
           timeout: float = 10.0) -> list[int]:
     """Answer ``count`` requests; returns their epochs."""
     epochs = []
-    codes = np.zeros(B.MAX_PACKETS, np.uint8)
+    codes = np.zeros(C.MAX_PACKETS, np.uint8)
     for _ in range(count):
         req = channel.wait_request(timeout)
         epochs.append(req.epoch)
@@ -77,29 +77,29 @@ def fill_minimal_request(view: np.ndarray, packets: int = 3, epoch: int = 7) -> 
 
 
 def test_layout_matches_the_header() -> None:
-    assert B.REQUEST_DTYPE.itemsize == B.REQUEST_SIZE == 2808
-    assert B.REPLY_DTYPE.itemsize == B.REPLY_SIZE == 560
-    assert B.PACKET_DTYPE.itemsize == 32 and B.ACTION_DTYPE.itemsize == 16
-    assert B.REQUEST_DTYPE["series"].shape == (B.MAX_SERIES, B.WINDOW) == (12, 16)
-    assert B.REQUEST_DTYPE["scalars"].shape == (16,)
-    assert B.REQUEST_DTYPE["packets"].shape == (32,)
-    assert B.REQUEST_DTYPE["rewards"].shape == (8,)
-    assert B.REPLY_DTYPE["actions"].shape == (32,)
-    assert set(B.PACKET_DTYPE.names) == {"uid", "sojourn_s", "size_bytes", "flow_hash",
+    assert C.REQUEST_DTYPE.itemsize == C.REQUEST_SIZE == 2808
+    assert C.REPLY_DTYPE.itemsize == C.REPLY_SIZE == 560
+    assert C.PACKET_DTYPE.itemsize == 32 and C.ACTION_DTYPE.itemsize == 16
+    assert C.REQUEST_DTYPE["series"].shape == (C.MAX_SERIES, C.WINDOW) == (12, 16)
+    assert C.REQUEST_DTYPE["scalars"].shape == (16,)
+    assert C.REQUEST_DTYPE["packets"].shape == (32,)
+    assert C.REQUEST_DTYPE["rewards"].shape == (8,)
+    assert C.REPLY_DTYPE["actions"].shape == (32,)
+    assert set(C.PACKET_DTYPE.names) == {"uid", "sojourn_s", "size_bytes", "flow_hash",
                                          "traffic_class", "ecn"}
-    assert B.SEGMENT_SIZE == 4096 and B.PROTOCOL_VERSION == 1
+    assert C.SEGMENT_SIZE == 4096 and C.PROTOCOL_VERSION == 1
 
 
 def test_segment_is_private_uniquely_named_and_removed_on_close() -> None:
-    a = B.AgentChannel.create()
-    b = B.AgentChannel.create()
+    a = C.AgentChannel.create()
+    b = C.AgentChannel.create()
     try:
         assert a.name != b.name
         for ch in (a, b):
             assert re.fullmatch(rf"/aqm-llm-{os.getpid()}-[0-9a-f]{{16}}", ch.name)
             st_ = os.stat("/dev/shm" + ch.name)
             assert stat.S_IMODE(st_.st_mode) == 0o600 and st_.st_uid == os.geteuid()
-            assert st_.st_size == B.SEGMENT_SIZE
+            assert st_.st_size == C.SEGMENT_SIZE
     finally:
         a.close()
         b.close()
@@ -110,7 +110,7 @@ def test_segment_is_private_uniquely_named_and_removed_on_close() -> None:
 def test_context_manager_removes_segment_on_exception() -> None:
     name = ""
     with pytest.raises(RuntimeError, match="boom"):
-        with B.AgentChannel.create() as ch:
+        with C.AgentChannel.create() as ch:
             name = ch.name
             assert os.path.exists("/dev/shm" + name)
             raise RuntimeError("boom")
@@ -118,7 +118,7 @@ def test_context_manager_removes_segment_on_exception() -> None:
 
 
 def test_in_process_round_trip_zero_copy_views() -> None:
-    with B.AgentChannel.create() as server, B.AgentChannel.attach(server.name) as client:
+    with C.AgentChannel.create() as server, C.AgentChannel.attach(server.name) as client:
         assert not os.path.exists("/dev/shm" + server.name)  # unlinked once attached
         assert server.peer_pid == os.getpid() and client.peer_pid == os.getpid()
         fill_minimal_request(client.request_view, packets=3, epoch=41)
@@ -129,10 +129,10 @@ def test_in_process_round_trip_zero_copy_views() -> None:
         assert not req.series.flags.writeable
         # Zero copy: the view shows what the other side writes into shared memory.
         assert np.shares_memory(req.series, server.request_view)
-        server.send_reply([B.Action.FORWARD, B.Action.DROP, B.Action.MARK], p_l_mark=0.25,
+        server.send_reply([C.Action.FORWARD, C.Action.DROP, C.Action.MARK], p_l_mark=0.25,
                           p_c_drop=0.5, p_c_mark=0.75)
         rep = client.wait_reply(1.0)
-        assert rep.seq == 1 and rep.status == B.ReplyStatus.OK
+        assert rep.seq == 1 and rep.status == C.ReplyStatus.OK
         assert rep.actions["uid"].tolist() == [100, 101, 102]
         assert rep.actions["action"].tolist() == [0, 1, 2]
         assert (rep.p_l_mark, rep.p_c_drop, rep.p_c_mark) == (0.25, 0.5, 0.75)
@@ -146,19 +146,19 @@ nonneg = st.floats(min_value=0.0, max_value=1e300, allow_nan=False, allow_infini
 
 @st.composite
 def request_contents(draw: Any) -> dict[str, Any]:
-    k = B.MAX_PACKETS
+    k = C.MAX_PACKETS
     return {
         "epoch": draw(st.integers(0, 2**64 - 1)),
         "sim_time_ns": draw(st.integers(0, 2**63 - 1)),
         "flags": draw(st.integers(0, 2**32 - 1)),
-        "series_count": draw(st.integers(0, B.MAX_SERIES)),
-        "window_len": draw(st.integers(0, B.WINDOW)),
-        "scalar_count": draw(st.integers(0, B.MAX_SCALARS)),
+        "series_count": draw(st.integers(0, C.MAX_SERIES)),
+        "window_len": draw(st.integers(0, C.WINDOW)),
+        "scalar_count": draw(st.integers(0, C.MAX_SCALARS)),
         "packet_count": draw(st.integers(0, k)),
-        "reward_count": draw(st.integers(0, B.MAX_REWARDS)),
-        "series": draw(hnp.arrays(np.float64, (B.MAX_SERIES, B.WINDOW), elements=nonneg)),
-        "scalars": draw(hnp.arrays(np.float64, B.MAX_SCALARS, elements=finite)),
-        "rewards": draw(hnp.arrays(np.float64, B.MAX_REWARDS, elements=finite)),
+        "reward_count": draw(st.integers(0, C.MAX_REWARDS)),
+        "series": draw(hnp.arrays(np.float64, (C.MAX_SERIES, C.WINDOW), elements=nonneg)),
+        "scalars": draw(hnp.arrays(np.float64, C.MAX_SCALARS, elements=finite)),
+        "rewards": draw(hnp.arrays(np.float64, C.MAX_REWARDS, elements=finite)),
         "uid": draw(hnp.arrays(np.uint64, k, elements=st.integers(0, 2**64 - 1))),
         "sojourn_s": draw(hnp.arrays(np.float64, k, elements=nonneg)),
         "size_bytes": draw(hnp.arrays(np.int32, k, elements=st.integers(0, 1 << 24))),
@@ -174,16 +174,16 @@ def reply_contents(draw: Any, packet_count: int) -> dict[str, Any]:
     prob = st.floats(0.0, 1.0)
     return {
         "actions": draw(hnp.arrays(np.uint8, n, elements=st.integers(0, 2))),
-        "status": draw(st.sampled_from([B.ReplyStatus.OK, B.ReplyStatus.FALLBACK])),
+        "status": draw(st.sampled_from([C.ReplyStatus.OK, C.ReplyStatus.FALLBACK])),
         "p_l_mark": draw(prob), "p_c_drop": draw(prob), "p_c_mark": draw(prob),
     }
 
 
 @pytest.fixture(scope="module")
-def relay() -> Iterator[tuple[B.AgentChannel, B.AgentChannel]]:
+def relay() -> Iterator[tuple[C.AgentChannel, C.AgentChannel]]:
     """Python is the client on A and the server on B; the C++ peer relays between them."""
-    a = B.AgentChannel.create()
-    b = B.AgentChannel.create()
+    a = C.AgentChannel.create()
+    b = C.AgentChannel.create()
     peer = PeerProcess.start("relay", channel=a.name, channel2=b.name, timeout=20)
     try:
         peer.expect("ready")
@@ -206,7 +206,7 @@ def assert_same_fields(got: np.ndarray, sent: np.ndarray, path: str) -> None:
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_every_field_survives_the_cpp_round_trip(relay: tuple[B.AgentChannel, B.AgentChannel],
+def test_every_field_survives_the_cpp_round_trip(relay: tuple[C.AgentChannel, C.AgentChannel],
                                                  data: Any) -> None:
     a, b = relay
     # Draw everything first: a draw that aborts the example mid-exchange would leave a
@@ -228,7 +228,7 @@ def test_every_field_survives_the_cpp_round_trip(relay: tuple[B.AgentChannel, B.
     # The request as the C++ side validated, copied and re-sent it on channel B.
     req = b.wait_request(10.0)
     got = req.raw
-    for name in B.REQUEST_DTYPE.names:
+    for name in C.REQUEST_DTYPE.names:
         if name != "header":
             assert_same_fields(got[name], sent[name], name)
     for name in ("epoch", "sim_time_ns", "flags"):
@@ -260,7 +260,7 @@ def test_cpp_creator_python_client() -> None:
     try:
         name = peer.expect("created")["name"]
         assert creator_pid(name) == peer.pid
-        with B.AgentChannel.attach(name) as ch:
+        with C.AgentChannel.attach(name) as ch:
             assert not os.path.exists("/dev/shm" + name)
             assert ch.peer_pid == peer.pid
             for epoch in range(5):
@@ -279,19 +279,19 @@ def test_cpp_creator_python_client() -> None:
 
 
 def test_wait_request_times_out_when_peer_never_sends() -> None:
-    with B.AgentChannel.create() as ch:
+    with C.AgentChannel.create() as ch:
         peer = PeerProcess.start("idle", channel=ch.name, duration=10)
         try:
             peer.expect("ready")
             t0 = time.monotonic()
-            with pytest.raises(B.BridgeTimeout, match="no request"):
+            with pytest.raises(C.ChannelTimeout, match="no request"):
                 ch.wait_request(0.2)
             assert 0.19 <= time.monotonic() - t0 < 1.0
             # And as a client: a request the peer never answers.
             fill_minimal_request(ch.request_view)
             ch.post_request()
             t0 = time.monotonic()
-            with pytest.raises(B.BridgeTimeout):
+            with pytest.raises(C.ChannelTimeout):
                 ch.wait_reply(0.2)
             assert 0.19 <= time.monotonic() - t0 < 1.0
         finally:
@@ -299,7 +299,7 @@ def test_wait_request_times_out_when_peer_never_sends() -> None:
 
 
 def test_cpp_client_times_out_then_discards_the_late_reply() -> None:
-    with B.AgentChannel.create() as ch:
+    with C.AgentChannel.create() as ch:
         peer = PeerProcess.start("client", channel=ch.name, rounds=3, timeout=0.4, packets=2,
                                  verify=True, tag=5)
         try:
@@ -318,12 +318,12 @@ def test_cpp_client_times_out_then_discards_the_late_reply() -> None:
 
 
 def test_peer_that_dies_before_attaching_is_noticed() -> None:
-    with B.AgentChannel.create() as ch:
+    with C.AgentChannel.create() as ch:
         proc = subprocess.Popen(["sleep", "0.2"])
         try:
             ch.watch_peer(proc.pid)
             t0 = time.monotonic()
-            with pytest.raises(B.PeerGone, match="exited before attaching"):
+            with pytest.raises(C.PeerGone, match="exited before attaching"):
                 ch.wait_request(10.0)  # the child stays a zombie (not reaped): still noticed
             assert time.monotonic() - t0 < 1.0
         finally:
@@ -349,10 +349,10 @@ BAD_REQUESTS = {
 
 @pytest.mark.parametrize("kind", sorted(BAD_REQUESTS))
 def test_invalid_request_from_cpp_raises(kind: str) -> None:
-    with B.AgentChannel.create() as ch:
+    with C.AgentChannel.create() as ch:
         peer = PeerProcess.start("bad", channel=ch.name, bad=kind)
         try:
-            with pytest.raises(B.InvalidMessage) as err:
+            with pytest.raises(C.InvalidMessage) as err:
                 ch.wait_request(5.0)
             assert BAD_REQUESTS[kind] in str(err.value)
             ch.reject()
@@ -375,7 +375,7 @@ BAD_REPLIES: list[tuple[str, str]] = [
 
 
 def test_invalid_replies_are_reported_by_the_cpp_side() -> None:
-    with B.AgentChannel.create() as ch:
+    with C.AgentChannel.create() as ch:
         peer = PeerProcess.start("client", channel=ch.name, rounds=len(BAD_REPLIES), packets=3,
                                  timeout=5)
         try:
@@ -411,54 +411,54 @@ def test_invalid_replies_are_reported_by_the_cpp_side() -> None:
 
 
 def test_python_side_validates_what_it_sends() -> None:
-    with B.AgentChannel.create() as server, B.AgentChannel.attach(server.name) as client:
+    with C.AgentChannel.create() as server, C.AgentChannel.attach(server.name) as client:
         fill_minimal_request(client.request_view, packets=3)
         client.request_view["packet_count"] = 40
-        with pytest.raises(B.InvalidMessage, match="packet_count = 40 exceeds capacity 32"):
+        with pytest.raises(C.InvalidMessage, match="packet_count = 40 exceeds capacity 32"):
             client.post_request()
         client.request_view["packet_count"] = 3
         client.request_view["rewards"][1] = np.inf
-        with pytest.raises(B.InvalidMessage, match=r"rewards\[1\] is infinite"):
+        with pytest.raises(C.InvalidMessage, match=r"rewards\[1\] is infinite"):
             client.post_request()
         client.request_view["rewards"][1] = 0.0
         client.post_request()
         server.wait_request(1.0)
-        with pytest.raises(B.InvalidMessage, match="p_c_mark is NaN"):
+        with pytest.raises(C.InvalidMessage, match="p_c_mark is NaN"):
             server.send_reply([0, 0, 0], p_c_mark=float("nan"))
-        with pytest.raises(B.InvalidMessage, match=r"actions\[2\].action = 7"):
+        with pytest.raises(C.InvalidMessage, match=r"actions\[2\].action = 7"):
             server.send_reply(np.array([0, 1, 7]))
-        with pytest.raises(B.InvalidMessage, match="4 actions for a request with 3 packets"):
+        with pytest.raises(C.InvalidMessage, match="4 actions for a request with 3 packets"):
             server.send_reply([0, 0, 0, 0])
-        with pytest.raises(B.InvalidMessage, match="negative action"):
+        with pytest.raises(C.InvalidMessage, match="negative action"):
             server.send_reply([0, -1])
-        with pytest.raises(B.InvalidMessage, match="1-d integer"):
+        with pytest.raises(C.InvalidMessage, match="1-d integer"):
             server.send_reply(np.array([0.5]))
         # Nothing was sent: the request is still outstanding and a good reply goes through.
-        with pytest.raises(B.BridgeTimeout):
+        with pytest.raises(C.ChannelTimeout):
             client.wait_reply(0.05)
         server.send_reply([2, 2, 2], p_c_mark=1.0)
         assert client.wait_reply(1.0).actions["action"].tolist() == [2, 2, 2]
         # The stand-alone validators (used e.g. on logged messages).
-        with pytest.raises(B.InvalidMessage, match="packet_count"):
-            bad = np.zeros((), B.REQUEST_DTYPE)
+        with pytest.raises(C.InvalidMessage, match="packet_count"):
+            bad = np.zeros((), C.REQUEST_DTYPE)
             bad["packet_count"] = 99
-            B.validate_request(bad)
-        B.validate_request(np.zeros((), B.REQUEST_DTYPE))
-        B.validate_reply(np.zeros((), B.REPLY_DTYPE))
+            C.validate_request(bad)
+        C.validate_request(np.zeros((), C.REQUEST_DTYPE))
+        C.validate_reply(np.zeros((), C.REPLY_DTYPE))
 
 
 # ------------------------------------------------------------------------ protocol mismatch
 
 
 def tamper(name: str, field: str, value: int) -> None:
-    offset = B.SEGMENT_HEADER_DTYPE.fields[field][1]
-    dtype = B.SEGMENT_HEADER_DTYPE.fields[field][0]
-    with open("/dev/shm" + name, "r+b") as f, mmap.mmap(f.fileno(), B.SEGMENT_SIZE) as m:
+    offset = C.SEGMENT_HEADER_DTYPE.fields[field][1]
+    dtype = C.SEGMENT_HEADER_DTYPE.fields[field][0]
+    with open("/dev/shm" + name, "r+b") as f, mmap.mmap(f.fileno(), C.SEGMENT_SIZE) as m:
         m[offset:offset + dtype.itemsize] = np.array(value, dtype).tobytes()
 
 
 def test_protocol_mismatch_is_reported_on_both_sides() -> None:
-    with B.AgentChannel.create() as ch:
+    with C.AgentChannel.create() as ch:
         tamper(ch.name, "protocol_version", 99)
         peer = PeerProcess.start("idle", channel=ch.name, duration=5)
         try:
@@ -469,7 +469,7 @@ def test_protocol_mismatch_is_reported_on_both_sides() -> None:
         finally:
             peer.stop()
         t0 = time.monotonic()
-        with pytest.raises(B.ProtocolMismatch, match="protocol mismatch"):
+        with pytest.raises(C.ProtocolMismatch, match="protocol mismatch"):
             ch.wait_request(5.0)
         assert time.monotonic() - t0 < 0.5
 
@@ -481,22 +481,22 @@ def test_protocol_mismatch_is_reported_on_both_sides() -> None:
     ("magic", 0, "bad magic"),
 ])
 def test_attach_refuses_a_different_layout(field: str, value: int, match: str) -> None:
-    with B.AgentChannel.create() as ch:
+    with C.AgentChannel.create() as ch:
         tamper(ch.name, field, value)
-        with pytest.raises(B.ProtocolMismatch, match=match):
-            B.AgentChannel.attach(ch.name)
+        with pytest.raises(C.ProtocolMismatch, match=match):
+            C.AgentChannel.attach(ch.name)
 
 
 def test_attach_errors() -> None:
-    with pytest.raises(B.BridgeError, match="No such file"):
-        B.AgentChannel.attach("/aqm-llm-1-0000000000000000")
-    with B.AgentChannel.create() as ch:
-        with B.AgentChannel.attach(ch.name):
+    with pytest.raises(C.ChannelError, match="No such file"):
+        C.AgentChannel.attach("/aqm-llm-1-0000000000000000")
+    with C.AgentChannel.create() as ch:
+        with C.AgentChannel.attach(ch.name):
             # Exclusive: the first attacher unlinked the name, nobody else can attach.
-            with pytest.raises(B.BridgeError, match="No such file"):
-                B.AgentChannel.attach(ch.name)
+            with pytest.raises(C.ChannelError, match="No such file"):
+                C.AgentChannel.attach(ch.name)
     with pytest.raises(ValueError):
-        B.ChannelOptions(liveness_interval_s=0.0)
+        C.ChannelOptions(liveness_interval_s=0.0)
 
 
 # ------------------------------------------------------------------------ stale segments
@@ -509,10 +509,10 @@ def test_stale_segments_of_dead_processes_are_removed() -> None:
     alive = f"/dev/shm/aqm-llm-{os.getpid()}-fedcba9876543210"
     for path in (stale, alive):
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-        os.ftruncate(fd, B.SEGMENT_SIZE)
+        os.ftruncate(fd, C.SEGMENT_SIZE)
         os.close(fd)
     try:
-        with B.AgentChannel.create():
+        with C.AgentChannel.create():
             pass  # create() sweeps first
         assert not os.path.exists(stale)
         assert os.path.exists(alive)  # its creator (this process) is alive

@@ -1,6 +1,6 @@
-"""``aqm-llm bench bridge``: the shared-memory channel against ZeroMQ and a Unix socket.
+"""``aqm-llm bench channel``: the shared-memory channel against ZeroMQ and a Unix socket.
 
-The ns-3 end is always the C++ program ``aqm-llm-bridge-peer`` acting as the queue disc (it
+The ns-3 end is always the C++ program ``aqm-llm-channel-peer`` acting as the queue disc (it
 times every exchange); the agent end is this Python process. All transports carry the same
 full-size messages (the Request/Reply structs of agent-messages.h, 32 packet descriptors),
 validated on both ends, and the agent fills a reply for every descriptor.
@@ -30,13 +30,13 @@ from typing import Callable
 
 import numpy as np
 
-from aqm_llm import bridge as B
+from aqm_llm import channel as C
 from aqm_llm.bench import report
 from aqm_llm.bench.machine import machine_info
 from aqm_llm.bench.peer import PeerProcess
 
-SECTION_BEGIN = "<!-- bench-bridge:begin -->"
-SECTION_END = "<!-- bench-bridge:end -->"
+SECTION_BEGIN = "<!-- bench-channel:begin -->"
+SECTION_END = "<!-- bench-channel:end -->"
 TIMEOUT_S = 60.0
 
 
@@ -69,7 +69,7 @@ class Row:
 
 
 def _p_l_mark(epoch: int, tag: int) -> float:
-    return ((epoch + 7 * tag) % 1000) / 1000  # what bridge-peer --verify expects
+    return ((epoch + 7 * tag) % 1000) / 1000  # what channel-peer --verify expects
 
 
 class ByteAgent:
@@ -77,10 +77,10 @@ class ByteAgent:
     the same validation as the shared-memory path, one reply per descriptor."""
 
     def __init__(self) -> None:
-        self.req_buf = bytearray(B.REQUEST_SIZE)
-        self.rep_buf = bytearray(B.REPLY_SIZE)
-        req = np.frombuffer(self.req_buf, np.uint8).view(B.REQUEST_DTYPE).reshape(())
-        rep = np.frombuffer(self.rep_buf, np.uint8).view(B.REPLY_DTYPE).reshape(())
+        self.req_buf = bytearray(C.REQUEST_SIZE)
+        self.rep_buf = bytearray(C.REPLY_SIZE)
+        req = np.frombuffer(self.req_buf, np.uint8).view(C.REQUEST_DTYPE).reshape(())
+        rep = np.frombuffer(self.rep_buf, np.uint8).view(C.REPLY_DTYPE).reshape(())
         self.req_header = req["header"]
         self.req_count = req["packet_count"]
         self.req_uid = req["packets"]["uid"]
@@ -89,22 +89,22 @@ class ByteAgent:
         self.rep_action = rep["actions"]["action"]
 
     def answer(self) -> bytearray:
-        B.validate_request(self.req_buf)
-        n = min(int(self.req_count), B.MAX_PACKETS)
+        C.validate_request(self.req_buf)
+        n = min(int(self.req_count), C.MAX_PACKETS)
         header = self.req_header
         rep = self.rep
         rep["seq"] = header["seq"]
         rep["status"] = 0
         rep["action_count"] = n
         self.rep_uid[:n] = self.req_uid[:n]
-        self.rep_action[:n] = B.Action.FORWARD
+        self.rep_action[:n] = C.Action.FORWARD
         rep["p_l_mark"] = _p_l_mark(int(header["epoch"]), int(header["flags"]))
-        B.validate_reply(self.rep_buf, self.req_buf)
+        C.validate_reply(self.rep_buf, self.req_buf)
         return self.rep_buf
 
 
-def serve_shm(ch: B.AgentChannel, count: int, delay_s: float) -> None:
-    codes = np.zeros(B.MAX_PACKETS, np.uint8)
+def serve_shm(ch: C.AgentChannel, count: int, delay_s: float) -> None:
+    codes = np.zeros(C.MAX_PACKETS, np.uint8)
     for _ in range(count):
         r = ch.wait_request(TIMEOUT_S)
         if delay_s:
@@ -128,7 +128,7 @@ def run_phase(transport: str, cfg: BenchConfig, rounds: int, warmup: int, agent_
                                         think_ms=think_ms or None, timeout=TIMEOUT_S,
                                         verify=True, spin_us=spin_us)
     if transport == "shm":
-        ch = B.AgentChannel.create(options=B.ChannelOptions(spin_s=min(spin_us * 1e-6, 1.0)))
+        ch = C.AgentChannel.create(options=C.ChannelOptions(spin_s=min(spin_us * 1e-6, 1.0)))
         with ch:
             peer = PeerProcess.start("client", channel=ch.name, **peer_opts)
             ch.watch_peer(peer.pid)
@@ -151,8 +151,8 @@ def run_phase(transport: str, cfg: BenchConfig, rounds: int, warmup: int, agent_
 
         def serve_zmq(count: int) -> None:
             for _ in range(count):
-                if sock.recv_into(agent.req_buf) != B.REQUEST_SIZE:
-                    raise B.InvalidMessage("short request")
+                if sock.recv_into(agent.req_buf) != C.REQUEST_SIZE:
+                    raise C.InvalidMessage("short request")
                 rep = agent.answer()
                 if agent_delay_s:
                     time.sleep(agent_delay_s)
@@ -190,10 +190,10 @@ def run_phase(transport: str, cfg: BenchConfig, rounds: int, warmup: int, agent_
                 def serve_uds(count: int) -> None:
                     for _ in range(count):
                         got = 0
-                        while got < B.REQUEST_SIZE:
-                            n = conn.recv_into(view[got:], B.REQUEST_SIZE - got)
+                        while got < C.REQUEST_SIZE:
+                            n = conn.recv_into(view[got:], C.REQUEST_SIZE - got)
                             if n == 0:
-                                raise B.PeerGone("ns-3 side closed the socket",
+                                raise C.PeerGone("ns-3 side closed the socket",
                                                  closed_cleanly=False)
                             got += n
                         rep = agent.answer()
@@ -256,8 +256,8 @@ def describe(transport: str, busy: bool) -> Row:
     if transport == "shm":
         if busy:
             return Row("shm, busy-poll only (ns3-ai style)", "C++ AgentChannel",
-                       "Python aqm_llm.bridge")
-        return Row("shm (aqm-llm bridge)", "C++ AgentChannel", "Python aqm_llm.bridge")
+                       "Python aqm_llm.channel")
+        return Row("shm (aqm-llm channel)", "C++ AgentChannel", "Python aqm_llm.channel")
     if transport == "zmq":
         import zmq
 
@@ -279,8 +279,8 @@ def render(rows: list[Row], cfg: BenchConfig, machine: dict[str, str], command: 
     def num(v: float | None, fmt: str) -> str:
         return "-" if v is None else fmt.format(v)
 
-    table = Table(title=f"one request ({B.REQUEST_SIZE} B, {cfg.packets} packet descriptors) "
-                        f"+ one reply ({B.REPLY_SIZE} B) per round trip")
+    table = Table(title=f"one request ({C.REQUEST_SIZE} B, {cfg.packets} packet descriptors) "
+                        f"+ one reply ({C.REPLY_SIZE} B) per round trip")
     table.add_column("transport", no_wrap=True)
     table.add_column("ns-3 side", no_wrap=True)
     table.add_column("agent side", no_wrap=True)
@@ -320,31 +320,31 @@ def render(rows: list[Row], cfg: BenchConfig, machine: dict[str, str], command: 
 
 def save_section(path: Path, text: str) -> None:
     report.save_section(path, text, SECTION_BEGIN, SECTION_END,
-                        "# Agent bridge benchmark\n\nOutput of `aqm-llm bench bridge` (regenerate "
-                        "with `aqm-llm bench bridge --save docs/bench-bridge.md`).\n\n")
+                        "# Agent channel benchmark\n\nOutput of `aqm-llm bench channel` (regenerate "
+                        "with `aqm-llm bench channel --save docs/bench-channel.md`).\n\n")
 
 
 # ---------------------------------------------------------------------------- entry point
 
 
 def parse(argv: list[str]) -> tuple[BenchConfig, Path | None]:
-    p = argparse.ArgumentParser(prog="aqm-llm bench bridge", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="aqm-llm bench channel", description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=20000, help="timed round trips per transport")
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--slow-rounds", type=int, default=20,
                    help="exchanges in each CPU measurement")
     p.add_argument("--slow-ms", type=float, default=50.0, help="the slow side's delay")
-    p.add_argument("--packets", type=int, default=B.MAX_PACKETS, choices=range(B.MAX_PACKETS + 1),
-                   metavar=f"0..{B.MAX_PACKETS}")
+    p.add_argument("--packets", type=int, default=C.MAX_PACKETS, choices=range(C.MAX_PACKETS + 1),
+                   metavar=f"0..{C.MAX_PACKETS}")
     p.add_argument("--transports", default="shm,zmq,uds",
                    help="comma-separated subset of shm,zmq,uds")
     p.add_argument("--no-busy", action="store_true",
                    help="skip the busy-poll reference row")
-    p.add_argument("--spin-us", type=float, default=B.ChannelOptions().spin_s * 1e6)
+    p.add_argument("--spin-us", type=float, default=C.ChannelOptions().spin_s * 1e6)
     p.add_argument("--quick", action="store_true", help="few rounds (a smoke test)")
     p.add_argument("--save", type=Path, default=None,
                    help="write the output into a section of this Markdown file "
-                        "(default: docs/bench-bridge.md if ./docs exists)")
+                        "(default: docs/bench-channel.md if ./docs exists)")
     p.add_argument("--no-save", action="store_true")
     a = p.parse_args(argv)
     transports = tuple(t.strip() for t in a.transports.split(",") if t.strip())
@@ -356,7 +356,7 @@ def parse(argv: list[str]) -> tuple[BenchConfig, Path | None]:
     cfg = BenchConfig(rounds=a.rounds, warmup=a.warmup, slow_rounds=a.slow_rounds,
                       slow_ms=a.slow_ms, packets=a.packets, transports=transports,
                       busy_reference=not a.no_busy and "shm" in transports, spin_us=a.spin_us)
-    save = None if a.no_save else (a.save or (Path("docs/bench-bridge.md")
+    save = None if a.no_save else (a.save or (Path("docs/bench-channel.md")
                                               if Path("docs").is_dir() else None))
     return cfg, save
 
@@ -364,14 +364,14 @@ def parse(argv: list[str]) -> tuple[BenchConfig, Path | None]:
 def main(argv: list[str]) -> int:
     cfg, save = parse(argv)
     machine = machine_info()
-    command = "aqm-llm bench bridge" + ("" if not argv else " " + shlex.join(argv))
+    command = "aqm-llm bench channel" + ("" if not argv else " " + shlex.join(argv))
     steps: list[tuple[str, Callable[[], Row]]] = [
         (t, lambda t=t: measure(t, cfg)) for t in cfg.transports]
     if cfg.busy_reference:
         steps.append(("shm busy-poll", lambda: measure("shm", cfg, busy=True)))
     rows: list[Row] = []
     for label, step in steps:
-        print(f"bench bridge: {label} ...", file=sys.stderr, flush=True)
+        print(f"bench channel: {label} ...", file=sys.stderr, flush=True)
         try:
             rows.append(step())
         except FileNotFoundError as e:

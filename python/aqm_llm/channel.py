@@ -20,7 +20,7 @@ the reply is sent. The message layout (dtypes below) comes from ``agent-messages
 the extension, so C++ and Python cannot disagree; the ns-3 side checks version, sizes and a
 layout fingerprint when it attaches (a mismatch raises :class:`ProtocolMismatch` here).
 
-Every wait has a timeout (:class:`BridgeTimeout`); a peer that closes, exits or is killed
+Every wait has a timeout (:class:`ChannelTimeout`); a peer that closes, exits or is killed
 raises :class:`PeerGone` within milliseconds (a watchdog thread sleeps on the peer's pidfd;
 before it attached, the pid given to :meth:`AgentChannel.watch_peer` is polled every
 ``liveness_interval_s``); malformed messages raise
@@ -43,12 +43,12 @@ from typing import Any, Callable
 import numpy as np
 import numpy.typing as npt
 
-from aqm_llm import _bridge
+from aqm_llm import _channel
 
 __all__ = [
     "ACTION_DTYPE", "PACKET_DTYPE", "REPLY_DTYPE", "REQUEST_DTYPE", "REQUEST_HEADER_DTYPE",
-    "SEGMENT_HEADER_DTYPE", "Action", "AgentChannel", "BridgeError", "BridgeTimeout",
-    "ChannelOptions", "InvalidMessage", "PeerGone", "ProtocolMismatch", "Reply", "ReplyStatus",
+    "SEGMENT_HEADER_DTYPE", "Action", "AgentChannel", "ChannelError", "ChannelOptions",
+    "ChannelTimeout", "InvalidMessage", "PeerGone", "ProtocolMismatch", "Reply", "ReplyStatus",
     "Request", "Reward", "Scalar", "Series", "TrafficClass", "list_segments",
     "remove_stale_segments", "validate_reply", "validate_request",
 ]
@@ -56,15 +56,15 @@ __all__ = [
 # ---------------------------------------------------------------------------- exceptions
 
 
-class BridgeError(RuntimeError):
+class ChannelError(RuntimeError):
     """Any failure of the agent channel."""
 
 
-class BridgeTimeout(BridgeError, TimeoutError):
+class ChannelTimeout(ChannelError, TimeoutError):
     """The peer did not answer (or attach, or send a request) within the timeout."""
 
 
-class PeerGone(BridgeError):
+class PeerGone(ChannelError):
     """The peer closed the channel or its process died; the channel is unusable now."""
 
     def __init__(self, message: str, *, closed_cleanly: bool) -> None:
@@ -72,25 +72,25 @@ class PeerGone(BridgeError):
         self.closed_cleanly = closed_cleanly
 
 
-class ProtocolMismatch(BridgeError):
+class ProtocolMismatch(ChannelError):
     """The two sides were built from different message layouts or protocol versions."""
 
 
-class InvalidMessage(BridgeError, ValueError):
+class InvalidMessage(ChannelError, ValueError):
     """A message failed validation (count above capacity, NaN, negative size, ...)."""
 
 
 # ---------------------------------------------------------------------------- constants
 
-PROTOCOL_VERSION: int = _bridge.PROTOCOL_VERSION
-WINDOW: int = _bridge.WINDOW
-MAX_SERIES: int = _bridge.MAX_SERIES
-MAX_SCALARS: int = _bridge.MAX_SCALARS
-MAX_PACKETS: int = _bridge.MAX_PACKETS
-MAX_REWARDS: int = _bridge.MAX_REWARDS
-REQUEST_SIZE: int = _bridge.REQUEST_SIZE
-REPLY_SIZE: int = _bridge.REPLY_SIZE
-SEGMENT_SIZE: int = _bridge.SEGMENT_SIZE
+PROTOCOL_VERSION: int = _channel.PROTOCOL_VERSION
+WINDOW: int = _channel.WINDOW
+MAX_SERIES: int = _channel.MAX_SERIES
+MAX_SCALARS: int = _channel.MAX_SCALARS
+MAX_PACKETS: int = _channel.MAX_PACKETS
+MAX_REWARDS: int = _channel.MAX_REWARDS
+REQUEST_SIZE: int = _channel.REQUEST_SIZE
+REPLY_SIZE: int = _channel.REPLY_SIZE
+SEGMENT_SIZE: int = _channel.SEGMENT_SIZE
 SEGMENT_PREFIX = "aqm-llm-"
 SHM_DIR = "/dev/shm"
 
@@ -152,25 +152,25 @@ class _Status(IntEnum):
 
 
 def _check_enums() -> None:
-    native = _bridge.enums()
+    native = _channel.enums()
     for key, enum in (("series", Series), ("scalar", Scalar), ("reward", Reward),
                       ("traffic_class", TrafficClass), ("action", Action),
                       ("reply_status", ReplyStatus), ("status", _Status)):
         ours = {m.name: int(m.value) for m in enum}
         if ours != dict(native[key]):
-            raise ProtocolMismatch(f"aqm_llm.bridge.{enum.__name__} {ours} differs from the "
+            raise ProtocolMismatch(f"aqm_llm.channel.{enum.__name__} {ours} differs from the "
                                    f"extension's {dict(native[key])}: rebuild (make build)")
 
 
 _check_enums()
-_ERROR_KIND: dict[int, str] = {int(v): str(k) for k, v in _bridge.enums()["error"].items()}
+_ERROR_KIND: dict[int, str] = {int(v): str(k) for k, v in _channel.enums()["error"].items()}
 
 # ---------------------------------------------------------------------------- dtypes
 
 
 def _build_dtypes() -> dict[str, np.dtype[Any]]:
     dtypes: dict[str, np.dtype[Any]] = {}
-    for key, spec in _bridge.layout().items():  # nested structs come first
+    for key, spec in _channel.layout().items():  # nested structs come first
         names, formats, offsets = [], [], []
         for name, offset, base, shape in spec["fields"]:
             sub: Any = dtypes[base] if base in dtypes else np.dtype(base)
@@ -229,7 +229,7 @@ class Reply:
 
 def validate_request(data: bytes | bytearray | memoryview | np.ndarray) -> None:
     """Raise :class:`InvalidMessage` unless ``data`` (REQUEST_SIZE bytes) is a valid request."""
-    why = _bridge.validate_request(_as_buffer(data))
+    why = _channel.validate_request(_as_buffer(data))
     if why is not None:
         raise InvalidMessage(f"invalid request: {why}")
 
@@ -237,7 +237,7 @@ def validate_request(data: bytes | bytearray | memoryview | np.ndarray) -> None:
 def validate_reply(data: bytes | bytearray | memoryview | np.ndarray,
                    request: bytes | bytearray | memoryview | np.ndarray | None = None) -> None:
     """Raise :class:`InvalidMessage` unless ``data`` is a valid reply (to ``request``)."""
-    why = _bridge.validate_reply(_as_buffer(data),
+    why = _channel.validate_reply(_as_buffer(data),
                                  None if request is None else _as_buffer(request))
     if why is not None:
         raise InvalidMessage(f"invalid reply: {why}")
@@ -323,10 +323,10 @@ class AgentChannel:
         """A new uniquely named segment (removes stale segments of dead processes first)."""
         options = options or ChannelOptions()
         _install_cleanup_handlers()
-        status, error, message, native = _bridge.create(
+        status, error, message, native = _channel.create(
             options.spin_s, options.liveness_interval_s, int(expected_peer_pid or 0))
         if status != _Status.OK:
-            raise BridgeError(f"cannot create agent channel: {message} "
+            raise ChannelError(f"cannot create agent channel: {message} "
                               f"({_ERROR_KIND.get(error, error)})")
         return cls(native, options)
 
@@ -335,12 +335,12 @@ class AgentChannel:
         """Attach to a segment another process created (the ns-3 side, in tests)."""
         options = options or ChannelOptions()
         _install_cleanup_handlers()
-        status, error, message, native = _bridge.attach(name, options.spin_s,
+        status, error, message, native = _channel.attach(name, options.spin_s,
                                                         options.liveness_interval_s)
         if status != _Status.OK:
             if _ERROR_KIND.get(error) == "ProtocolMismatch":
                 raise ProtocolMismatch(message)
-            raise BridgeError(message)
+            raise ChannelError(message)
         return cls(native, options)
 
     # ---- properties
@@ -384,7 +384,7 @@ class AgentChannel:
     def wait_request(self, timeout: float = 30.0) -> Request:
         """Block until the next request (spinning briefly, then sleeping) and validate it.
 
-        Raises BridgeTimeout, PeerGone (``closed_cleanly`` at a normal end of run),
+        Raises ChannelTimeout, PeerGone (``closed_cleanly`` at a normal end of run),
         ProtocolMismatch, or InvalidMessage (answer that with :meth:`reject`).
         """
         status = self._native.wait_request(float(timeout))
@@ -486,14 +486,14 @@ class AgentChannel:
         message = str(self._native.last_error)
         kind = _ERROR_KIND.get(int(self._native.last_error_kind), "")
         if status == _Status.TIMEOUT:
-            raise BridgeTimeout(message)
+            raise ChannelTimeout(message)
         if status == _Status.PEER_GONE:
             raise PeerGone(message, closed_cleanly=kind == "PeerClosed")
         if kind == "ProtocolMismatch":
             raise ProtocolMismatch(message)
         if kind == "BadMessage":
             raise InvalidMessage(message)
-        raise BridgeError(message)
+        raise ChannelError(message)
 
 
 # ---------------------------------------------------------------------------- housekeeping
@@ -510,7 +510,7 @@ def list_segments() -> list[str]:
 
 def remove_stale_segments() -> int:
     """Remove this user's segments whose creator process is dead; returns how many."""
-    return int(_bridge.remove_stale_segments())
+    return int(_channel.remove_stale_segments())
 
 
 # The cleanup registry itself lives in the extension (a signal-safe table of this process's
@@ -525,7 +525,7 @@ _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 def _install_cleanup_handlers() -> None:
     with _installed_lock:
         if not _installed["atexit"]:
-            atexit.register(_bridge.cleanup_registered, True)
+            atexit.register(_channel.cleanup_registered, True)
             _installed["atexit"] = True
         if threading.current_thread() is not threading.main_thread():
             return  # signal.signal only works in the main thread; atexit still covers exit
@@ -545,10 +545,10 @@ def _cleanup_then_reraise(signum: int, frame: FrameType | None) -> None:
     if callable(previous):
         # e.g. SIGINT's default_int_handler raises KeyboardInterrupt: the program may catch
         # it and still close its channels normally, so only unlink the names here.
-        _bridge.cleanup_registered(False)
+        _channel.cleanup_registered(False)
         previous(signum, frame)
         return
     # Default action (terminate): tell the peers, unlink, and die as we would have.
-    _bridge.cleanup_registered(True)
+    _channel.cleanup_registered(True)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)

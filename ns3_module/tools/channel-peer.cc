@@ -1,8 +1,8 @@
 /*
  * SPDX-License-Identifier: GPL-2.0-only
  *
- * aqm-llm-bridge-peer: the ns-3 end of the agent channel as a small stand-alone program, for
- * the bridge tests and `aqm-llm bench bridge`. It speaks exactly what L4sLlmQueueDisc speaks
+ * aqm-llm-channel-peer: the ns-3 end of the agent channel as a small stand-alone program, for
+ * the channel tests and `aqm-llm bench channel`. It speaks exactly what L4sLlmQueueDisc speaks
  * (ns3::AgentChannel, agent-messages.h) without running a simulation.
  *
  *   --mode=client   the queue disc's role: send --rounds requests (synthetic, full size, with

@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from aqm_llm import bridge as B
+from aqm_llm import channel as C
 from aqm_llm.bench.peer import PeerProcess, peer_binary
 
 CREATORS: set[int] = {os.getpid()}
@@ -33,7 +33,7 @@ def creator_pid(name: str) -> int:
 def no_leaked_segments() -> Iterator[None]:
     peer_binary()
     yield
-    leaked = [n for n in B.list_segments() if creator_pid(n) in CREATORS]
+    leaked = [n for n in C.list_segments() if creator_pid(n) in CREATORS]
     assert not leaked, f"segments left in /dev/shm: {leaked}"
 
 
@@ -41,7 +41,7 @@ def no_leaked_segments() -> Iterator[None]:
 AGENT = r"""
 import json, sys
 import numpy as np
-from aqm_llm.bridge import AgentChannel
+from aqm_llm.channel import AgentChannel
 mode = sys.argv[1]
 ch = AgentChannel.create()
 print(json.dumps({"event": "created", "name": ch.name}), flush=True)
@@ -96,7 +96,7 @@ def test_killing_the_python_agent_is_reported_on_the_cpp_side(sig: int) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killing_the_cpp_side_raises_on_the_python_side(sig: int) -> None:
-    with B.AgentChannel.create() as ch:
+    with C.AgentChannel.create() as ch:
         peer = PeerProcess.start("idle", channel=ch.name, duration=30)
         try:
             peer.expect("ready")
@@ -108,7 +108,7 @@ def test_killing_the_cpp_side_raises_on_the_python_side(sig: int) -> None:
                 peer.popen.send_signal(sig)
 
             threading.Thread(target=kill_later).start()
-            with pytest.raises(B.PeerGone) as gone:
+            with pytest.raises(C.PeerGone) as gone:
                 ch.wait_request(30.0)  # the killed child is not reaped yet: a zombie
             latency = time.monotonic() - killed_at[0]
             print(f"{signal.Signals(sig).name}: Python side raised PeerGone after "
@@ -118,7 +118,7 @@ def test_killing_the_cpp_side_raises_on_the_python_side(sig: int) -> None:
             assert gone.value.closed_cleanly == (sig == signal.SIGTERM)
             # Once gone, every later wait fails at once.
             t0 = time.monotonic()
-            with pytest.raises(B.PeerGone):
+            with pytest.raises(C.PeerGone):
                 ch.wait_request(30.0)
             assert time.monotonic() - t0 < 0.05
             assert peer.wait(5) == -sig
@@ -128,13 +128,13 @@ def test_killing_the_cpp_side_raises_on_the_python_side(sig: int) -> None:
 
 def test_two_pairs_at_once_do_not_interfere() -> None:
     rounds = 2000
-    channels = [B.AgentChannel.create(), B.AgentChannel.create()]
+    channels = [C.AgentChannel.create(), C.AgentChannel.create()]
     peers = [PeerProcess.start("client", channel=ch.name, rounds=rounds, tag=tag, verify=True,
                                packets=8, timeout=10)
              for tag, ch in zip((1, 2), channels)]
     errors: list[BaseException] = []
 
-    def serve(ch: B.AgentChannel, tag: int) -> None:
+    def serve(ch: C.AgentChannel, tag: int) -> None:
         try:
             codes = np.zeros(8, np.uint8)
             for i in range(rounds):
@@ -208,7 +208,7 @@ def test_sigkilled_creator_leaves_a_segment_that_the_next_run_removes() -> None:
     agent.kill()
     agent.wait()
     assert os.path.exists("/dev/shm" + name)  # SIGKILL cannot be caught...
-    with B.AgentChannel.create():
+    with C.AgentChannel.create():
         pass
     assert not os.path.exists("/dev/shm" + name)  # ...but the next create() sweeps it
 
@@ -216,7 +216,7 @@ def test_sigkilled_creator_leaves_a_segment_that_the_next_run_removes() -> None:
 def test_a_forked_child_does_not_close_the_parents_channel() -> None:
     """Agents fork (DataLoader workers, multiprocessing): a child's copy of the channel, when
     closed or collected, must not close the parent's channel."""
-    with B.AgentChannel.create() as ch:
+    with C.AgentChannel.create() as ch:
         peer = PeerProcess.start("client", channel=ch.name, rounds=3, verify=True, packets=2,
                                  timeout=10)
         try:

@@ -1,4 +1,4 @@
-"""Smoke test of `aqm-llm bench bridge` (a few hundred round trips per transport)."""
+"""Smoke test of `aqm-llm bench channel` (a few hundred round trips per transport)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from aqm_llm.bench import bridge as bench
+from aqm_llm.bench import channel as bench
 
 
-def test_bench_bridge_quick(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    out = tmp_path / "bench-bridge.md"
+def test_bench_channel_quick(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "bench-channel.md"
     assert bench.main(["--quick", "--slow-ms", "10", "--save", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "machine:" in text and "command: aqm-llm bench bridge --quick" in text
-    for transport in ("shm (aqm-llm bridge)", "ZeroMQ REQ/REP", "Unix-domain stream socket",
+    assert "machine:" in text and "command: aqm-llm bench channel --quick" in text
+    for transport in ("shm (aqm-llm channel)", "ZeroMQ REQ/REP", "Unix-domain stream socket",
                       "busy-poll"):
         assert transport in text
     saved = out.read_text()

@@ -1,9 +1,9 @@
 /*
  * SPDX-License-Identifier: GPL-2.0-only
  *
- * aqm_llm._bridge: pybind11 binding of ns3::AgentChannel for the Python agent.
+ * aqm_llm._channel: pybind11 binding of ns3::AgentChannel for the Python agent.
  *
- * Deliberately thin: status codes come back as ints and aqm_llm.bridge turns them into
+ * Deliberately thin: status codes come back as ints and aqm_llm.channel turns them into
  * exceptions; the message slots are exported through the buffer protocol (numpy views onto
  * the shared memory, which stay valid while any view lives); the numpy dtypes are described
  * by layout(), computed here with offsetof() from agent-messages.h. Waits release the GIL and
@@ -294,7 +294,7 @@ MakeOptions(double spinSeconds, double livenessInterval, int32_t expectedPeerPid
     o.spinSeconds = spinSeconds;
     o.livenessInterval = livenessInterval;
     o.expectedPeerPid = expectedPeerPid;
-    o.installSignalHandlers = false; // Python installs its own (aqm_llm.bridge)
+    o.installSignalHandlers = false; // Python installs its own (aqm_llm.channel)
     o.unlinkAfterAttach = true;
     return o;
 }
@@ -317,9 +317,9 @@ CopyFromBuffer(const py::buffer& buffer, const char* what)
 
 } // namespace
 
-PYBIND11_MODULE(_bridge, m)
+PYBIND11_MODULE(_channel, m)
 {
-    m.doc() = "Shared-memory agent channel (C++ core of aqm_llm.bridge)";
+    m.doc() = "Shared-memory agent channel (C++ core of aqm_llm.channel)";
 
     m.attr("PROTOCOL_VERSION") = agent::kProtocolVersion;
     m.attr("WINDOW") = agent::kWindow;
