@@ -73,6 +73,11 @@ enum ScalarIndex : uint32_t
     kScalarDefined = 4,
 };
 
+/// Names of the defined scalars, by ScalarIndex (the record file's header lists them).
+inline constexpr const char* kScalarNames[kScalarDefined] = {
+    "burst_allowance_s", "p_prime", "p_l", "p_c",
+};
+
 /// Index into Request::rewards: the epoch's reward components (weights live in the config).
 enum RewardIndex : uint32_t
 {
@@ -81,6 +86,11 @@ enum RewardIndex : uint32_t
     kRewardCDelay = 2,      ///< mean C sojourn in the epoch, s
     kRewardLoss = 3,        ///< dropped / arrived packets in the epoch
     kRewardDefined = 4,
+};
+
+/// Names of the defined reward components, by RewardIndex (the record file's header lists them).
+inline constexpr const char* kRewardNames[kRewardDefined] = {
+    "utilization", "l_delay_s", "c_delay_s", "loss",
 };
 
 /// PacketDescriptor::traffic_class.

@@ -26,14 +26,6 @@ namespace
 constexpr char kRecordMagic[8] = {'A', 'Q', 'M', 'L', 'L', 'M', 'R', 'C'};
 constexpr uint32_t kRecordVersion = 1;
 
-const char* const kSeriesNames[] = {"l_sojourn_s", "c_sojourn_s", "queue_bytes", "arrival_bps",
-                                    "departure_bps", "marks", "drops", "capacity_bps"};
-const char* const kScalarNames[] = {"burst_allowance_s", "p_prime", "p_l", "p_c"};
-const char* const kRewardNames[] = {"utilization", "l_delay_s", "c_delay_s", "loss"};
-static_assert(sizeof(kSeriesNames) / sizeof(kSeriesNames[0]) == agent::kSeriesDefined);
-static_assert(sizeof(kScalarNames) / sizeof(kScalarNames[0]) == agent::kScalarDefined);
-static_assert(sizeof(kRewardNames) / sizeof(kRewardNames[0]) == agent::kRewardDefined);
-
 /// \return a JSON array of \p n names
 template <typename Names>
 std::string
@@ -91,9 +83,9 @@ EpochRecordWriter::Open(const std::string& path, const RunInfo& info)
        << ", \"flags\": {\"fallback\": 1, \"agent_reply\": 2}"
        << ", \"actor_codes\": {\"-2\": \"fallback\", \"-1\": \"agent\", \">=0\": \"teacher index\"}"
        << ", \"agent_outcomes\": " << JsonNames(info.outcomeNames, info.outcomeNames.size())
-       << ", \"series\": " << JsonNames(kSeriesNames, agent::kSeriesDefined)
-       << ", \"scalars\": " << JsonNames(kScalarNames, agent::kScalarDefined)
-       << ", \"rewards\": " << JsonNames(kRewardNames, agent::kRewardDefined)
+       << ", \"series\": " << JsonNames(agent::kSeriesNames, agent::kSeriesDefined)
+       << ", \"scalars\": " << JsonNames(agent::kScalarNames, agent::kScalarDefined)
+       << ", \"rewards\": " << JsonNames(agent::kRewardNames, agent::kRewardDefined)
        << ", \"rewards_refer_to\": \"the interval that ends at the epoch (effect of the "
           "decisions in force during it)\"}";
     std::string json = js.str();

@@ -33,7 +33,7 @@ class UniformRandomVariable;
 /**
  * \ingroup aqm-llm
  * \brief The LLM-driven dual-queue AQM of aqm-llm: an L/C dual queue whose drop and mark
- * decisions come, once per decision epoch, from an agent over the shared-memory bridge.
+ * decisions come, once per decision epoch, from an agent over the shared-memory channel (AgentChannel).
  *
  * Queues: as DualPi2QueueDisc, ECT(1) and CE go to the L queue, Not-ECT and ECT(0) to the C
  * queue; one shared buffer (MaxSize, packets or bytes; a packet that does not fit is dropped
