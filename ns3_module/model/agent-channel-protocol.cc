@@ -317,12 +317,19 @@ AgentChannel::PostRequest(bool validate)
 AgentChannel::Status
 AgentChannel::WaitReply(double timeoutSeconds)
 {
-    SegmentHeader& h = Header();
     const uint64_t seq = m_awaitingSeq;
     if (seq == 0)
     {
         return Fail(Status::Invalid, Error::Usage, "no request is awaiting a reply");
     }
+    Reply copy;
+    return AwaitReply(seq, timeoutSeconds, copy, &RequestSlot());
+}
+
+AgentChannel::Status
+AgentChannel::AwaitReply(uint64_t seq, double timeoutSeconds, Reply& reply, const Request* request)
+{
+    SegmentHeader& h = Header();
     Status s = WaitUntil([&] { return Load(h.reply_seq) == seq; }, timeoutSeconds);
     if (s != Status::Ok)
     {
@@ -332,8 +339,9 @@ AgentChannel::WaitReply(double timeoutSeconds)
         }
         return s;
     }
+    // Copy first, then check the copy: what the caller reads is exactly what was checked.
     m_awaitingSeq = 0;
-    const Reply& reply = ReplySlot();
+    reply = ReplySlot();
     std::string why;
     if (reply.seq != seq)
     {
@@ -341,7 +349,7 @@ AgentChannel::WaitReply(double timeoutSeconds)
                     "invalid reply: seq " + std::to_string(reply.seq) +
                         " does not echo request seq " + std::to_string(seq));
     }
-    if (!ValidateReply(reply, &RequestSlot(), &why))
+    if (!ValidateReply(reply, request, &why))
     {
         return Fail(Status::Invalid, Error::BadMessage, "invalid reply: " + why);
     }
@@ -370,38 +378,7 @@ AgentChannel::Call(const Request& request, Reply& reply, double timeoutSeconds)
     {
         return s;
     }
-    SegmentHeader& h = Header();
-    const uint64_t seq = Load(h.request_seq);
-    s = WaitUntil([&] { return Load(h.reply_seq) == seq; }, remaining());
-    if (s != Status::Ok)
-    {
-        if (s == Status::Timeout)
-        {
-            m_lastError = "no reply to request " + std::to_string(seq) + " in time";
-        }
-        return s;
-    }
-    // Copy first, then check the copy: what the caller reads is exactly what was checked.
-    m_awaitingSeq = 0;
-    reply = ReplySlot();
-    std::string why;
-    if (reply.seq != seq)
-    {
-        return Fail(Status::Invalid, Error::BadMessage,
-                    "invalid reply: seq " + std::to_string(reply.seq) +
-                        " does not echo request seq " + std::to_string(seq));
-    }
-    if (!ValidateReply(reply, &request, &why))
-    {
-        return Fail(Status::Invalid, Error::BadMessage, "invalid reply: " + why);
-    }
-    if (reply.status == agent::kReplyError)
-    {
-        return Fail(Status::Invalid, Error::BadMessage,
-                    "the agent failed on request " + std::to_string(seq) +
-                        " or rejected it (the agent's log says why)");
-    }
-    return Status::Ok;
+    return AwaitReply(Load(Header().request_seq), remaining(), reply, &request);
 }
 
 // ---------------------------------------------------------------- server side

@@ -211,6 +211,19 @@ class AgentChannel
     /// m_peerDead and rings our own doorbell: waits need no periodic wake-ups then.
     void StartWatchdog(int32_t pid, uint64_t startTime);
     void StopWatchdog();
+    /**
+     * \brief Wait for the reply to request \p seq, copy it out of the segment and check the copy
+     * (seq echoed, valid for \p request, not an error reply).
+     * \param seq the request's seq
+     * \param timeoutSeconds how long to wait
+     * \param reply the copy
+     * \param request the request it answers (null: not checked against one)
+     * \return Ok, Timeout, PeerGone, Interrupted or Invalid
+     */
+    Status AwaitReply(uint64_t seq,
+                      double timeoutSeconds,
+                      agent::Reply& reply,
+                      const agent::Request* request);
     Status Fail(Status status, Error error, std::string message);
     void Ring();
     agent::SegmentHeader& Header() const;
