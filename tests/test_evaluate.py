@@ -100,6 +100,8 @@ def test_evaluate_runs_tabulates_and_resumes(tmp_path: Path) -> None:
     assert [v.setting.name for v in vs] == ["seen", "unseen"] and all(v.complete for v in vs)
     for v in vs:
         assert v.p99_ok == (v.p99[0] <= v.p99[1])
+        # The paired difference is over both seeds, and its mean is the difference of the means.
+        assert v.p99_delta.n == 2 and v.p99_delta.mean == pytest.approx(v.p99[0] - v.p99[1])
         # The target row shows the same loss % as the setting's table (in percent, once).
         ref = next(s for s in stats if s.setting == v.setting and s.label == "dualpi2")
         assert v.loss[1] == ref.stats[4].mean

@@ -271,7 +271,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     cluster = _cluster(args)
     _stop_on_sigterm()
-    command = "aqm-llm evaluate " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["evaluate"] else ""
+    # The command that reproduces the runs (re-rendering the tables is not part of it).
+    command = ("aqm-llm evaluate " + " ".join(a for a in sys.argv[2:] if a != "--tables-only")
+               if sys.argv[1:2] == ["evaluate"] else "")
     result = evaluate(cfg, db, out, cluster=cluster, run=not args.tables_only, progress=not args.no_progress,
                       command=command)
     print(result.markdown)

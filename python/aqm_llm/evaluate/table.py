@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,22 @@ class SeriesStats:
     planned: int                 # runs the evaluation asks for
     stats: list[MeanCI]          # per column, over the runs that succeeded
     wall_s: float                # summed wall time of its successful runs
+    by_seed: dict[int, dict[str, Any]] = field(default_factory=dict)  # metrics of each seed's run
 
     def mean(self, metric: str) -> float:
         return self.stats[[c.name for c in COLUMNS].index(metric)].mean
+
+
+def paired_difference(a: SeriesStats, b: SeriesStats, metric: str) -> MeanCI:
+    """``a`` minus ``b`` seed by seed (same seed: same traffic and link), over the seeds both ran:
+    the mean difference and its 95% interval (it says whether the seeds tell the two apart)."""
+    column = next(c for c in COLUMNS if c.name == metric)
+    diffs = []
+    for seed in sorted(a.by_seed.keys() & b.by_seed.keys()):
+        x, y = column.get(a.by_seed[seed]), column.get(b.by_seed[seed])
+        if x is not None and y is not None:
+            diffs.append(x - y)
+    return mean_ci(diffs)
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,7 @@ class Verdict:
     classic_p99: tuple[float, float]
     util: tuple[float, float]
     loss: tuple[float, float]
+    p99_delta: MeanCI            # L4S p99: policy minus reference, paired by seed
     p99_ok: bool | None
     classic_ok: bool | None
     util_ok: bool | None
@@ -77,10 +91,12 @@ def collect_stats(cfg: EvalConfig, plan: list[EvalPlanRun], db_path: str | Path)
             mine = [r for r in plan if r.setting == setting and r.label == label]
             if not mine:
                 continue
-            got = [rows[r.run.key()] for r in mine if r.run.key() in rows]
+            done = [r for r in mine if r.run.key() in rows]
+            got = [rows[r.run.key()] for r in done]
             out.append(SeriesStats(setting, label, len(mine),
                                    [mean_ci(c.get(m) for m, _ in got) for c in COLUMNS],
-                                   sum(w for _, w in got)))
+                                   sum(w for _, w in got),
+                                   {r.run.spec.seed: rows[r.run.key()][0] for r in done}))
     return out
 
 
@@ -97,13 +113,17 @@ def verdicts(cfg: EvalConfig, stats: list[SeriesStats]) -> list[Verdict]:
         (p99, classic, util, loss) = pairs
         tol = cfg.target.utilisation_tolerance
         out.append(Verdict(
-            setting, p99, classic, util, loss,
+            setting, p99, classic, util, loss, paired_difference(pol, ref, "l4s_p99_ms"),
             p99_ok=(p99[0] <= p99[1]) if known[0] else None,
             classic_ok=(classic[0] <= CLASSIC_P99_FACTOR * classic[1]) if known[1] else None,
             util_ok=(util[0] >= (1.0 - tol) * util[1]) if known[2] else None,
             loss_ok=(loss[0] <= loss[1] + LOSS_MARGIN_PCT + 1e-9) if known[3] else None,
             complete=all(s.stats[0].n == s.planned for s in (pol, ref))))
     return out
+
+
+def _signed(d: MeanCI) -> str:
+    return d.text("{:+.2f}").replace("± +", "± ")
 
 
 def _mark(ok: bool | None) -> str:
@@ -134,14 +154,18 @@ def markdown(cfg: EvalConfig, stats: list[SeriesStats], command: str) -> str:
         lines += [f"#### Target: {cfg.target.policy} against {cfg.reference}", "",
                   f"L4S p99 sojourn at most {cfg.reference}'s, classic p99 at most {CLASSIC_P99_FACTOR:g}x, "
                   f"utilisation at least {1 - tol:.0%} of {cfg.reference}'s, loss at most {cfg.reference}'s "
-                  f"+ {LOSS_MARGIN_PCT:g} percentage points (means across seeds).", "",
-                  "| setting | family | split | L4S p99 ms (ref) | classic p99 ms (ref) | util (ref) | loss % (ref) "
-                  "| L4S p99 | classic p99 | util | loss | met |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  f"+ {LOSS_MARGIN_PCT:g} percentage points (means across seeds). L4S p99 Δ: "
+                  f"{cfg.target.policy}'s minus {cfg.reference}'s seed by seed (same seed: same traffic "
+                  "and link), mean ± 95% interval; an interval that contains 0 means the seeds do not "
+                  "tell the two apart.", "",
+                  "| setting | family | split | L4S p99 ms (ref) | L4S p99 Δ ms, paired | classic p99 ms (ref) "
+                  "| util (ref) | loss % (ref) | L4S p99 | classic p99 | util | loss | met |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for v in vs:
             met = _mark(v.met) + ("" if v.complete else " (incomplete)")
             lines.append(f"| {v.setting.name} | {v.setting.scenario} | {v.setting.split} | "
-                         f"{v.p99[0]:.2f} ({v.p99[1]:.2f}) | {v.classic_p99[0]:.1f} ({v.classic_p99[1]:.1f}) | "
+                         f"{v.p99[0]:.2f} ({v.p99[1]:.2f}) | {_signed(v.p99_delta)} | "
+                         f"{v.classic_p99[0]:.1f} ({v.classic_p99[1]:.1f}) | "
                          f"{v.util[0]:.3f} ({v.util[1]:.3f}) | {v.loss[0]:.3f} ({v.loss[1]:.3f}) | "
                          f"{_mark(v.p99_ok)} | {_mark(v.classic_ok)} | {_mark(v.util_ok)} | {_mark(v.loss_ok)} | {met} |")
         lines += ["", "| family (held-out settings) | target met |", "|---|---|"]
