@@ -62,7 +62,8 @@ def write_record_file(path: Path, *, epochs: int, acting: int, seed: int, util: 
             rep["p_l_mark"], rep["p_c_drop"], rep["p_c_mark"] = rng.uniform(0, 0.2, 3)
     meta = {"format": "aqm-llm-record", "version": 1, "record_size": rec.itemsize, "record_header_size": 64,
             "request_size": REQUEST_DTYPE.itemsize, "reply_size": REPLY_DTYPE.itemsize, "teachers": TEACHERS,
-            "acting": f"teacher:{TEACHERS[acting]}", "acting_teacher_index": acting, "mode": "record",
+            "acting": "agent" if acting < 0 else f"teacher:{TEACHERS[acting]}", "acting_teacher_index": acting,
+            "mode": "record",
             "record_header": HEADER_FIELDS}
     blob = json.dumps(meta).encode()
     offset = -(-(16 + len(blob) + 1) // 64) * 64
@@ -73,14 +74,16 @@ def write_record_file(path: Path, *, epochs: int, acting: int, seed: int, util: 
 
 
 def make_pool(root: Path, episodes: list[tuple[str, int, int, float]], reward: RewardConfig = RewardConfig()) -> Path:
-    """A pool directory from (scenario, acting teacher index, epochs, utilisation) episodes."""
+    """A pool directory from (scenario, acting teacher index (-1: the agent), epochs, utilisation)
+    episodes."""
     runs = []
     for i, (scenario, acting, epochs, util) in enumerate(episodes):
         rec = root / "records" / f"r{i}.rec"
         rec.parent.mkdir(parents=True, exist_ok=True)
         write_record_file(rec, epochs=epochs, acting=acting, seed=100 + i, util=util)
         table = record_to_table(rec, run_id=f"r{i}", scenario=scenario, seed=i + 1,
-                                params={"teacher": TEACHERS[acting]}, reward=reward)
+                                params={"record_actor": "agent"} if acting < 0 else {"teacher": TEACHERS[acting]},
+                                reward=reward)
         write_part(table, root / PARTS_DIR / f"r{i}.parquet")
         runs.append({"run_id": f"r{i}", "record_sha256": f"sha{i}", "part": f"{PARTS_DIR}/r{i}.parquet",
                      "epochs": epochs})
@@ -271,6 +274,41 @@ def test_best_teacher_and_target_return_rules(tmp_path: Path) -> None:
     assert targets[D.ALL_FAMILIES]["episodes"] == 4
     assert D.target_returns(data, 0.5, eval_epochs=100)["wifi"]["target_return"] == pytest.approx(
         data.episodes[3].per_epoch * 100)
+
+
+def test_an_acting_policy_is_labelled_by_the_best_teacher_and_never_chosen(tmp_path: Path) -> None:
+    # DAgger: the policy acted (and scored best); its states take the best teacher's decisions.
+    pool = make_pool(tmp_path, [("dumbbell", 0, 10, 0.9), ("dumbbell", 2, 10, 0.2), ("dumbbell", -1, 10, 0.99)])
+    table, _ = load_pool(pool)
+    data = D.build_pool_data(table, TEACHERS, TokenLayout.fit(packets=4, max_tokens=32), RewardConfig(),
+                             family_keys=(D.SETTING,))
+    assert len({ep.family for ep in data.episodes}) == 1  # the acting policy's run is the same setting
+    best = D.best_teachers(data)
+    (info,) = best.values()
+    assert info["best"] == "dualpi2" and "agent" in info["mean_return_per_epoch"]
+    D.set_distillation_targets(data, best)
+    e = data.episodes[2]
+    assert e.acting == "agent"
+    rows = slice(e.start, e.start + e.epochs)
+    assert data.dist_valid[rows].all()
+    np.testing.assert_array_equal(data.dist_act[rows], data.teacher_act[rows, 0])
+    np.testing.assert_array_equal(data.dist_probs[rows], data.teacher_probs[rows, 0])
+
+
+def test_collect_policy_runs_act_in_each_setting_next_to_the_teachers() -> None:
+    doc = {"teachers": ["dualpi2"], "policy": {"checkpoint": "models/l4s-llm", "threads": 1},
+           "settings": [{"scenario": "dumbbell", "params": {"rtt": "10ms"}},
+                        {"scenario": "wifi", "params": {}}]}
+    cfg = parse_collect_config(doc)
+    sweep = cfg.sweep_doc()
+    actors = sorted((i["scenario"], i["params"].get("record_actor", "teacher")) for i in sweep["include"])
+    assert actors == [("dumbbell", "agent"), ("dumbbell", "teacher"), ("wifi", "agent"), ("wifi", "teacher")]
+    assert sweep["agent"]["checkpoint"] == "models/l4s-llm"
+    assert parse_collect_config({**doc, "teachers": []}).teachers == ()
+    with pytest.raises(ConfigError, match="policy: give settings"):
+        parse_collect_config({"scenarios": ["dumbbell"], "policy": {"checkpoint": "models/l4s-llm"}})
+    with pytest.raises(ConfigError, match="agent"):
+        parse_collect_config({**doc, "policy": {"checkpoint": "models/nope"}})
 
 
 # ------------------------------------------------------------------------ resume

@@ -26,6 +26,13 @@ Config (YAML)::
 ``scenarios`` (the grid) and ``settings`` (a list of scenario + params, for a pool that spans
 many families and ranges without a cartesian product) may be given together; one is needed.
 
+On-policy states (DAgger): ``policy: {checkpoint: models/l4s-llm, threads: 1}`` (the keys of a
+sweep's ``agent``) adds, for each of ``settings``, runs where that trained policy acts while every
+teacher still decides in shadow; ``teachers: []`` collects those runs alone. Training on such a
+pool next to the teachers' (``pools: [...]``) labels the states the policy itself visits in closed
+loop with the best teacher's decisions there, the states a teacher-only pool lacks (an acting
+policy is never a distillation target: only teachers are).
+
 Exploration: the perturbed teachers (``NAME@0.5``, ``NAME@2``: half / double their delay
 targets) acting push the queue into states the nominal teachers avoid. ``epsilon``: the queue
 disc replaces each of the acting teacher's per-packet actions, with that probability, by a
@@ -69,7 +76,7 @@ def all_teachers() -> tuple[str, ...]:
         raise ConfigError("no scenario programs are installed (run `make build`)")
     return describe(names[0]).params["teacher"].choices
 _KEYS = ("name", "description", "pool", "scenarios", "teachers", "seeds", "params", "grid",
-         "per_scenario", "settings", "reward", "epsilon", "workers", "cores_per_worker", "scheduler",
+         "per_scenario", "settings", "reward", "epsilon", "policy", "workers", "cores_per_worker", "scheduler",
          "run_timeout_s")
 
 
@@ -94,6 +101,7 @@ class CollectConfig:
     settings: tuple[Setting, ...] = ()
     reward: RewardConfig = RewardConfig()
     epsilon: float = 0.0
+    policy: dict[str, Any] | None = None  # the agent that acts in extra runs (a sweep's agent keys)
     workers: int | None = None
     cores_per_worker: int | None = None
     scheduler: str | None = None
@@ -115,6 +123,11 @@ class CollectConfig:
         if self.settings:
             doc["include"] = [{"scenario": s.scenario, "qdisc": QDISC, "params": {**s.params, "teacher": t}}
                               for s in self.settings for t in self.teachers]
+        if self.policy is not None:
+            doc["agent"] = dict(self.policy)
+            doc["include"] = [*doc.get("include", []),
+                              *({"scenario": s.scenario, "qdisc": QDISC, "params": {**s.params, "record_actor": "agent"}}
+                                for s in self.settings)]
         return doc
 
 
@@ -128,8 +141,16 @@ def parse_collect_config(doc: Any, *, source: str = "collect", default_name: str
     settings = _settings(doc.get("settings", []), fail)
     if not scenarios and not settings:
         raise fail("nothing to collect: give scenarios (a grid) or settings (a list)")
+    policy = doc.get("policy")
+    if policy is not None:
+        from aqm_llm.sweep.spec import agent_spec
+
+        agent_spec(policy, fail)  # checked now: a missing checkpoint fails before anything runs
+        if scenarios or not settings:
+            raise fail("policy: give settings (the policy acts in each of them), not a scenarios grid")
     teachers = doc.get("teachers", list(all_teachers()))
-    if not isinstance(teachers, list) or not teachers or not all(isinstance(t, str) for t in teachers):
+    if not isinstance(teachers, list) or not (teachers or policy is not None) \
+            or not all(isinstance(t, str) for t in teachers):
         raise fail("teachers: expected a non-empty list of teacher names (e.g. dualpi2, pie-step@2)")
     for where in ("params", "grid"):
         for key in (doc.get(where) or {}):
@@ -161,7 +182,8 @@ def parse_collect_config(doc: Any, *, source: str = "collect", default_name: str
                          grid=dict(doc.get("grid") or {}),
                          per_scenario=dict(doc.get("per_scenario") or {}), settings=settings,
                          reward=reward,
-                         epsilon=float(epsilon), workers=doc.get("workers"),
+                         epsilon=float(epsilon), policy=dict(policy) if policy is not None else None,
+                         workers=doc.get("workers"),
                          cores_per_worker=doc.get("cores_per_worker"), scheduler=doc.get("scheduler"),
                          run_timeout_s=as_run_timeout(doc.get("run_timeout_s"), fail),
                          source=source, doc=doc)
@@ -215,7 +237,8 @@ def record_task(run: Any, output_dir: Path) -> dict[str, Any]:
     rec.parent.mkdir(parents=True, exist_ok=True)
     params = {**dict(run.spec.params), "record_path": str(rec)}
     metrics = run_one(run.spec.scenario, qdisc=run.spec.qdisc, seed=run.spec.seed, params=params,
-                      output_dir=output_dir, timeseries=False, progress=False, timeout_s=wall_clock_limit(run))
+                      output_dir=output_dir, timeseries=False, progress=False, timeout_s=wall_clock_limit(run),
+                      agent=run.agent)
     if not rec.is_file():
         raise RuntimeError(f"the run wrote no record file at {rec}")
     meta, offset = read_header(rec)
@@ -408,7 +431,7 @@ def write_manifest(root: Path, cfg: CollectConfig, runs: list[Any], entries: lis
         "written_unix": time.time(), "config": cfg.doc, "config_source": cfg.source,
         "scenarios": sorted(set(cfg.scenarios) | {s.scenario for s in cfg.settings}),
         "settings": [{"scenario": s.scenario, "params": s.params} for s in cfg.settings],
-        "acting_teachers": list(cfg.teachers),
+        "acting_teachers": list(cfg.teachers), "policy": cfg.policy,
         "teachers": teachers, "seeds": sorted({r.spec.seed for r in runs}),
         "params": cfg.params, "grid": cfg.grid, "per_scenario": cfg.per_scenario,
         "reward": reward_dict(cfg.reward), "epsilon": cfg.epsilon,
