@@ -60,3 +60,10 @@ def test_run_uses_the_shipped_checkpoint_by_default(tmp_path: Path) -> None:
     assert agent["policy"]["checkpoint"] == str(DEFAULT_CHECKPOINT.resolve())
     assert metrics["fallbacks"] == 0 and metrics["llm"]["agent_epochs"] == metrics["llm"]["epochs"] > 30
     json.dumps(metrics)  # serialisable as stored
+
+
+def test_the_dagger_round_ships_with_both_pools() -> None:
+    tr = _training(MODELS / "l4s-llm-dagger")
+    assert tr["pool_names"] == ["collect-default", "collect-dagger"]
+    assert tr["steps_done"] == tr["config"]["optim"]["steps"]
+    assert tr["pool_identity"] in (MODELS / "l4s-llm-dagger" / "README.md").read_text()
