@@ -380,11 +380,7 @@ def main(argv: list[str]) -> int:
             rows.append(row)
     load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
     text = render(rows, cfg, machine, command, load_after)
-    print(text, end="")
-    if save is not None:
-        save_section(save, text)
-        print(f"saved to {save}", file=sys.stderr)
-    return 0
+    return report.publish(text, save, save_section)
 
 
 if __name__ == "__main__":

@@ -381,11 +381,7 @@ def main(argv: list[str]) -> int:
         results.append(run_in_subprocess(bench, mode))
     info["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     text = render(results, bench, info, command)
-    print(text, end="")
-    if save is not None:
-        save_section(save, text)
-        print(f"saved to {save}", file=sys.stderr)
-    return 0
+    return report.publish(text, save, save_section)
 
 
 if __name__ == "__main__":

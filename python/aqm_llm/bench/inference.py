@@ -336,11 +336,7 @@ def main(argv: list[str]) -> int:
         text += "\n" + grid_text
     if cosim is not None:
         text += "\n" + cosim.render()
-    print(text, end="")
-    if save is not None:
-        save_section(save, text)
-        print(f"saved to {save}", file=sys.stderr)
-    return 0
+    return report.publish(text, save, save_section)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Callable
 
 
 def save_section(path: Path, text: str, begin: str, end: str, intro: str) -> None:
@@ -21,3 +23,14 @@ def save_section(path: Path, text: str, begin: str, end: str, intro: str) -> Non
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(intro + block)
+
+
+
+def publish(text: str, path: Path | None, write: Callable[[Path, str], None]) -> int:
+    """Print a benchmark's report and, given a path (--save), write it there with ``write`` (the
+    benchmark's own section of its document); the exit status, 0."""
+    print(text, end="")
+    if path is not None:
+        write(path, text)
+        print(f"saved to {path}", file=sys.stderr)
+    return 0
