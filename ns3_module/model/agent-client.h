@@ -1,8 +1,8 @@
 /*
  * SPDX-License-Identifier: GPL-2.0-only
  */
-#ifndef AGENT_CLIENT_H
-#define AGENT_CLIENT_H
+#ifndef AQM_LLM_AGENT_CLIENT_H
+#define AQM_LLM_AGENT_CLIENT_H
 
 #include "agent-messages.h"
 
@@ -111,4 +111,4 @@ class AgentClient
 
 } // namespace ns3
 
-#endif /* AGENT_CLIENT_H */
+#endif /* AQM_LLM_AGENT_CLIENT_H */

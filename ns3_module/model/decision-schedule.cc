@@ -41,9 +41,19 @@ EpochDecision::FindAction(uint64_t id) const
     return std::nullopt;
 }
 
+DecisionSchedule::~DecisionSchedule()
+{
+    Reset();
+}
+
 void
 DecisionSchedule::Reset()
 {
+    for (auto& event : m_events)
+    {
+        Simulator::Cancel(event);
+    }
+    m_events.clear();
     m_current = EpochDecision();
     m_pending.clear();
 }
@@ -57,7 +67,7 @@ DecisionSchedule::Install(EpochDecision d, Time delay)
         return;
     }
     m_pending.push_back(std::move(d));
-    Simulator::Schedule(delay, &DecisionSchedule::InstallPending, this);
+    m_events.push_back(Simulator::Schedule(delay, &DecisionSchedule::InstallPending, this));
 }
 
 const EpochDecision&
@@ -75,6 +85,7 @@ DecisionSchedule::InstallPending()
     }
     m_current = std::move(m_pending.front());
     m_pending.pop_front();
+    m_events.pop_front();
 }
 
 } // namespace ns3

@@ -1,11 +1,12 @@
 /*
  * SPDX-License-Identifier: GPL-2.0-only
  */
-#ifndef DECISION_SCHEDULE_H
-#define DECISION_SCHEDULE_H
+#ifndef AQM_LLM_DECISION_SCHEDULE_H
+#define AQM_LLM_DECISION_SCHEDULE_H
 
 #include "agent-messages.h"
 
+#include "ns3/event-id.h"
 #include "ns3/nstime.h"
 
 #include <cstdint>
@@ -60,7 +61,14 @@ struct EpochDecision
 class DecisionSchedule
 {
   public:
-    /// Back to the fallback's decision in force and nothing pending.
+    DecisionSchedule() = default;
+    /// Not copyable: scheduled events hold this object's address.
+    DecisionSchedule(const DecisionSchedule&) = delete;
+    /// Not copyable: scheduled events hold this object's address.
+    DecisionSchedule& operator=(const DecisionSchedule&) = delete;
+    ~DecisionSchedule();
+
+    /// Back to the fallback's decision in force; pending decisions and their events cancelled.
     void Reset();
     /**
      * \brief Take \p d into force after \p delay (at once if zero).
@@ -77,8 +85,9 @@ class DecisionSchedule
 
     EpochDecision m_current;            //!< in force
     std::deque<EpochDecision> m_pending; //!< waiting for their delay
+    std::deque<EventId> m_events;        //!< their events, in the same order
 };
 
 } // namespace ns3
 
-#endif /* DECISION_SCHEDULE_H */
+#endif /* AQM_LLM_DECISION_SCHEDULE_H */

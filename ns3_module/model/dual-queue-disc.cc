@@ -39,9 +39,9 @@ DualQueueDisc::AddDualQueueAttributes(TypeId tid, const AttributeStyle& style)
                       MakeQueueSizeAccessor(&QueueDisc::SetMaxSize, &QueueDisc::GetMaxSize),
                       MakeQueueSizeChecker())
         .AddAttribute("UseEcn",
-                      "Mark ECT(0) Classic packets CE instead of dropping them (below "
-                      "overload). L packets (ECT(1), CE) are always marked, never dropped "
-                      "below overload.",
+                      "Mark ECT(0) Classic packets CE instead of dropping them when they are "
+                      "signalled (below overload); with false they are dropped. L packets "
+                      "(ECT(1), CE) carry marks whatever this says.",
                       BooleanValue(true),
                       MakeBooleanAccessor(&DualQueueDisc::m_useEcn),
                       MakeBooleanChecker())
@@ -51,9 +51,9 @@ DualQueueDisc::AddDualQueueAttributes(TypeId tid, const AttributeStyle& style)
                       MakeTimeAccessor(&DualQueueDisc::m_target),
                       MakeTimeChecker(Time(0)))
         .AddAttribute(style.gainPrefix + "Alpha",
-                      "Integral gain of " + pi2 + " in Hz (RFC 9332 Appendix A for RTT_max "
-                      "100 ms: 0.1 * Tupdate / RTT_max^2 = 0.15 with Tupdate 15 ms; Linux "
-                      "sch_dualpi2: 0.16 with 16 ms).",
+                      "Integral gain of " + pi2 + " in Hz (RFC 9332 Appendix A: 0.1 * Tupdate "
+                      "/ RTT_max^2, 0.15 for a 15 ms update and RTT_max 100 ms; Linux "
+                      "sch_dualpi2: 0.16 for its 16 ms update).",
                       DoubleValue(style.alpha),
                       MakeDoubleAccessor(&DualQueueDisc::m_alpha),
                       MakeDoubleChecker<double>(0.0))
@@ -266,6 +266,7 @@ DualQueueDisc::PeekInSendOrder(uint32_t n, Time now) const
     auto idC = Fifo(C_QUEUE)->Ids().begin();
     dualq::DualQueueScheduler scheduler = m_scheduler; // a copy: the real credit stays
     std::vector<Queued> out;
+    out.reserve(n);
     while (out.size() < n && (itL != lItems.end() || itC != cItems.end()))
     {
         const bool hasL = itL != lItems.end();

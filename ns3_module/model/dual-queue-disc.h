@@ -1,8 +1,8 @@
 /*
  * SPDX-License-Identifier: GPL-2.0-only
  */
-#ifndef DUAL_QUEUE_DISC_H
-#define DUAL_QUEUE_DISC_H
+#ifndef AQM_LLM_DUAL_QUEUE_DISC_H
+#define AQM_LLM_DUAL_QUEUE_DISC_H
 
 #include "dual-pi2-controller.h"
 #include "dual-queue-common.h"
@@ -40,7 +40,6 @@ class DualQueueDisc : public QueueDisc
     /// \return the object TypeId
     static TypeId GetTypeId();
 
-    DualQueueDisc();
     ~DualQueueDisc() override;
 
     static constexpr std::size_t L_QUEUE = 0; //!< index of the L queue
@@ -52,6 +51,8 @@ class DualQueueDisc : public QueueDisc
     Time HeadSojourn(std::size_t i) const;
 
   protected:
+    DualQueueDisc();
+
     /// Names and defaults that differ between the subclasses' common attributes.
     struct AttributeStyle
     {
@@ -159,15 +160,16 @@ class DualQueueDisc : public QueueDisc
     Time GetLastServiceInstant() const;
 
     // Common attributes
-    bool m_useEcn;             //!< mark ECT(0) C packets instead of dropping them
-    Time m_target;             //!< PI2 target
-    double m_alpha;            //!< PI2 integral gain [Hz]
-    double m_beta;             //!< PI2 proportional gain [Hz]
-    double m_k;                //!< coupling factor
-    Time m_minTh;              //!< L ramp start
-    Time m_range;              //!< L ramp width
-    double m_classicWeight;    //!< C's byte share (weighted scheduler)
-    bool m_excludeBlockedTime; //!< Wi-Fi: exclude the last device stall from L marking
+    // (in-class values: the attribute defaults, for a subclass that would not declare them)
+    bool m_useEcn{true};                //!< mark ECT(0) C packets instead of dropping them
+    Time m_target{MilliSeconds(15)};    //!< PI2 target
+    double m_alpha{0.15};               //!< PI2 integral gain [Hz]
+    double m_beta{3.0};                 //!< PI2 proportional gain [Hz]
+    double m_k{2.0};                    //!< coupling factor
+    Time m_minTh{MicroSeconds(800)};    //!< L ramp start
+    Time m_range{MicroSeconds(400)};    //!< L ramp width
+    double m_classicWeight{0.1};        //!< C's byte share (weighted scheduler)
+    bool m_excludeBlockedTime{false};   //!< Wi-Fi: exclude the last device stall from L marking
 
   private:
     TracedCallback<Time> m_sojournL; //!< sojourn of each dequeued L packet
@@ -179,4 +181,4 @@ class DualQueueDisc : public QueueDisc
 
 } // namespace ns3
 
-#endif /* DUAL_QUEUE_DISC_H */
+#endif /* AQM_LLM_DUAL_QUEUE_DISC_H */

@@ -49,6 +49,7 @@ EpochRecordWriter::Open(const std::string& path, const RunInfo& info)
     NS_ABORT_MSG_IF(!m_file->good(),
                     "L4sLlmQueueDisc: cannot write the record file '" << path << "'");
     const size_t teachers = info.teachers.size();
+    m_teachers = teachers;
     const size_t headerSize = sizeof(Header);
     const size_t requestOffset = headerSize;
     const size_t agentOffset = requestOffset + sizeof(agent::Request);
@@ -116,6 +117,9 @@ EpochRecordWriter::Write(const Header& header,
                          const std::vector<agent::Reply>& teacherReplies)
 {
     NS_ABORT_MSG_IF(!m_file, "EpochRecordWriter: no record file open");
+    NS_ABORT_MSG_IF(teacherReplies.size() != m_teachers,
+                    "EpochRecordWriter: " << teacherReplies.size() << " teacher replies for a file of "
+                                          << m_teachers);
     std::fill(m_buffer.begin(), m_buffer.end(), 0);
     char* p = m_buffer.data();
     std::memcpy(p, &header, sizeof(header));

@@ -1,8 +1,8 @@
 /*
  * SPDX-License-Identifier: GPL-2.0-only
  */
-#ifndef EPOCH_RECORD_WRITER_H
-#define EPOCH_RECORD_WRITER_H
+#ifndef AQM_LLM_EPOCH_RECORD_WRITER_H
+#define AQM_LLM_EPOCH_RECORD_WRITER_H
 
 #include "agent-messages.h"
 
@@ -87,10 +87,11 @@ class EpochRecordWriter
 
   private:
     std::string m_path;                      //!< the record file
+    std::size_t m_teachers{0};               //!< T, the replies each record holds
     std::unique_ptr<std::ofstream> m_file;   //!< open record file
     std::vector<char> m_buffer;              //!< one record
 };
 
 } // namespace ns3
 
-#endif /* EPOCH_RECORD_WRITER_H */
+#endif /* AQM_LLM_EPOCH_RECORD_WRITER_H */

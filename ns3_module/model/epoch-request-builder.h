@@ -1,8 +1,8 @@
 /*
  * SPDX-License-Identifier: GPL-2.0-only
  */
-#ifndef EPOCH_REQUEST_BUILDER_H
-#define EPOCH_REQUEST_BUILDER_H
+#ifndef AQM_LLM_EPOCH_REQUEST_BUILDER_H
+#define AQM_LLM_EPOCH_REQUEST_BUILDER_H
 
 #include "agent-messages.h"
 
@@ -113,4 +113,4 @@ class EpochRequestBuilder
 
 } // namespace ns3
 
-#endif /* EPOCH_REQUEST_BUILDER_H */
+#endif /* AQM_LLM_EPOCH_REQUEST_BUILDER_H */

@@ -309,7 +309,10 @@ void
 L4sLlmQueueDisc::InitializeParams()
 {
     NS_LOG_FUNCTION(this);
-    m_fallback = DualPi2Controller(GetControllerParams(m_interval)); // p' from the C delay alone
+    DualPi2Controller::Params fallback = GetControllerParams(m_interval);
+    fallback.delaySource = DualPi2Controller::DelaySource::CLASSIC; // p' from the C delay alone
+    fallback.maxProbBase = 1.0;                                     // overload drops L packets
+    m_fallback = DualPi2Controller(fallback);
     ResetDualQueue(dualq::DualQueueScheduler::Type::WEIGHTED, m_classicWeight, Time(0));
 
     m_epoch = 0;

@@ -132,11 +132,20 @@ class L4sLlmQueueDisc : public DualQueueDisc
 
     /// EpochRecordHeader::actor and the Decision trace: who decided (>= 0: teacher index).
     using ActorCode = EpochDecision::ActorCode;
-    using enum EpochDecision::ActorCode;
+    static constexpr ActorCode ACTOR_FALLBACK = EpochDecision::ACTOR_FALLBACK; //!< the fallback
+    static constexpr ActorCode ACTOR_AGENT = EpochDecision::ACTOR_AGENT;       //!< the agent
 
     /// What became of the agent in an epoch (AgentClient::Outcome: OUTCOME_OK, ...).
     using AgentOutcome = AgentClient::Outcome;
-    using enum AgentClient::Outcome;
+    static constexpr AgentOutcome OUTCOME_NOT_CONSULTED = AgentClient::OUTCOME_NOT_CONSULTED; //!< AgentClient::OUTCOME_NOT_CONSULTED
+    static constexpr AgentOutcome OUTCOME_OK = AgentClient::OUTCOME_OK; //!< AgentClient::OUTCOME_OK
+    static constexpr AgentOutcome OUTCOME_AGENT_FALLBACK = AgentClient::OUTCOME_AGENT_FALLBACK; //!< AgentClient::OUTCOME_AGENT_FALLBACK
+    static constexpr AgentOutcome OUTCOME_TIMEOUT = AgentClient::OUTCOME_TIMEOUT; //!< AgentClient::OUTCOME_TIMEOUT
+    static constexpr AgentOutcome OUTCOME_INVALID = AgentClient::OUTCOME_INVALID; //!< AgentClient::OUTCOME_INVALID
+    static constexpr AgentOutcome OUTCOME_PEER_GONE = AgentClient::OUTCOME_PEER_GONE; //!< AgentClient::OUTCOME_PEER_GONE
+    static constexpr AgentOutcome OUTCOME_NO_AGENT = AgentClient::OUTCOME_NO_AGENT; //!< AgentClient::OUTCOME_NO_AGENT
+    static constexpr AgentOutcome OUTCOME_ABANDONED = AgentClient::OUTCOME_ABANDONED; //!< AgentClient::OUTCOME_ABANDONED
+    static constexpr AgentOutcome OUTCOME_COUNT = AgentClient::OUTCOME_COUNT; //!< AgentClient::OUTCOME_COUNT
 
     /// Fixed 64-byte header of each record of the record file.
     using EpochRecordHeader = EpochRecordWriter::Header;
@@ -166,7 +175,7 @@ class L4sLlmQueueDisc : public DualQueueDisc
     /**
      * \brief Use fixed random variable streams.
      * \param stream first stream index to use
-     * \return the number of stream indices assigned (1)
+     * \return the number of stream indices assigned (2: decisions, exploration)
      */
     int64_t AssignStreams(int64_t stream);
 

@@ -1,8 +1,8 @@
 /*
  * SPDX-License-Identifier: GPL-2.0-only
  */
-#ifndef TEACHER_SET_H
-#define TEACHER_SET_H
+#ifndef AQM_LLM_TEACHER_SET_H
+#define AQM_LLM_TEACHER_SET_H
 
 #include "agent-messages.h"
 #include "aqm-teachers.h"
@@ -86,4 +86,4 @@ class TeacherSet
 
 } // namespace ns3
 
-#endif /* TEACHER_SET_H */
+#endif /* AQM_LLM_TEACHER_SET_H */

@@ -107,7 +107,7 @@ DumbbellTopology::AttachBottleneck(MetricsCollector& metrics) const
 }
 
 Ptr<PointToPointChannel>
-DumbbellTopology::Channel() const
+DumbbellTopology::GetChannel() const
 {
     return DynamicCast<PointToPointChannel>(m_forward->GetChannel());
 }

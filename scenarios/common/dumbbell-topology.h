@@ -52,6 +52,10 @@ class DumbbellTopology
     /**
      * \brief Build the leaves of \p mix around the bottleneck, with the registry's queue
      * disc \p qdisc (configured by \p options) on R1's bottleneck device.
+     * \param mix the traffic mix (how many leaf pairs)
+     * \param links rates, delays and the device queue
+     * \param qdisc the queue disc's registry name
+     * \param options its configuration
      */
     DumbbellTopology(const TrafficMix& mix,
                      const DumbbellLinks& links,
@@ -64,26 +68,27 @@ class DumbbellTopology
     /// \brief Watch the queue disc, the bottleneck's transmissions and its device queue.
     void AttachBottleneck(MetricsCollector& metrics) const;
 
-    /// \brief R1's bottleneck device (R1 -> R2).
-    ns3::Ptr<ns3::PointToPointNetDevice> Forward() const { return m_forward; }
+    /// \return R1's bottleneck device (R1 -> R2)
+    ns3::Ptr<ns3::PointToPointNetDevice> GetForwardDevice() const { return m_forward; }
 
-    /// \brief The bottleneck channel (its Delay applies to both directions).
-    ns3::Ptr<ns3::PointToPointChannel> Channel() const;
+    /// \return the bottleneck channel (its Delay applies to both directions)
+    ns3::Ptr<ns3::PointToPointChannel> GetChannel() const;
 
   private:
-    /// \brief The endpoints on sender and receiver leaf \p leaf.
+    /// \return the endpoint \p name on sender leaf \p leaf
     Endpoint Sender(uint32_t leaf, const std::string& name) const;
+    /// \return the endpoint \p name on receiver leaf \p leaf
     Endpoint Receiver(uint32_t leaf, const std::string& name) const;
 
-    TrafficMix m_mix;
-    ns3::NodeContainer m_senders;
-    ns3::NodeContainer m_receivers;
-    std::vector<ns3::Ipv4Address> m_senderAddress;
-    std::vector<ns3::Ipv4Address> m_receiverAddress;
-    ns3::Ptr<ns3::PointToPointNetDevice> m_forward;
-    ns3::Ptr<ns3::QueueDisc> m_qdisc;
+    TrafficMix m_mix;                                   //!< the traffic the leaves carry
+    ns3::NodeContainer m_senders;                       //!< sender leaves
+    ns3::NodeContainer m_receivers;                     //!< receiver leaves
+    std::vector<ns3::Ipv4Address> m_senderAddress;      //!< each sender's address
+    std::vector<ns3::Ipv4Address> m_receiverAddress;    //!< each receiver's address
+    ns3::Ptr<ns3::PointToPointNetDevice> m_forward;     //!< R1's bottleneck device
+    ns3::Ptr<ns3::QueueDisc> m_qdisc;                   //!< the queue disc under test
 };
 
 } // namespace aqmllm
 
-#endif
+#endif /* AQM_LLM_SCENARIO_DUMBBELL_TOPOLOGY_H */

@@ -148,8 +148,8 @@ VariableDumbbell::Run(const ParamSet& params) const
     const Time meanDelay = Seconds(bottleneckDelayS.Mean(0, stopS));
     const DumbbellTopology net(mix, links, params.GetString("qdisc"),
                                QueueDiscOptionsFrom(params, meanRate, meanDelay));
-    const Ptr<PointToPointNetDevice> forward = net.Forward();
-    const Ptr<PointToPointChannel> channel = net.Channel();
+    const Ptr<PointToPointNetDevice> forward = net.GetForwardDevice();
+    const Ptr<PointToPointChannel> channel = net.GetChannel();
 
     // The link follows its schedules (the values at 0 are already set).
     for (const auto& s : capacityBps.Unroll(stopS))
