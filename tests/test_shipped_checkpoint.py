@@ -62,8 +62,11 @@ def test_run_uses_the_shipped_checkpoint_by_default(tmp_path: Path) -> None:
     json.dumps(metrics)  # serialisable as stored
 
 
-def test_the_dagger_round_ships_with_both_pools() -> None:
-    tr = _training(MODELS / "l4s-llm-dagger")
-    assert tr["pool_names"] == ["collect-default", "collect-dagger"]
+@pytest.mark.parametrize("name, pools", [
+    ("l4s-llm-dagger", ["collect-default", "collect-dagger"]),
+    ("l4s-llm-dagger2", ["collect-default", "collect-dagger", "collect-dagger2"])])
+def test_the_dagger_rounds_ship_with_their_pools(name: str, pools: list[str]) -> None:
+    tr = _training(MODELS / name)
+    assert tr["pool_names"] == pools
     assert tr["steps_done"] == tr["config"]["optim"]["steps"]
-    assert tr["pool_identity"] in (MODELS / "l4s-llm-dagger" / "README.md").read_text()
+    assert tr["pool_identity"] in (MODELS / name / "README.md").read_text()
