@@ -342,10 +342,7 @@ def parse(argv: list[str]) -> tuple[BenchConfig, Path | None]:
                    help="skip the busy-poll reference row")
     p.add_argument("--spin-us", type=float, default=C.ChannelOptions().spin_s * 1e6)
     p.add_argument("--quick", action="store_true", help="few rounds (a smoke test)")
-    p.add_argument("--save", type=Path, default=None,
-                   help="write the output into a section of this Markdown file "
-                        "(default: docs/bench-channel.md if ./docs exists)")
-    p.add_argument("--no-save", action="store_true")
+    report.add_save_options(p, "docs/bench-channel.md")
     a = p.parse_args(argv)
     transports = tuple(t.strip() for t in a.transports.split(",") if t.strip())
     for t in transports:
@@ -356,8 +353,7 @@ def parse(argv: list[str]) -> tuple[BenchConfig, Path | None]:
     cfg = BenchConfig(rounds=a.rounds, warmup=a.warmup, slow_rounds=a.slow_rounds,
                       slow_ms=a.slow_ms, packets=a.packets, transports=transports,
                       busy_reference=not a.no_busy and "shm" in transports, spin_us=a.spin_us)
-    save = None if a.no_save else (a.save or (Path("docs/bench-channel.md")
-                                              if Path("docs").is_dir() else None))
+    save = report.save_path(a, "docs/bench-channel.md")
     return cfg, save
 
 

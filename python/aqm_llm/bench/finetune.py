@@ -346,10 +346,7 @@ def parse(argv: list[str]) -> tuple[BenchConfig, Path | None, str | None]:
                    help="default: the config's ('smollm2', a local causal-LM path, random:<arch>)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")
     p.add_argument("--quick", action="store_true", help="few steps (a smoke test)")
-    p.add_argument("--save", type=Path, default=None,
-                   help="write the output into a section of this Markdown file "
-                        "(default: docs/bench-finetune.md if ./docs exists)")
-    p.add_argument("--no-save", action="store_true")
+    report.add_save_options(p, "docs/bench-finetune.md")
     p.add_argument("--worker", choices=MODES, default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.quick:
@@ -359,8 +356,7 @@ def parse(argv: list[str]) -> tuple[BenchConfig, Path | None, str | None]:
         p.error("need --steps >= 1, --warmup-steps >= 0, --batch-size >= 1, --threads >= 1")
     bench = BenchConfig(config=a.config, steps=a.steps, warmup_steps=a.warmup_steps,
                         batch_size=a.batch_size, backbone=a.backbone, threads=a.threads)
-    save = None if a.no_save else (a.save or (Path("docs/bench-finetune.md")
-                                              if Path("docs").is_dir() else None))
+    save = report.save_path(a, "docs/bench-finetune.md")
     return bench, save, a.worker
 
 

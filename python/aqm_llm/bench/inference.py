@@ -182,10 +182,7 @@ def parse(argv: list[str]) -> tuple[BenchConfig, Path | None]:
     p.add_argument("--no-grid", action="store_true",
                    help="skip the grid of the backbone body alone (layers x tokens, ONNX Runtime)")
     p.add_argument("--quick", action="store_true", help="few epochs, no grid, no co-simulation")
-    p.add_argument("--save", type=Path, default=None,
-                   help="write the output into a section of this Markdown file "
-                        "(default: docs/bench-inference.md if ./docs exists)")
-    p.add_argument("--no-save", action="store_true")
+    report.add_save_options(p, "docs/bench-inference.md")
     a = p.parse_args(argv)
     if a.quick:
         a.epochs, a.warmup, a.text_epochs = min(a.epochs, 10), min(a.warmup, 3), min(a.text_epochs, 1)
@@ -201,8 +198,7 @@ def parse(argv: list[str]) -> tuple[BenchConfig, Path | None]:
                       text_epochs=a.text_epochs, packets=a.packets, threads=a.threads, seed=a.seed,
                       omp_wait_policy=a.omp_wait_policy, cosim_duration=a.cosim_duration,
                       grid=not (a.no_grid or a.quick))
-    save = None if a.no_save else (a.save or (Path("docs/bench-inference.md")
-                                              if Path("docs").is_dir() else None))
+    save = report.save_path(a, "docs/bench-inference.md")
     return cfg, save
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Callable
@@ -34,3 +35,18 @@ def publish(text: str, path: Path | None, write: Callable[[Path, str], None]) ->
         write(path, text)
         print(f"saved to {path}", file=sys.stderr)
     return 0
+
+
+def add_save_options(parser: argparse.ArgumentParser, document: str) -> None:
+    """``--save FILE`` / ``--no-save`` of a benchmark whose report lives in ``document``."""
+    parser.add_argument("--save", type=Path, default=None,
+                        help="write the output into a section of this Markdown file "
+                             f"(default: {document} if ./docs exists)")
+    parser.add_argument("--no-save", action="store_true")
+
+
+def save_path(args: argparse.Namespace, document: str) -> Path | None:
+    """Where ``add_save_options``' arguments say the report goes (None: nowhere)."""
+    if args.no_save:
+        return None
+    return args.save or (Path(document) if Path("docs").is_dir() else None)
