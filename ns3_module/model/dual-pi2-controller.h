@@ -182,9 +182,8 @@ class DualPi2Controller
                 {
                     *probL = 1.0;
                 }
-                return dropOnOverload && draw(GetProbC(), DrawKind::L_OVERLOAD_DROP)
-                           ? PacketRule::OVERLOAD_L_DROP
-                           : PacketRule::OVERLOAD_L_MARK;
+                return dropOnOverload && DropsOverloadedL(draw) ? PacketRule::OVERLOAD_L_DROP
+                                                                : PacketRule::OVERLOAD_L_MARK;
             }
             const double pCL = GetProbCL();
             const double pL = std::max(nativeProbL, pCL);
@@ -207,6 +206,18 @@ class DualPi2Controller
             return PacketRule::CLASSIC_DROP;
         }
         return IsClassicOverloaded() ? PacketRule::OVERLOAD_CLASSIC_DROP : PacketRule::CLASSIC_MARK;
+    }
+
+    /**
+     * \brief The overload rule alone: an L packet is dropped with p_C while the L queue is
+     * saturated (k p' >= 1). Another actor's decisions stay under it (L4sLlmQueueDisc).
+     * \param draw as for DecidePacket (one L_OVERLOAD_DROP draw, only when saturated)
+     * \return whether the L packet is dropped
+     */
+    template <typename Draw>
+    bool DropsOverloadedL(Draw&& draw) const
+    {
+        return IsLSaturated() && draw(GetProbC(), DrawKind::L_OVERLOAD_DROP);
     }
 
     /// \return whether \p rule drops the packet

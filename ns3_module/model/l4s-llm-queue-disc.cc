@@ -373,20 +373,20 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
     const double native = isL && d.lPacketsBefore > 1
                               ? DualPi2Controller::RampProb(d.markDelay, m_minTh, m_range)
                               : 0.0;
+    auto draw = [this](double p, DualPi2Controller::DrawKind) { return Draw(*m_uv, p); };
     const EpochDecision& current = m_decisions.GetCurrent();
     if (current.actor == ACTOR_FALLBACK)
     {
         // RFC 9332 at dequeue with the fallback's p'.
         dropReason = FALLBACK_DROP;
         markReason = FALLBACK_MARK;
-        const auto rule = m_fallback.DecidePacket(
-            isL, d.ecn == dualq::ECN_ECT0, m_useEcn, native, true,
-            [this](double p, DualPi2Controller::DrawKind) { return Draw(*m_uv, p); });
+        const auto rule =
+            m_fallback.DecidePacket(isL, d.ecn == dualq::ECN_ECT0, m_useEcn, native, true, draw);
         return DualPi2Controller::IsDrop(rule)   ? Verdict::DROP
                : DualPi2Controller::IsMark(rule) ? Verdict::MARK
                                                  : Verdict::FORWARD;
     }
-    if (isL && m_fallback.IsLSaturated() && Draw(*m_uv, m_fallback.GetProbC()))
+    if (isL && m_fallback.DropsOverloadedL(draw))
     {
         dropReason = OVERLOAD_L4S_DROP;
         return Verdict::DROP;
