@@ -162,14 +162,13 @@ class L4sLlmEnv(gym.Env[dict[str, np.ndarray], dict[str, np.ndarray]]):
 
     def _finish(self) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """The simulation ended: its metrics (fallbacks included) go to info."""
-        assert self._proc is not None and self._workdir is not None
+        assert self._proc is not None and self._workdir is not None and self._last_obs is not None
         code = self._proc.wait(timeout=60)
         if code != 0:
             self._raise_run_failure()
         metrics = json.loads((Path(self._workdir.name) / "metrics.json").read_text())
         self._request = None
-        obs = self._last_obs if self._last_obs is not None else self.observation_space.sample()
-        return obs, 0.0, True, False, {"metrics": metrics}
+        return self._last_obs, 0.0, True, False, {"metrics": metrics}
 
     def _raise_run_failure(self) -> None:
         assert self._proc is not None and self._workdir is not None
