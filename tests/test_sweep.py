@@ -185,6 +185,10 @@ def test_sigterm_stops_the_sweep_and_its_simulations(tmp_path):
     ("scenarios: [dumbbell]\nqdiscs: [fifo]\nseeds: 3\n", "seeds"),
     ("scenarios: [dumbbell]\nqdisc: [fifo]\n", "unknown key 'qdisc'"),
     ("scenarios: [dumbbell]\nqdiscs: [fifo]\nparams: {duration: 2s, warmup: 3s}\n", "warmup"),
+    ("scenarios: [dumbbell, wifi]\nqdiscs: [dualpi2]\ngrid: {'ns3::DualPi2QueueDisc::Target': [10ms, fast]}\n",
+     "bad ns-3 attribute 'ns3::DualPi2QueueDisc::Target=fast'"),
+    ("scenarios: [dumbbell]\nqdiscs: [dualpi2]\nparams: {'ns3::DualPi2QueueDisc::Nope': 1}\n",
+     "bad ns-3 attribute 'ns3::DualPi2QueueDisc::Nope=1'"),
 ])
 def test_bad_sweep_file_fails_before_any_run(tmp_path, text, needle):
     sweep = tmp_path / "bad.yaml"
@@ -219,6 +223,10 @@ def test_example_sweep_files_are_valid():
     compare = plan(load_spec(REPO / "sweeps" / "compare.yaml"))
     assert len(compare) == 2 * 5 * 3
     assert len(plan(load_spec(REPO / "sweeps" / "tiny.yaml"))) >= 2
+    # ns-3 attribute defaults are sweep axes too, shared by every scenario program
+    target = plan(load_spec(REPO / "sweeps" / "wifi-dualpi2-target.yaml"))
+    assert len({r.key() for r in target}) == len(target) == 4 * 15
+    assert {r.spec.params["ns3::DualPi2QueueDisc::Target"] for r in target} == {"10ms", "15ms", "20ms", "30ms"}
 
 
 # --- failed runs are recorded, the sweep goes on, the next invocation retries them --------

@@ -110,6 +110,7 @@ class ScenarioSpec:
 
     name: str
     params: dict[str, ParamSpec] = field(default_factory=dict)
+    binary: str = ""  # the program, which checks ns-3 attribute names and values itself
 
     @property
     def qdiscs(self) -> tuple[str, ...]:
@@ -119,9 +120,10 @@ class ScenarioSpec:
         """Check every name and value; return them as command-line strings. ``hidden``: names
         the caller sets itself, left out of the "allowed" list of an unknown parameter."""
         out: dict[str, str] = {}
+        ns3_defaults: dict[str, str] = {}
         for name, value in values.items():
             if name.startswith(NS3_ATTRIBUTE_PREFIX):  # ns-3's own attribute defaults: the program checks them
-                out[name] = _to_text(value)
+                out[name] = ns3_defaults[name] = _to_text(value)
                 continue
             spec = self.params.get(name)
             if spec is None:
@@ -129,6 +131,8 @@ class ScenarioSpec:
                     f"unknown parameter '{name}' for scenario {self.name}; allowed: "
                     + ", ".join(sorted(set(self.params) - set(hidden))))
             out[name] = spec.normalise(value)
+        if ns3_defaults and self.binary:
+            _check_ns3_defaults(self.binary, tuple(sorted(ns3_defaults.items())))
         return out
 
 
@@ -163,4 +167,17 @@ def _describe_cached(binary: str, mtime_ns: int) -> ScenarioSpec:
             min=p.get("min"), max=p.get("max"), choices=tuple(p.get("choices", ())))
         for p in doc["params"]
     }
-    return ScenarioSpec(name=doc["program"], params=params)
+    return ScenarioSpec(name=doc["program"], params=params, binary=binary)
+
+
+@lru_cache(maxsize=256)
+def _check_ns3_defaults(binary: str, defaults: tuple[tuple[str, str], ...]) -> None:
+    """ConfigError with the program's own one-line message if it rejects an ns-3 attribute
+    default: the program parses its arguments in order, so ``--describe`` after them checks
+    them against ns-3's TypeIds (as a run would) and exits without simulating."""
+    cmd = [binary, *(f"--{name}={value}" for name, value in defaults), "--describe"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+        message = lines[-1] if lines else f"exit status {out.returncode}"
+        raise ConfigError(message.split(": ", 1)[1] if ": " in message else message)

@@ -298,10 +298,11 @@ ParamSet::Fail(const std::string& message) const
 
 namespace
 {
-/// False if \p name is a numeric ns-3 attribute and \p value is not a number (ns-3 aborts on
-/// those instead of reporting them); true otherwise (Config::SetDefaultFailSafe decides).
+/// False if \p name is a numeric or time ns-3 attribute and \p value is not a number (or a
+/// time: a number with an optional ns-3 unit): ns-3 aborts on those instead of reporting them.
+/// True otherwise (Config::SetDefaultFailSafe decides).
 bool
-Ns3NumberFits(const std::string& name, const std::string& value)
+Ns3ValueFits(const std::string& name, const std::string& value)
 {
     const std::size_t sep = name.rfind("::");
     ns3::TypeId tid;
@@ -312,6 +313,12 @@ Ns3NumberFits(const std::string& name, const std::string& value)
         return true; // unknown: SetDefaultFailSafe reports it
     }
     const std::string type = info.checker->GetValueTypeName();
+    if (type == "ns3::TimeValue")
+    {
+        static const std::regex time(
+            R"(^\s*[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?\s*(y|d|h|min|s|ms|us|ns|ps|fs)?\s*$)");
+        return std::regex_match(value, time);
+    }
     if (type != "ns3::UintegerValue" && type != "ns3::IntegerValue" && type != "ns3::DoubleValue")
     {
         return true;
@@ -364,7 +371,7 @@ ParamSet::Parse(int argc, char* argv[])
         const std::string value = arg.substr(arg.find('=') + 1);
         if (name.rfind("ns3::", 0) == 0)
         {
-            if (!Ns3NumberFits(name, value) ||
+            if (!Ns3ValueFits(name, value) ||
                 !ns3::Config::SetDefaultFailSafe(name, ns3::StringValue(value)))
             {
                 Fail("bad ns-3 attribute '" + name + "=" + value +

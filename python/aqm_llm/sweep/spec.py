@@ -41,7 +41,7 @@ from aqm_llm.configschema import (Fail, Scalar, as_list, as_mapping, as_names, a
 from aqm_llm.errors import ConfigError
 from aqm_llm.agent.runtime import RUNTIMES
 from aqm_llm.runner import AgentSpec, RunSpec
-from aqm_llm.scenarios import describe
+from aqm_llm.scenarios import NS3_ATTRIBUTE_PREFIX, describe
 from aqm_llm.sweep.runs import SWEEP_AGENT_THREADS, SweepRun
 
 _TOP_KEYS = ("name", "description", "scenarios", "qdiscs", "seeds", "params", "grid", "per_scenario",
@@ -121,7 +121,8 @@ class SweepSpec:
             declared = describe(scenario).params
             for where, names in (("params", self.params), ("grid", self.grid)):
                 for name in names:
-                    if name not in declared:
+                    # ns-3 attribute defaults apply to every program; each run's check tests them.
+                    if name not in declared and not name.startswith(NS3_ATTRIBUTE_PREFIX):
                         raise ConfigError(
                             f"{self.source}: parameter '{name}' (in {where}) does not exist for scenario "
                             f"{scenario}; scope it under per_scenario, or see `aqm-llm scenarios {scenario}`")
