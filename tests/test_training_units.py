@@ -34,8 +34,10 @@ HEADER_FIELDS = [["epoch", "<u8", 0], ["sim_time_ns", "<i8", 8], ["actor", "<i4"
                  ["reserved", "(2,)<u8", 48]]
 
 
-def write_record_file(path: Path, *, epochs: int, acting: int, seed: int, util: float = 0.9) -> None:
-    """A record file as the queue disc writes it, with random valid requests and replies."""
+def write_record_file(path: Path, *, epochs: int, acting: int, seed: int, util: float = 0.9,
+                      late_util: tuple[int, float] | None = None) -> None:
+    """A record file as the queue disc writes it, with random valid requests and replies
+    (``late_util``: (first epoch, utilisation) from that epoch on)."""
     rng = np.random.default_rng(seed)
     header = np.dtype({"names": [f[0] for f in HEADER_FIELDS], "formats": [f[1] for f in HEADER_FIELDS],
                        "offsets": [f[2] for f in HEADER_FIELDS], "itemsize": 64})
@@ -46,7 +48,7 @@ def write_record_file(path: Path, *, epochs: int, acting: int, seed: int, util: 
         req = d["request"][i:i + 1].reshape(())
         fill_random_request(req, rng, packets=int(rng.integers(0, 20)), epoch=i)
         rewards = np.array(req["rewards"])
-        rewards[Reward.UTILIZATION] = util
+        rewards[Reward.UTILIZATION] = late_util[1] if late_util and i >= late_util[0] else util
         req["rewards"] = rewards
         n = int(req["packet_count"])
         d["h"]["epoch"][i], d["h"]["sim_time_ns"][i], d["h"]["actor"][i] = i, (i + 1) * 16_000_000, acting
@@ -122,6 +124,20 @@ def test_collect_config_checks_epsilon_and_owned_params() -> None:
     assert cfg.sweep_doc()["params"]["explore_epsilon"] == 0.25
     with pytest.raises(ConfigError, match="set by collect"):
         parse_collect_config({"scenarios": ["dumbbell"], "params": {"record_path": "x"}})
+
+
+def test_collect_settings_from_another_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("base.yaml").write_text("settings:\n  - {scenario: dumbbell, params: {rtt: 10ms}}\n"
+                                 "  - {scenario: wifi, params: {}}\n")
+    cfg = parse_collect_config({"teachers": ["dualpi2"], "seeds": [3], "settings_from": "base.yaml"})
+    assert [(s.scenario, s.params) for s in cfg.settings] == [("dumbbell", {"rtt": "10ms"}), ("wifi", {})]
+    Path("grid.yaml").write_text("scenarios: [dumbbell]\n")
+    for doc, needle in (({"settings_from": "nope.yaml"}, "settings_from: no collect file at nope.yaml"),
+                        ({"settings_from": "grid.yaml"}, "grid.yaml has no settings list"),
+                        ({"settings_from": "base.yaml", "settings": []}, "not both")):
+        with pytest.raises(ConfigError, match=needle):
+            parse_collect_config(doc)
 
 
 @pytest.mark.parametrize("epsilon", [0.0, 0.3])
@@ -274,6 +290,31 @@ def test_best_teacher_and_target_return_rules(tmp_path: Path) -> None:
     assert targets[D.ALL_FAMILIES]["episodes"] == 4
     assert D.target_returns(data, 0.5, eval_epochs=100)["wifi"]["target_return"] == pytest.approx(
         data.episodes[3].per_epoch * 100)
+
+
+def test_teachers_ranked_after_the_warm_up(tmp_path: Path) -> None:
+    # dualpi2 starts fast and settles low; codel-like starts slow and settles high. Over the
+    # whole run dualpi2 scores more; from the warm-up (80 ms: epochs 4..9, at 16 ms each) on,
+    # codel-like does.
+    runs = []
+    for i, (acting, early, late) in enumerate(((0, 1.0, 0.5), (2, 0.0, 0.6))):
+        rec = tmp_path / f"r{i}.rec"
+        write_record_file(rec, epochs=10, acting=acting, seed=7 + i, util=early, late_util=(4, late))
+        runs.append(record_to_table(rec, run_id=f"r{i}", scenario="dumbbell", seed=1,
+                                    params={"teacher": TEACHERS[acting], "warmup": "80ms"}, reward=RewardConfig()))
+    import pyarrow as pa
+
+    data = D.build_pool_data(pa.concat_tables(runs), TEACHERS, TokenLayout.fit(packets=4, max_tokens=32),
+                             RewardConfig(), family_keys=(D.SETTING,))
+    assert D.best_teachers(data)[data.episodes[0].family]["best"] == "dualpi2"
+    late = D.best_teachers(data, after_warmup=True)[data.episodes[0].family]
+    assert late["best"] == "codel-like"
+    rewards = [data.rewards[ep.start + 4:ep.start + ep.epochs].mean() for ep in data.episodes]
+    assert late["mean_return_per_epoch"]["codel-like"] == pytest.approx(rewards[1])
+    assert parse_train_config({"pool": "p", "rank_after_warmup": True}).identity()["rank_after_warmup"] is True
+    assert "rank_after_warmup" not in parse_train_config({"pool": "p"}).identity()  # older identities stay
+    with pytest.raises(ConfigError, match="rank_after_warmup"):
+        parse_train_config({"pool": "p", "rank_after_warmup": "yes"})
 
 
 def test_an_acting_policy_is_labelled_by_the_best_teacher_and_never_chosen(tmp_path: Path) -> None:

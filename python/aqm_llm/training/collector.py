@@ -18,6 +18,7 @@ Config (YAML)::
     per_scenario: {wifi: {stations: [2, 4]}}
     settings:                        # explicit settings (no grid), each x teachers x seeds
       - {scenario: satellite, params: {orbit: geo}}
+    settings_from: configs/collect-default.yaml   # or: that collect file's settings (not with settings)
     reward: {utilization: 1.0, l_delay_per_ms: 0.1, c_delay_per_ms: 0.02, loss: 10.0}
     epsilon: 0.0                     # see below
     workers: null                    # LocalCluster size (default from the CPUs); or
@@ -25,6 +26,9 @@ Config (YAML)::
 
 ``scenarios`` (the grid) and ``settings`` (a list of scenario + params, for a pool that spans
 many families and ranges without a cartesian product) may be given together; one is needed.
+``settings_from`` takes ``settings`` from another collect file (a path from the working
+directory), so that a pool meant to sit beside another (on-policy states, other seeds, longer
+runs) collects in exactly its settings; the manifest lists the settings it used.
 
 On-policy states (DAgger): ``policy: {checkpoint: models/l4s-llm, threads: 1}`` (the keys of a
 sweep's ``agent``) adds, for each of ``settings``, runs where that trained policy acts while every
@@ -76,7 +80,7 @@ def all_teachers() -> tuple[str, ...]:
         raise ConfigError("no scenario programs are installed (run `make build`)")
     return describe(names[0]).params["teacher"].choices
 _KEYS = ("name", "description", "pool", "scenarios", "teachers", "seeds", "params", "grid",
-         "per_scenario", "settings", "reward", "epsilon", "policy", "workers", "cores_per_worker", "scheduler",
+         "per_scenario", "settings", "settings_from", "reward", "epsilon", "policy", "workers", "cores_per_worker", "scheduler",
          "run_timeout_s")
 
 
@@ -138,7 +142,7 @@ def parse_collect_config(doc: Any, *, source: str = "collect", default_name: str
     scenarios = doc.get("scenarios", [])
     if not isinstance(scenarios, list) or not all(isinstance(s, str) for s in scenarios):
         raise fail("scenarios: expected a list of scenario names")
-    settings = _settings(doc.get("settings", []), fail)
+    settings = _settings(_settings_doc(doc, fail), fail)
     if not scenarios and not settings:
         raise fail("nothing to collect: give scenarios (a grid) or settings (a list)")
     policy = doc.get("policy")
@@ -187,6 +191,24 @@ def parse_collect_config(doc: Any, *, source: str = "collect", default_name: str
                          cores_per_worker=doc.get("cores_per_worker"), scheduler=doc.get("scheduler"),
                          run_timeout_s=as_run_timeout(doc.get("run_timeout_s"), fail),
                          source=source, doc=doc)
+
+
+def _settings_doc(doc: dict[str, Any], fail: Any) -> Any:
+    """The ``settings`` list: the config's own, or that of the collect file ``settings_from`` names."""
+    source = doc.get("settings_from")
+    if source is None:
+        return doc.get("settings", [])
+    if "settings" in doc:
+        raise fail("settings_from: give settings or settings_from, not both")
+    if not isinstance(source, str) or not source:
+        raise fail("settings_from: expected the path of a collect file")
+    try:
+        other = read_yaml(Path(source), "collect file")
+    except ConfigError as exc:
+        raise fail(f"settings_from: {exc}") from None
+    if not isinstance(other, dict) or not isinstance(other.get("settings"), list):
+        raise fail(f"settings_from: {source} has no settings list")
+    return other["settings"]
 
 
 def _settings(value: Any, fail: Any) -> tuple[Setting, ...]:

@@ -21,6 +21,9 @@
     return_conditioning: true          # false: behaviour cloning without return conditioning
     families: [scenario]               # what makes a family ("scenario", "setting": scenario + every
                                        # parameter but the acting teacher, or parameter names)
+    rank_after_warmup: false           # rank a family's acting teachers (its distillation target) by
+                                       # their mean reward per epoch after each run's warm-up (the
+                                       # window run metrics and evaluations use) instead of the whole run
     p_prime_band: null                 # decisions: hold the epoch probabilities within DualPI2's own
                                        # x a factor on p' in [1/band, band] (agent.band; null: free)
     distill_teacher: null              # imitate this teacher in every state (every loss term: its
@@ -127,6 +130,7 @@ class TrainConfig:
     model: ModelSettings = ModelSettings()
     return_conditioning: bool = True
     families: tuple[str, ...] = ("scenario",)
+    rank_after_warmup: bool = False
     distill_teacher: str | None = None
     p_prime_band: float | None = None  # saved in the checkpoint: agent.band at decision time
     reward: dict[str, float] | None = None
@@ -178,6 +182,8 @@ class TrainConfig:
         for volatile in ("output", "export", "threads", "device", "log_every", "checkpoint_every", "source",
                          "name", "p_prime_band"):
             d.pop(volatile, None)
+        if not d.get("rank_after_warmup"):
+            d.pop("rank_after_warmup", None)  # the default: identities from before the option stay
         return d
 
 
@@ -221,7 +227,7 @@ def _device(v: Any, fail: Fail) -> str:
 
 
 _TOP = ("name", "description", "pool", "pools", "output", "export", "seed", "device", "threads", "model",
-        "return_conditioning", "families", "distill_teacher", "p_prime_band", "reward", "target", "rtg_mode", "rtg_scale", "loss", "optim",
+        "return_conditioning", "families", "rank_after_warmup", "distill_teacher", "p_prime_band", "reward", "target", "rtg_mode", "rtg_scale", "loss", "optim",
         "log_every", "checkpoint_every", "validation")
 
 
@@ -284,6 +290,9 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
     fams = top.get("families", ["scenario"])
     if not isinstance(fams, list) or not fams or not all(isinstance(f, str) and f for f in fams):
         raise fail("families: expected a list such as [scenario] or [scenario, bottleneck_rate]")
+    rank_after_warmup = top.get("rank_after_warmup", False)
+    if not isinstance(rank_after_warmup, bool):
+        raise fail("rank_after_warmup: expected true or false")
     band = top.get("p_prime_band")
     if band is not None:
         band = _num(band, "p_prime_band", fail, lo=1)
@@ -341,7 +350,8 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
         name=name, pools=tuple(Path(p) for p in pools), output=Path(output),
         seed=_num(top.get("seed", 1), "seed", fail, lo=0, integer=True),
         device=_device(top.get("device", "auto"), fail), threads=threads, model=model,
-        return_conditioning=cond, families=tuple(fams), distill_teacher=distill_teacher, p_prime_band=band,
+        return_conditioning=cond, families=tuple(fams), rank_after_warmup=rank_after_warmup,
+        distill_teacher=distill_teacher, p_prime_band=band,
         reward=reward, target=target,
         rtg_scale=rtg_scale, rtg_mode=rtg_mode, loss=loss, optim=optim,
         log_every=_num(top.get("log_every", 10), "log_every", fail, lo=1, integer=True),

@@ -39,6 +39,7 @@ from aqm_llm.agent import features as F
 from aqm_llm.agent.layout import TokenLayout
 from aqm_llm.agent.reward import RewardConfig
 from aqm_llm.agent.synthetic import as_request
+from aqm_llm.scenarios import parse_seconds
 from aqm_llm.training.pool import episode_rewards, requests_of
 
 IGNORE = -100  # cross-entropy ignore index (packet slots without a target)
@@ -54,10 +55,19 @@ class Episode:
     start: int  # first row
     epochs: int
     ret: float  # episode return G with the training reward weights
+    # Mean reward per epoch from the run's warm-up on (the window its metrics and an evaluation's
+    # statistics cover); per_epoch when the run had no warm-up or no epoch after it.
+    per_epoch_after_warmup: float = float("nan")
 
     @property
     def per_epoch(self) -> float:
         return self.ret / max(self.epochs, 1)
+
+    def score(self, after_warmup: bool) -> float:
+        """The episode's mean reward per epoch: over the whole run, or after its warm-up."""
+        if after_warmup and not np.isnan(self.per_epoch_after_warmup):
+            return self.per_epoch_after_warmup
+        return self.per_epoch
 
 
 @dataclass
@@ -191,6 +201,7 @@ def build_pool_data(table: Any, teachers: list[str], layout: TokenLayout, reward
     scen = table.column("scenario").to_pylist()
     params_col = table.column("params").to_pylist()
     acting_col = table.column("acting").to_pylist()
+    sim_time_s = table.column("sim_time_ns").to_numpy().astype(np.float64) * 1e-9
     starts = [0] + [i for i in range(1, n) if run_ids[i] != run_ids[i - 1]]
     episodes: list[Episode] = []
     rewards = np.zeros(n, np.float64)
@@ -207,9 +218,13 @@ def build_pool_data(table: Any, teachers: list[str], layout: TokenLayout, reward
         episode[start:stop] = e
         acting = str(acting_col[start])
         acting = acting.split(":", 1)[1] if acting.startswith("teacher:") else acting
+        params = json.loads(params_col[start])
+        warmup_s = parse_seconds(str(params.get("warmup", "0s"))) or 0.0
+        after = sim_time_s[start:stop] >= warmup_s
         episodes.append(Episode(run_id=run_ids[start], scenario=scen[start],
-                                family=family_of(scen[start], json.loads(params_col[start]), family_keys),
-                                acting=acting, start=start, epochs=stop - start, ret=total))
+                                family=family_of(scen[start], params, family_keys),
+                                acting=acting, start=start, epochs=stop - start, ret=total,
+                                per_epoch_after_warmup=float(r[after].mean()) if after.any() else float("nan")))
     return PoolData(layout=layout, teachers=list(teachers), episodes=episodes, series=series,
                     scalars=scalars, packets=packets, npk=npk, state=state, action_sum=action_sum,
                     act=act, probs=probs, valid=valid, rewards=rewards, rtg_raw=rtg_raw, pos=pos,
@@ -226,14 +241,15 @@ def families(data: PoolData) -> dict[str, list[Episode]]:
     return out
 
 
-def best_teachers(data: PoolData) -> dict[str, dict[str, Any]]:
-    """Per family: every acting teacher's mean return per epoch, and the best of them that
-    is among the logged teachers (None if no teacher acted in that family)."""
+def best_teachers(data: PoolData, *, after_warmup: bool = False) -> dict[str, dict[str, Any]]:
+    """Per family: every acting teacher's mean return per epoch (``after_warmup``: counted from
+    each run's warm-up on), and the best of them that is among the logged teachers (None if no
+    teacher acted in that family)."""
     out: dict[str, dict[str, Any]] = {}
     for fam, eps in families(data).items():
         scores: dict[str, list[float]] = {}
         for ep in eps:
-            scores.setdefault(ep.acting, []).append(ep.per_epoch)
+            scores.setdefault(ep.acting, []).append(ep.score(after_warmup))
         means = {name: float(np.mean(v)) for name, v in scores.items()}
         eligible = {name: v for name, v in means.items() if name in data.teachers}
         best = max(sorted(eligible), key=lambda name: eligible[name]) if eligible else None

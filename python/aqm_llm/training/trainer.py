@@ -368,7 +368,7 @@ def prepare(cfg: TrainConfig) -> dict[str, Any]:
     reward = reward_config(cfg, manifests)
     layout = cfg.model.layout()
     data = D.build_pool_data(table, teachers, layout, reward, family_keys=cfg.families)
-    best = D.best_teachers(data)
+    best = D.best_teachers(data, after_warmup=cfg.rank_after_warmup)
     if cfg.distill_teacher is not None:
         best = D.fixed_teacher(data, best, cfg.distill_teacher)
     D.set_distillation_targets(data, best)
@@ -397,7 +397,7 @@ def prepare(cfg: TrainConfig) -> dict[str, Any]:
         "pool_identity": pool_identity(manifests), "teachers": teachers,
         "episodes": len(data.episodes), "epochs": data.rows,
         "reward": reward_weights(reward),
-        "families": cfg.families, "best_teachers": best, "targets": targets,
+        "families": cfg.families, "rank_after_warmup": cfg.rank_after_warmup, "best_teachers": best, "targets": targets,
         "target_rule": {"quantile": cfg.target.quantile, "eval_epochs": cfg.target.eval_epochs,
                         "family": family, "value": cfg.target.value,
                         "rule": "quantile of per-epoch episode returns (G/N) in the family x eval_epochs "
