@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -29,6 +31,27 @@ def test_probabilities_stay_within_the_band(p_prime: float, band: float) -> None
         within_band((0, 0, 0), 0.1, 0.5)
 
 
+@pytest.mark.parametrize("p_prime", [0.0, 1e-4, 0.003, 0.05, 0.3, 0.9])
+def test_a_coupled_band_uses_one_factor_for_both_classes(p_prime: float) -> None:
+    rng = np.random.default_rng(int(p_prime * 1e4) + 7)
+    for _ in range(200):
+        probs = tuple(float(x) for x in rng.uniform(0, 1, 3) ** rng.uniform(1, 8))
+        p_l, p_c_drop, p_c_mark = within_band(probs, p_prime, 2.0, coupled=True)
+        signal = p_c_drop + p_c_mark
+        if p_prime == 0.0:
+            assert p_l == 0.0 and signal == 0.0  # DualPI2 at rest: nothing to shape
+            continue
+        f = math.sqrt(signal) / p_prime
+        assert 0.5 - 1e-9 <= f <= 2.0 + 1e-9
+        assert p_l == pytest.approx(min(2 * p_prime * f, 1.0))  # the same factor as the classic signal
+    # the factor is the geometric mean of the two the network implies, each clamped first
+    p_l, drop, mark = within_band((0.2 * 1.5, 0.0, (0.1 * 1.2) ** 2), 0.1, 2.0, coupled=True)
+    assert p_l == pytest.approx(0.2 * math.sqrt(1.5 * 1.2)) and drop == 0.0
+    assert mark == pytest.approx((0.1 * math.sqrt(1.5 * 1.2)) ** 2)
+    p_l, _, mark = within_band((1.0, 0.0, 0.0), 0.1, 2.0, coupled=True)  # 5x and 0x: clamped to 2 and 1/2
+    assert p_l == pytest.approx(0.2) and mark == pytest.approx(0.01)
+
+
 def test_a_policy_with_band_one_replies_dualpi2s_probabilities() -> None:
     from aqm_llm.agent.interface import RunInfo
     from aqm_llm.agent.policy import LlmPolicy, PolicyConfig
@@ -50,6 +73,9 @@ def test_a_policy_with_band_one_replies_dualpi2s_probabilities() -> None:
     assert differed  # the band did something: the free network's probabilities are not DualPI2's
     assert banded.config.to_dict()["p_prime_band"] == 1.0
     assert PolicyConfig.from_dict(banded.config.to_dict()).p_prime_band == 1.0
+    coupled = PolicyConfig(backbone="random:llama", layers=None, p_prime_band=2.0, p_prime_coupled=True)
+    assert PolicyConfig.from_dict(coupled.to_dict()).p_prime_coupled
+    assert not PolicyConfig.from_dict({**coupled.to_dict(), "p_prime_coupled": None}).p_prime_coupled
 
 
 def test_a_band_override_reaches_the_agent_and_the_run_identity() -> None:
@@ -58,17 +84,20 @@ def test_a_band_override_reaches_the_agent_and_the_run_identity() -> None:
     from aqm_llm.runner import AgentSpec, RunSpec
     from aqm_llm.sweep.runs import SweepRun
 
-    assert parse_band("off") is None and parse_band("2") == 2.0
-    for bad in ("0.5", "nan", "x"):
+    from aqm_llm.agent.band import is_coupled
+
+    assert parse_band("off") is None and parse_band("2") == 2.0 and not is_coupled("2")
+    assert parse_band("coupled:2") == 2.0 and is_coupled("coupled:2")
+    for bad in ("0.5", "nan", "x", "coupled:0.5", "coupled:"):
         with pytest.raises(ValueError, match="bad p' band"):
             parse_band(bad)
     spec = RunSpec("dumbbell", "l4s-llm", 1, {})
     keys = set()
-    for band in (None, "off", "2"):
+    for band in (None, "off", "2", "coupled:2"):
         agent = AgentSpec(p_prime_band=band)
         cmd = agent.command(None)
         assert ("--p-prime-band" in cmd) == (band is not None)
         keys.add(SweepRun(spec, agent=agent).key())
-    assert len(keys) == 3  # three different policies in effect, three rows
+    assert len(keys) == 4  # four different policies in effect, four rows
     with pytest.raises(ConfigError, match="bad p' band '0.5'"):
         AgentSpec(p_prime_band="0.5").check()

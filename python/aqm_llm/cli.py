@@ -72,9 +72,10 @@ def _add_agent_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backbone", default=None, help="'smollm2' or a local transformers causal-LM path")
     g.add_argument("--agent-threads", type=int, default=2,
                    help="threads of the agent process (ONNX Runtime or torch)")
-    g.add_argument("--p-prime-band", default=None, metavar="FACTOR|off",
+    g.add_argument("--p-prime-band", default=None, metavar="FACTOR|coupled:FACTOR|off",
                    help="llm: hold the epoch probabilities within DualPI2's own x this factor on p' "
-                        "(default: the checkpoint's; 'off': the network's probabilities as they are)")
+                        "('coupled:FACTOR': one factor for both classes; default: the checkpoint's; "
+                        "'off': the network's probabilities as they are)")
     g.add_argument("--runtime", choices=RUNTIMES, default=ONNX,
                    help="llm: 'onnx' (ONNX Runtime, the checkpoint's cached export; default) or "
                         "'torch' (eager PyTorch, the reference)")

@@ -7,6 +7,15 @@ with f held in [1/band, band] cannot leave the controller's region: where it err
 for long, the PI integrator moves p' to compensate, so queue delay still converges to the target
 (safe by construction), and the policy shapes how DualPI2 gets there. The queue disc keeps the
 native step on the L queue under p_L either way.
+
+Two ways to hold the network's three probabilities in the band:
+
+- independent (``FACTOR``, the first checkpoints'): p_L and the classic signal are each clamped
+  to their own range, so the policy may choose one factor for L4S and another for classic
+  traffic -- and so move the rate balance between the classes that DualPI2's coupling sets;
+- coupled (``coupled:FACTOR``): one factor f for both, the geometric mean of the two factors the
+  network implies (each first clamped to the band), so p_L / (k p') = sqrt(p_C) / p' = f: the
+  policy shapes how strongly DualPI2 acts, never which class pays.
 """
 
 from __future__ import annotations
@@ -15,18 +24,26 @@ import math
 
 
 def within_band(probs: tuple[float, float, float], p_prime: float, band: float,
-                coupling: float = 2.0) -> tuple[float, float, float]:
+                coupling: float = 2.0, *, coupled: bool = False) -> tuple[float, float, float]:
     """(p_L mark, p_C drop, p_C mark) with p_L in DualPI2's p_L x [1/band, band] (capped at 1) and
     the classic signal p_C drop + p_C mark in p'^2 x [1/band^2, band^2] (its drop/mark split kept;
-    all mark when the policy gave none: the queue disc drops what cannot carry a mark)."""
+    all mark when the policy gave none: the queue disc drops what cannot carry a mark).
+    ``coupled``: both with one factor on p' (module docstring)."""
     if not band >= 1.0 or not math.isfinite(band):
         raise ValueError(f"band must be a finite factor >= 1, got {band!r}")
     p_l, p_c_drop, p_c_mark = probs
     p = min(max(float(p_prime), 0.0), 1.0)
-    p_l = min(max(p_l, min(coupling * p / band, 1.0)), min(coupling * p * band, 1.0))
     signal = p_c_drop + p_c_mark
-    lo, hi = min((p / band) ** 2, 1.0), min((p * band) ** 2, 1.0)
-    bounded = min(max(signal, lo), hi)
+    if coupled and p > 0.0:
+        def clamp(f: float) -> float:
+            return min(max(f, 1.0 / band), band)
+
+        f = math.sqrt(clamp(p_l / (coupling * p)) * clamp(math.sqrt(max(signal, 0.0)) / p))
+        p_l, bounded = min(coupling * p * f, 1.0), min((p * f) ** 2, 1.0)
+    else:
+        p_l = min(max(p_l, min(coupling * p / band, 1.0)), min(coupling * p * band, 1.0))
+        lo, hi = min((p / band) ** 2, 1.0), min((p * band) ** 2, 1.0)
+        bounded = min(max(signal, lo), hi)
     if signal > 0:
         scale = bounded / signal
         return p_l, p_c_drop * scale, p_c_mark * scale
@@ -35,16 +52,25 @@ def within_band(probs: tuple[float, float, float], p_prime: float, band: float,
 
 #: The value that turns the band off where a band can be given (``--p-prime-band off``).
 OFF = "off"
+#: The prefix of a coupled band (``--p-prime-band coupled:2``).
+COUPLED = "coupled:"
 
 
 def parse_band(text: str) -> float | None:
-    """A band given on a command line or in a file: a factor >= 1, or 'off' (None)."""
-    if str(text).strip().lower() == OFF:
+    """The factor of a band given on a command line or in a file: ``FACTOR`` or
+    ``coupled:FACTOR`` (a factor >= 1), or 'off' (None)."""
+    value = str(text).strip()
+    if value.lower() == OFF:
         return None
     try:
-        band = float(text)
+        band = float(value[len(COUPLED):] if is_coupled(value) else value)
     except ValueError:
         band = math.nan
     if not band >= 1.0 or not math.isfinite(band):
-        raise ValueError(f"bad p' band '{text}': expected a factor >= 1 or '{OFF}'")
+        raise ValueError(f"bad p' band '{text}': expected a factor >= 1, {COUPLED}FACTOR or '{OFF}'")
     return band
+
+
+def is_coupled(text: str) -> bool:
+    """Whether a band given as text is a coupled one (``coupled:FACTOR``)."""
+    return str(text).strip().lower().startswith(COUPLED)

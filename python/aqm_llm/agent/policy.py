@@ -32,7 +32,7 @@ import torch
 import aqm_llm
 from aqm_llm.channel import Request, Scalar
 from aqm_llm.agent import features as F
-from aqm_llm.agent.band import parse_band, within_band
+from aqm_llm.agent.band import is_coupled, parse_band, within_band
 from aqm_llm.agent.checkpoint import (ADAPTER_DIR, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CONFIG_FILE,
                                       WEIGHTS_FILE, check_checkpoint)
 from aqm_llm.agent.backbone import MLP, SMOLLM2, Backbone, LoraSpec, load_backbone
@@ -64,6 +64,7 @@ class PolicyConfig:
     # Epoch probabilities held within DualPI2's own x a factor on p' in [1/band, band] (agent.band);
     # None: the network's probabilities as they are.
     p_prime_band: float | None = None
+    p_prime_coupled: bool = False  # one factor for both classes (agent.band)
 
     def to_dict(self) -> dict[str, Any]:
         lora = None if self.lora is None else {
@@ -71,7 +72,8 @@ class PolicyConfig:
                                                     if self.lora.target_modules else None)}
         return {"backbone": self.backbone, "layers": self.layers, "layout": self.layout.to_dict(),
                 "encoder": asdict(self.encoder), "lora": lora, "reward": asdict(self.reward),
-                "sample": self.sample, "init_seed": self.init_seed, "p_prime_band": self.p_prime_band}
+                "sample": self.sample, "init_seed": self.init_seed, "p_prime_band": self.p_prime_band,
+                "p_prime_coupled": self.p_prime_coupled}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PolicyConfig:
@@ -85,7 +87,8 @@ class PolicyConfig:
                    encoder=EncoderConfig(**d["encoder"]), lora=lora,
                    reward=RewardConfig(**d["reward"]), sample=bool(d["sample"]),
                    init_seed=int(d["init_seed"]),
-                   p_prime_band=None if d.get("p_prime_band") is None else float(d["p_prime_band"]))
+                   p_prime_band=None if d.get("p_prime_band") is None else float(d["p_prime_band"]),
+                   p_prime_coupled=bool(d.get("p_prime_coupled", False)))
 
 
 @dataclass
@@ -129,7 +132,8 @@ class PolicyAgent(Agent):
         n, k = feats.packet_count, min(feats.packet_count, self.layout.packets)
         probs = safe_probabilities(torch.from_numpy(out.epoch_probs))
         if self.config.p_prime_band is not None:
-            probs = within_band(probs, float(request.scalars[Scalar.P_PRIME]), self.config.p_prime_band)
+            probs = within_band(probs, float(request.scalars[Scalar.P_PRIME]), self.config.p_prime_band,
+                                coupled=self.config.p_prime_coupled)
         actions = np.empty(n, np.uint8)
         actions[:k] = select_packet_actions(torch.from_numpy(out.packet_logits[:k]), feats.ecn[:k],
                                             sample=self.config.sample, generator=run.generator)
@@ -333,10 +337,12 @@ def make_llm_policy(checkpoint: str | None = None, backbone: str | None = None,
 
     ``runtime`` ``onnx`` (default) serves it from its cached ONNX export (built on first use,
     ``agent.export``) with ``threads`` ONNX Runtime threads; ``torch`` runs the PyTorch model.
-    ``p_prime_band``: None keeps the checkpoint's band; a factor or 'off' replaces it."""
+    ``p_prime_band``: None keeps the checkpoint's band; a factor, ``coupled:FACTOR`` or 'off'
+    replaces it."""
     agent = _make_llm_policy(checkpoint, backbone, sample, runtime, threads)
     if p_prime_band is not None:
-        agent.config = replace(agent.config, p_prime_band=parse_band(p_prime_band))
+        agent.config = replace(agent.config, p_prime_band=parse_band(p_prime_band),
+                               p_prime_coupled=is_coupled(p_prime_band))
     return agent
 
 
