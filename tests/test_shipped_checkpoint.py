@@ -64,9 +64,12 @@ def test_run_uses_the_shipped_checkpoint_by_default(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name, pools", [
     ("l4s-llm-dagger", ["collect-default", "collect-dagger"]),
-    ("l4s-llm-dagger2", ["collect-default", "collect-dagger", "collect-dagger2"])])
-def test_the_dagger_rounds_ship_with_their_pools(name: str, pools: list[str]) -> None:
+    ("l4s-llm-dagger2", ["collect-default", "collect-dagger", "collect-dagger2"]),
+    ("l4s-llm-long", ["collect-long"])])
+def test_the_evaluation_rows_ship_with_their_pools(name: str, pools: list[str]) -> None:
     tr = _training(MODELS / name)
     assert tr["pool_names"] == pools
     assert tr["steps_done"] == tr["config"]["optim"]["steps"]
     assert tr["pool_identity"] in (MODELS / name / "README.md").read_text()
+    # the 30 s pool's targets were ranked after the warm-up; the others' over whole runs
+    assert tr["config"].get("rank_after_warmup", False) == (name == "l4s-llm-long")
