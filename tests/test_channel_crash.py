@@ -30,6 +30,19 @@ def creator_pid(name: str) -> int:
 
 
 @pytest.fixture(scope="module", autouse=True)
+def default_signal_dispositions() -> Iterator[None]:
+    """A child inherits ignored signals through exec: under `nohup` or `make test &` SIGHUP and
+    SIGINT arrive ignored, and the children below would never see the signals the tests send.
+    Give them the dispositions an interactive shell gives (a Python handler becomes SIG_DFL at exec)."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGHUP)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+@pytest.fixture(scope="module", autouse=True)
 def no_leaked_segments() -> Iterator[None]:
     peer_binary()
     yield
