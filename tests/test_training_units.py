@@ -292,6 +292,33 @@ def test_best_teacher_and_target_return_rules(tmp_path: Path) -> None:
         data.episodes[3].per_epoch * 100)
 
 
+def test_picks_are_screened_against_dualpi2_by_the_evaluation_target(tmp_path: Path) -> None:
+    from aqm_llm.training.picks import picks_against_reference
+
+    # dumbbell: codel-like scores best; wifi: only pie-step acted (no reference run there).
+    pool = make_pool(tmp_path, [("dumbbell", 0, 10, 0.5), ("dumbbell", 2, 10, 0.9), ("wifi", 1, 10, 0.6)])
+    table, manifest = load_pool(pool)
+    data = D.build_pool_data(table, TEACHERS, TokenLayout.fit(packets=4, max_tokens=32), RewardConfig())
+    best = D.best_teachers(data)
+    assert best["dumbbell"]["best"] == "codel-like"
+    summary = {"r0": {"l4s_sojourn_p99_ms": 2.0, "classic_sojourn_p99_ms": 20.0, "utilisation": 0.90, "loss_rate": 0.001},
+               "r1": {"l4s_sojourn_p99_ms": 1.5, "classic_sojourn_p99_ms": 21.0, "utilisation": 0.89, "loss_rate": 0.0011}}
+    manifest["runs"] = [{**run, "metrics": summary.get(run["run_id"], {})} for run in manifest["runs"]]
+    picks = picks_against_reference(data, best, [manifest])
+    assert picks["families"] == 1 and picks["met"] == 1  # within 1.1x, 0.98x and +0.01 points
+    dumbbell = picks["per_family"]["dumbbell"]
+    assert dumbbell["pick"] == "codel-like" and dumbbell["metrics"]["loss_pct"] == pytest.approx(0.11)
+    # 0.02 points more loss than dualpi2 breaks the loss term alone.
+    summary["r1"]["loss_rate"] = 0.0012
+    manifest["runs"][1]["metrics"] = summary["r1"]
+    terms = picks_against_reference(data, best, [manifest])["per_family"]["dumbbell"]["terms"]
+    assert terms == {"l4s_p99_ms": True, "classic_p99_ms": True, "util": True, "loss_pct": False}
+    # A run without an L4S packet has no L4S p99: that term is unknown, and so is the verdict.
+    del summary["r1"]["l4s_sojourn_p99_ms"]
+    unknown = picks_against_reference(data, best, [manifest])
+    assert unknown["per_family"]["dumbbell"]["met"] is None and unknown["met"] == 0
+
+
 def test_teachers_ranked_after_the_warm_up(tmp_path: Path) -> None:
     # dualpi2 starts fast and settles low; codel-like starts slow and settles high. Over the
     # whole run dualpi2 scores more; from the warm-up (80 ms: epochs 4..9, at 16 ms each) on,

@@ -67,13 +67,17 @@ class Policy:
     p_prime_band: str | None = None  # None: the checkpoint's band; a factor or "off" (agent.band)
 
 
+#: The utilisation term's default tolerance: at least 98% of the reference's utilisation.
+DEFAULT_UTILISATION_TOLERANCE = 0.02
+
+
 @dataclass(frozen=True)
 class Target:
     """The bar: ``policy`` on held-out settings, L4S p99 sojourn <= the reference's, utilisation
     >= (1 - tolerance) x the reference's, loss <= the reference's (means over seeds)."""
 
     policy: str
-    utilisation_tolerance: float = 0.02
+    utilisation_tolerance: float = DEFAULT_UTILISATION_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -234,7 +238,7 @@ def _target(value: Any, policies: tuple[Policy, ...], fail: Fail) -> Target:
     policy = d.get("policy", default)
     if policies and policy not in {p.label for p in policies}:
         raise fail(f"target.policy: '{policy}' is not a policy label ({', '.join(p.label for p in policies)})")
-    tol = d.get("utilisation_tolerance", 0.02)
+    tol = d.get("utilisation_tolerance", DEFAULT_UTILISATION_TOLERANCE)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
         raise fail(f"target.utilisation_tolerance: bad value '{tol}': expected a fraction in [0, 1)")
     return Target(policy, float(tol))

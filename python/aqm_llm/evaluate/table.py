@@ -22,6 +22,23 @@ COLUMNS = columns("l4s_p99_ms", "l4s_mean_ms", "classic_p99_ms", "util", "loss_p
 #: (1 - tolerance) x, loss at most the reference's + LOSS_MARGIN_PCT percentage points.
 CLASSIC_P99_FACTOR = 1.1
 LOSS_MARGIN_PCT = 0.01
+#: The target's terms, in order: (L4S p99 ms, classic p99 ms, utilisation, loss %).
+TARGET_METRICS = ("l4s_p99_ms", "classic_p99_ms", "util", "loss_pct")
+
+
+def target_terms(policy: tuple[float | None, ...], reference: tuple[float | None, ...],
+                 utilisation_tolerance: float) -> tuple[bool | None, ...]:
+    """The target, term by term (TARGET_METRICS order): True where ``policy`` meets it against
+    ``reference``, None where either side lacks the value (None or NaN)."""
+    def known(x: float | None) -> bool:
+        return x is not None and not math.isnan(x)
+
+    rules = (lambda a, b: a <= b,
+             lambda a, b: a <= CLASSIC_P99_FACTOR * b,
+             lambda a, b: a >= (1.0 - utilisation_tolerance) * b,
+             lambda a, b: a <= b + LOSS_MARGIN_PCT + 1e-9)
+    return tuple(rule(a, b) if known(a) and known(b) else None
+                 for rule, a, b in zip(rules, policy, reference))
 
 
 @dataclass(frozen=True)
@@ -108,16 +125,13 @@ def verdicts(cfg: EvalConfig, stats: list[SeriesStats]) -> list[Verdict]:
         ref = next((s for s in stats if s.setting == setting and s.label == cfg.reference), None)
         if pol is None or ref is None:
             continue
-        pairs = [(pol.mean(name), ref.mean(name)) for name in ("l4s_p99_ms", "classic_p99_ms", "util", "loss_pct")]
-        known = [not (math.isnan(a) or math.isnan(b)) for a, b in pairs]
+        pairs = [(pol.mean(name), ref.mean(name)) for name in TARGET_METRICS]
         (p99, classic, util, loss) = pairs
-        tol = cfg.target.utilisation_tolerance
+        p99_ok, classic_ok, util_ok, loss_ok = target_terms(
+            tuple(a for a, _ in pairs), tuple(b for _, b in pairs), cfg.target.utilisation_tolerance)
         out.append(Verdict(
             setting, p99, classic, util, loss, paired_difference(pol, ref, "l4s_p99_ms"),
-            p99_ok=(p99[0] <= p99[1]) if known[0] else None,
-            classic_ok=(classic[0] <= CLASSIC_P99_FACTOR * classic[1]) if known[1] else None,
-            util_ok=(util[0] >= (1.0 - tol) * util[1]) if known[2] else None,
-            loss_ok=(loss[0] <= loss[1] + LOSS_MARGIN_PCT + 1e-9) if known[3] else None,
+            p99_ok=p99_ok, classic_ok=classic_ok, util_ok=util_ok, loss_ok=loss_ok,
             complete=all(s.stats[0].n == s.planned for s in (pol, ref))))
     return out
 

@@ -389,6 +389,9 @@ def prepare(cfg: TrainConfig) -> dict[str, Any]:
                                           rtg_mode=cfg.rtg_mode, rtg_offset=rtg_offset)
     else:
         ckpt_reward = dataclasses.replace(reward, target_return=0.0, rtg_scale=BC_RTG_SCALE)
+    from aqm_llm.training.picks import picks_against_reference
+
+    picks = picks_against_reference(data, best, manifests)
     per_family_returns = {}
     for fam, eps in D.families(data).items():
         per_family_returns[fam] = [[round(ep.per_epoch, 6), ep.epochs] for ep in eps]
@@ -397,7 +400,8 @@ def prepare(cfg: TrainConfig) -> dict[str, Any]:
         "pool_identity": pool_identity(manifests), "teachers": teachers,
         "episodes": len(data.episodes), "epochs": data.rows,
         "reward": reward_weights(reward),
-        "families": cfg.families, "rank_after_warmup": cfg.rank_after_warmup, "best_teachers": best, "targets": targets,
+        "families": cfg.families, "rank_after_warmup": cfg.rank_after_warmup, "best_teachers": best,
+        "picks_against_reference": picks, "targets": targets,
         "target_rule": {"quantile": cfg.target.quantile, "eval_epochs": cfg.target.eval_epochs,
                         "family": family, "value": cfg.target.value,
                         "rule": "quantile of per-epoch episode returns (G/N) in the family x eval_epochs "
