@@ -11,7 +11,8 @@ from typing import Any, Sequence
 
 from aqm_llm.evaluate.spec import DEFAULT_UTILISATION_TOLERANCE
 from aqm_llm.evaluate.table import TARGET_METRICS, target_terms
-from aqm_llm.training.dataset import PoolData
+from aqm_llm.report.stats import mean_ci
+from aqm_llm.training.dataset import PoolData, families
 
 REFERENCE = "dualpi2"
 
@@ -24,8 +25,9 @@ def run_target_metrics(summary: dict[str, Any]) -> tuple[float | None, ...]:
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
-    known = [v for v in values if v is not None and not math.isnan(v)]
-    return sum(known) / len(known) if known else None
+    """The mean of the known values (None, not NaN, when there is none: the summary is JSON)."""
+    mean = mean_ci(values).mean
+    return None if math.isnan(mean) else mean
 
 
 def picks_against_reference(data: PoolData, best: dict[str, dict[str, Any]], manifests: list[dict[str, Any]],
@@ -35,21 +37,22 @@ def picks_against_reference(data: PoolData, best: dict[str, dict[str, Any]], man
     target's terms; with the count of families where the pick meets the whole target."""
     metrics = {run["run_id"]: run_target_metrics(run.get("metrics") or {})
                for m in manifests for run in m.get("runs", [])}
-    families: dict[str, Any] = {}
+    episodes = families(data)
+    per_family: dict[str, Any] = {}
     for fam, info in best.items():
         pick = info.get("best")
-        runs = {name: [metrics[ep.run_id] for ep in data.episodes
-                       if ep.family == fam and ep.acting == name and ep.run_id in metrics]
+        runs = {name: [metrics[ep.run_id] for ep in episodes.get(fam, [])
+                       if ep.acting == name and ep.run_id in metrics]
                 for name in (pick, reference)}
         if pick is None or not runs[pick] or not runs[reference]:
             continue
         mine, ref = (tuple(_mean([r[i] for r in runs[name]]) for i in range(len(TARGET_METRICS)))
                      for name in (pick, reference))
         terms = target_terms(mine, ref, utilisation_tolerance)
-        families[fam] = {"pick": pick, "metrics": dict(zip(TARGET_METRICS, mine)),
+        per_family[fam] = {"pick": pick, "metrics": dict(zip(TARGET_METRICS, mine)),
                          "reference_metrics": dict(zip(TARGET_METRICS, ref)),
                          "terms": dict(zip(TARGET_METRICS, terms)),
                          "met": None if None in terms else all(terms)}
     return {"reference": reference, "utilisation_tolerance": utilisation_tolerance,
-            "met": sum(1 for f in families.values() if f["met"]), "families": len(families),
-            "per_family": families}
+            "met": sum(1 for f in per_family.values() if f["met"]), "families": len(per_family),
+            "per_family": per_family}
