@@ -44,6 +44,8 @@ def _doc(ckpt: Path, **extra: object) -> dict:
     ({"target": {"utilisation_tolerance": 1.5}}, "bad value '1.5'"),
     ({"colour": "red"}, "unknown key 'colour'"),
     ({"baselines": ["dualpi2", "tiny"]}, "label 'tiny' is used twice"),
+    ({"policies": [{"label": "t", "checkpoint": "c", "target_return": "high"}]},
+     r"policies\[0\].target_return: bad value 'high'"),
 ])
 def test_bad_evaluation_files_name_the_bad_value(tmp_path: Path, change: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -61,6 +63,26 @@ def test_a_policy_row_can_set_parameters_of_its_own(tmp_path: Path) -> None:
     assert all(r.run.spec.params["decision_delay"] == "16ms" for r in delayed)
     assert all("decision_delay" not in r.run.spec.params for r in runs if r.label == "tiny")
     assert len({r.run.key() for r in runs}) == len(runs)  # a row of its own, not a rerun of 'tiny'
+
+
+def test_a_policy_row_can_ask_for_another_target_return(tmp_path: Path) -> None:
+    """target_return reaches the agent's command line and makes runs of their own."""
+    ckpt = _save_policy(tmp_path / "ckpt", 1)
+    doc = _doc(ckpt, policies=[{"label": "tiny", "checkpoint": str(ckpt)},
+                               {"label": "tiny asked for 0.8", "checkpoint": str(ckpt), "target_return": 0.8}])
+    runs = parse_eval_config(doc, source="ev.yaml").runs()
+    asked = [r for r in runs if r.label == "tiny asked for 0.8"]
+    assert len(asked) == 4
+    cmd = asked[0].run.agent.command(None)
+    assert cmd[cmd.index("--target-return") + 1] == "0.8"
+    assert "--target-return" not in next(r for r in runs if r.label == "tiny").run.agent.command(None)
+    assert len({r.run.key() for r in runs}) == len(runs)
+    # What the agent process builds from it (aqm_llm.agent.server: --target-return).
+    from aqm_llm.agent.policy import make_llm_policy
+
+    served = make_llm_policy(str(ckpt), TINY, runtime="torch", threads=1, target_return=0.8)
+    assert served.config.reward.target_return == 0.8
+    assert make_llm_policy(str(ckpt), TINY, runtime="torch", threads=1).config.reward.target_return != 0.8
 
 
 def test_missing_checkpoint_and_bad_parameter_fail_before_running(tmp_path: Path) -> None:

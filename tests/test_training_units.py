@@ -16,7 +16,8 @@ import pytest
 
 from aqm_llm.agent import features as F
 from aqm_llm.agent.layout import EpochRecord, History, TokenLayout, build_inputs
-from aqm_llm.agent.reward import ReturnToGo, RewardConfig, epoch_reward, returns_to_go
+from aqm_llm.agent.reward import (ROBUST_TOKEN_CLIP, ReturnToGo, RewardConfig, epoch_reward, returns_to_go,
+                                  rtg_token)
 from aqm_llm.agent.synthetic import as_request, fill_random_request
 from aqm_llm.channel import REPLY_DTYPE, REQUEST_DTYPE, Reward
 from aqm_llm.errors import ConfigError
@@ -198,7 +199,7 @@ def test_per_epoch_return_to_go_is_standardised_and_held_online(tmp_path: Path) 
     # Unlike the sum, it does not grow with the run length: episode 0's values sit near its
     # per-epoch utilisation.
     assert np.all(np.abs(values[rows][:-1] - 0.9) < 0.2)
-    tokens = D.rtg_tokens(data, 0.25, mode="per_epoch", offset=0.7)
+    tokens = D.rtg_tokens(data, RewardConfig(rtg_mode="per_epoch", rtg_scale=0.25, rtg_offset=0.7))
     np.testing.assert_allclose(tokens, (values - 0.7) / 0.25, rtol=1e-6)
     # Online the agent holds the target per-epoch return, whatever rewards come in.
     online = ReturnToGo(replace(cfg, rtg_mode="per_epoch", target_return=0.9, rtg_offset=0.7,
@@ -206,6 +207,35 @@ def test_per_epoch_return_to_go_is_standardised_and_held_online(tmp_path: Path) 
     assert [online.update(comps(u, 0.0, 0.0, 0.0)) for u in (0.1, 0.9, 0.5)] == pytest.approx([0.8] * 3)
     with pytest.raises(ValueError, match="bad value 'mean' for rtg_mode"):
         RewardConfig(rtg_mode="mean")
+
+
+def test_robust_return_to_go_spreads_the_middle_of_the_pool_and_saturates_outliers(tmp_path: Path) -> None:
+    """rtg_norm robust: median and interquartile range of the per-epoch hindsight values, tokens
+    clipped; one collapsed episode no longer squeezes the others together, and the agent online
+    computes the token training saw."""
+    cfg = RewardConfig(utilization=1.0, l_delay_per_ms=0.0, c_delay_per_ms=0.0, loss=0.0)
+    # Three ordinary episodes (0.5, 0.7, 0.9 per epoch) and an outlier at -99 per epoch.
+    pool = make_pool(tmp_path, [("dumbbell", 0, 10, 0.5), ("dumbbell", 1, 10, 0.7), ("dumbbell", 2, 10, 0.9),
+                                ("dumbbell", 0, 10, -99.0)], reward=cfg)
+    table, _ = load_pool(pool)
+    data = D.build_pool_data(table, TEACHERS, TokenLayout.fit(packets=4, max_tokens=32), cfg)
+    values = D.rtg_values(data, "per_epoch")[data.valid]
+    offset, scale = D.rtg_normalisation(data, "per_epoch", 0.9, "robust")
+    q25, q50, q75 = np.quantile(values, [0.25, 0.5, 0.75])
+    assert (offset, scale) == pytest.approx((q50, q75 - q25))
+    robust = replace(cfg, rtg_mode="per_epoch", rtg_norm="robust", rtg_offset=offset, rtg_scale=scale)
+    tokens = D.rtg_tokens(data, robust)
+    assert tokens.min() == pytest.approx(-ROBUST_TOKEN_CLIP) and tokens.max() <= ROBUST_TOKEN_CLIP
+    # Asking for 0.5 or 0.9 per epoch: over half a unit apart under robust, 20x closer standardised.
+    standard_offset, standard_scale = D.rtg_normalisation(data, "per_epoch", 0.9)
+    standard = replace(cfg, rtg_mode="per_epoch", rtg_offset=standard_offset, rtg_scale=standard_scale)
+    gap = {name: abs(float(rtg_token(0.9, c) - rtg_token(0.5, c))) for name, c in
+           (("robust", robust), ("standard", standard))}
+    assert gap["robust"] > 0.5 > 20 * gap["standard"]
+    online = ReturnToGo(replace(robust, target_return=0.7))
+    assert online.update(comps(0.2, 0.0, 0.0, 0.0)) == pytest.approx(float(rtg_token(0.7, robust)))
+    with pytest.raises(ValueError, match="bad value 'iqr' for rtg_norm"):
+        RewardConfig(rtg_norm="iqr")
 
 
 def test_per_epoch_training_stores_a_standardised_target(tmp_path: Path) -> None:
@@ -224,6 +254,11 @@ def test_per_epoch_training_stores_a_standardised_target(tmp_path: Path) -> None
     assert set_target_return(dt.checkpoint, eval_epochs=100) == pytest.approx(meta["targets"]["*"]["per_epoch"])
     with pytest.raises(ConfigError, match="rtg_mode: bad value 'avg'"):
         tiny_config(pool, tmp_path / "x", rtg_mode="avg")
+    with pytest.raises(ConfigError, match="rtg_norm: bad value 'iqr'"):
+        tiny_config(pool, tmp_path / "x", rtg_norm="iqr")
+    robust = train(tiny_config(pool, tmp_path / "robust", rtg_mode="per_epoch", rtg_norm="robust",
+                               optim={"steps": 2, "batch_size": 4}), resume=False, progress=False)
+    assert LlmPolicy.load(robust.checkpoint).config.reward.rtg_norm == "robust"
 
 
 def test_pool_rows_match_the_record_and_the_online_policy_inputs(tmp_path: Path) -> None:
@@ -245,7 +280,7 @@ def test_pool_rows_match_the_record_and_the_online_policy_inputs(tmp_path: Path)
     layout = TokenLayout.fit(packets=8, max_tokens=48)  # H = (48 - 20) // 3 = 9 < episode lengths
     data = D.build_pool_data(table, TEACHERS, layout, RewardConfig())
     scale = 37.0
-    rtg = D.rtg_tokens(data, scale)
+    rtg = D.rtg_tokens(data, RewardConfig(rtg_scale=scale))
     # Replay each episode the way LlmPolicy.decide builds its inputs, with the logged actions.
     for ep in data.episodes:
         _, recs = read_records(pool / "records" / f"{ep.run_id}.rec")
@@ -527,3 +562,28 @@ def test_pool_coverage_summarises_families_ranges_and_cost() -> None:
     assert c["flows_per_class"] == [1.0, 8.0]
     assert c["runs_with_short_flows"] == 1 and c["runs_with_udp"] == 1
     assert c["record_bytes"] == 15 and c["collection_wall_s"] == 5.0
+
+
+def test_bench_rtg_measures_how_far_the_target_moves_decisions() -> None:
+    """aqm-llm bench rtg's measurement: nothing moves at the configured target, a far target moves
+    a random-weight policy's decisions, and each row carries the token the policy saw."""
+    import torch
+
+    from aqm_llm.agent.policy import LlmPolicy, PolicyConfig
+    from aqm_llm.agent.synthetic import random_request
+    from aqm_llm.bench.rtg import measure
+
+    cfg = PolicyConfig(backbone="random:llama",
+                       reward=RewardConfig(rtg_mode="per_epoch", target_return=0.5, rtg_scale=0.1))
+    agent = LlmPolicy(cfg)
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():  # a fresh head sits at its initial biases (probability 0, forward)
+        for name, p in agent.model.named_parameters():
+            if name.startswith("head."):
+                p.add_(torch.randn(p.shape, generator=g) * 0.5)
+    rng = np.random.default_rng(0)
+    requests = [random_request(rng, packets=8, epoch=e) for e in range(12)]
+    rows = {r.label: r for r in measure(agent, requests, {"same": 0.5, "far": 50.0})}
+    assert (rows["same"].dlog_l, rows["same"].dlog_c, rows["same"].actions_changed) == (0.0, 0.0, 0.0)
+    assert rows["far"].token == pytest.approx(500.0)
+    assert max(rows["far"].dlog_l, rows["far"].dlog_c, rows["far"].actions_changed) > 0.0

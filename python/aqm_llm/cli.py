@@ -60,7 +60,7 @@ def _agent_spec(args: argparse.Namespace):
         raise ConfigError(f"bad value '{args.agent_threads}' for --agent-threads: must be >= 1")
     return AgentSpec(agent=args.agent, checkpoint=args.checkpoint, backbone=args.backbone,
                      threads=args.agent_threads, seed=args.seed, runtime=args.runtime,
-                     p_prime_band=args.p_prime_band)
+                     p_prime_band=args.p_prime_band, target_return=args.target_return)
 
 
 def _add_agent_options(p: argparse.ArgumentParser) -> None:
@@ -76,6 +76,9 @@ def _add_agent_options(p: argparse.ArgumentParser) -> None:
                    help="llm: hold the epoch probabilities within DualPI2's own x this factor on p' "
                         "('coupled:FACTOR': one factor for both classes; default: the checkpoint's; "
                         "'off': the network's probabilities as they are)")
+    g.add_argument("--target-return", type=float, default=None, metavar="RETURN",
+                   help="llm: the return the policy is asked for (a reward per epoch under the "
+                        "checkpoint's rtg_mode per_epoch; default: the checkpoint's own target)")
     g.add_argument("--runtime", choices=RUNTIMES, default=ONNX,
                    help="llm: 'onnx' (ONNX Runtime, the checkpoint's cached export; default) or "
                         "'torch' (eager PyTorch, the reference)")
@@ -397,7 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cmake", action="store_true", help="CMAKE_PREFIX_PATH for find_package(AqmLlm)")
     p.set_defaults(func=_cmd_build_flags)
 
-    p = sub.add_parser("bench", help="performance figures: channel | inference | finetune | sim")
+    p = sub.add_parser("bench", help="performance figures: channel | inference | finetune | sim | rtg "
+                                          "(does return conditioning change decisions)")
     p.add_argument("what")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_bench)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -154,6 +155,7 @@ class AgentSpec:
     startup_timeout_s: float = 300.0
     runtime: str = ONNX            # llm: "onnx" (the fast path) or "torch" (the reference)
     p_prime_band: str | None = None  # llm: None: the checkpoint's band (agent.band); a factor or "off"
+    target_return: float | None = None  # llm: None: the checkpoint's target return (agent.reward)
 
     def check(self) -> None:
         """ConfigError (one line) for an agent that cannot start, found before anything slow runs:
@@ -181,6 +183,13 @@ class AgentSpec:
                 parse_band(str(self.p_prime_band))
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
+        if self.target_return is not None:
+            try:
+                value = float(self.target_return)
+            except (TypeError, ValueError):
+                value = math.nan
+            if not math.isfinite(value):
+                raise ConfigError(f"bad target return '{self.target_return}': expected a finite number")
 
     def command(self, stats_path: Path | None) -> list[str]:
         cmd = [sys.executable, "-m", "aqm_llm.agent.server", "--agent", self.agent,
@@ -189,6 +198,8 @@ class AgentSpec:
             cmd += ["--runtime", self.runtime]
             if self.p_prime_band is not None:
                 cmd += ["--p-prime-band", str(self.p_prime_band)]
+            if self.target_return is not None:
+                cmd += ["--target-return", repr(float(self.target_return))]
         if self.checkpoint:
             cmd += ["--checkpoint", self.checkpoint]
         if self.backbone:

@@ -331,15 +331,18 @@ def resolve_checkpoint(checkpoint: str | None, backbone: str | None) -> Path | N
 
 def make_llm_policy(checkpoint: str | None = None, backbone: str | None = None,
                     sample: bool = False, runtime: str = ONNX, threads: int = 2,
-                    p_prime_band: str | None = None) -> PolicyAgent:
+                    p_prime_band: str | None = None, target_return: float | None = None) -> PolicyAgent:
     """The server's ``--agent llm``: the given checkpoint; without one, the shipped checkpoint if
     ``backbone`` is the one it was trained on (or not given), else an untrained policy.
 
     ``runtime`` ``onnx`` (default) serves it from its cached ONNX export (built on first use,
     ``agent.export``) with ``threads`` ONNX Runtime threads; ``torch`` runs the PyTorch model.
     ``p_prime_band``: None keeps the checkpoint's band; a factor, ``coupled:FACTOR`` or 'off'
-    replaces it."""
+    replaces it. ``target_return``: None keeps the checkpoint's; a number asks the policy for that
+    return (per epoch under ``rtg_mode: per_epoch``) instead."""
     agent = _make_llm_policy(checkpoint, backbone, sample, runtime, threads)
+    if target_return is not None:
+        agent.config = replace(agent.config, reward=replace(agent.config.reward, target_return=float(target_return)))
     if p_prime_band is not None:
         agent.config = replace(agent.config, p_prime_band=parse_band(p_prime_band),
                                p_prime_coupled=is_coupled(p_prime_band))

@@ -61,6 +61,7 @@ class ServerConfig:
     seed: int = 1
     sample: bool = False
     p_prime_band: str | None = None  # llm: None keeps the checkpoint's; a factor or "off"
+    target_return: float | None = None  # llm: None keeps the checkpoint's
     agent_args: dict[str, str] = field(default_factory=dict)
     stats: Path | None = None
     idle_timeout_s: float = 3600.0
@@ -87,6 +88,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     p.add_argument("--p-prime-band", default=None, metavar="FACTOR|coupled:FACTOR|off",
                    help="llm: hold the epoch probabilities within DualPI2's x this factor on p' "
                         "(default: the checkpoint's; 'off': the network's as they are)")
+    p.add_argument("--target-return", type=float, default=None,
+                   help="llm: the return the policy is asked for (default: the checkpoint's)")
     p.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="keyword argument for a module:Class agent (repeatable)")
     p.add_argument("--stats", type=Path, default=None, help="write decision statistics JSON here")
@@ -105,7 +108,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         kwargs[key] = value
     return ServerConfig(agent=a.agent, checkpoint=a.checkpoint, backbone=a.backbone,
                         runtime=a.runtime, threads=a.threads, seed=a.seed, sample=a.sample,
-                        p_prime_band=a.p_prime_band, agent_args=kwargs,
+                        p_prime_band=a.p_prime_band, target_return=a.target_return, agent_args=kwargs,
                         stats=a.stats, idle_timeout_s=a.idle_timeout)
 
 
@@ -166,7 +169,8 @@ def build_agent(cfg: ServerConfig) -> Any:
 
         torch.set_num_threads(cfg.threads)
         return make_llm_policy(cfg.checkpoint, cfg.backbone, cfg.sample, runtime=cfg.runtime,
-                               threads=cfg.threads, p_prime_band=cfg.p_prime_band)
+                               threads=cfg.threads, p_prime_band=cfg.p_prime_band,
+                               target_return=cfg.target_return)
     from aqm_llm.agent.interface import load_agent
 
     kwargs: dict[str, Any] = dict(cfg.agent_args)

@@ -156,7 +156,7 @@ def build(cfg: TrainConfig, mode: str) -> Setup:
     device = resolve_device(cfg.device)
     prep = prepare(cfg)
     data = prep["data"]
-    rtg = D.rtg_tokens(data, prep["rtg_scale"], cfg.return_conditioning)
+    rtg = D.rtg_tokens(data, prep["ckpt_reward"], cfg.return_conditioning)
     train_rows, _ = D.split_episodes(data, cfg.validation.fraction, cfg.seed)
     if train_rows.shape[0] == 0:
         raise ConfigError("the pool has no training rows (no epoch with a known action)")

@@ -14,6 +14,7 @@ Format (YAML)::
       - {label: mlp-ablation, checkpoint: models/l4s-llm-mlp, splits: [held-out]}
       - {label: "l4s-llm @16 ms", checkpoint: models/l4s-llm, params: {decision_delay: 16ms}}
       - {label: "l4s-llm, no band", checkpoint: models/l4s-llm, p_prime_band: "off"}
+      - {label: "l4s-llm, asked for 0.8", checkpoint: models/l4s-llm, target_return: 0.8}
     agent: {threads: 2}                    # the agent process (runner.AgentSpec fields)
     settings:
       - {name: dumbbell-seen, scenario: dumbbell, split: training, params: {rtt: 40ms}}
@@ -25,6 +26,7 @@ Format (YAML)::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ SPLITS = ("training", "held-out")
 _TOP_KEYS = ("name", "description", "seeds", "params", "baselines", "reference", "target", "policies", "agent",
              "settings", "timeseries", "run_timeout_s")
 _SETTING_KEYS = ("name", "scenario", "split", "params")
-_POLICY_KEYS = ("label", "checkpoint", "splits", "params", "p_prime_band")
+_POLICY_KEYS = ("label", "checkpoint", "splits", "params", "p_prime_band", "target_return")
 _TARGET_KEYS = ("policy", "utilisation_tolerance")
 
 
@@ -65,6 +67,7 @@ class Policy:
     splits: tuple[str, ...] = SPLITS
     params: dict[str, Scalar] = field(default_factory=dict)
     p_prime_band: str | None = None  # None: the checkpoint's band; a factor or "off" (agent.band)
+    target_return: float | None = None  # None: the checkpoint's target return (agent.reward)
 
 
 #: The utilisation term's default tolerance: at least 98% of the reference's utilisation.
@@ -127,7 +130,8 @@ class EvalConfig:
                 agent = AgentSpec(agent="llm", checkpoint=str(resolve(p.checkpoint, base_dir)),
                                   backbone=self.agent.backbone, threads=self.agent.threads,
                                   startup_timeout_s=self.agent.startup_timeout_s,
-                                  runtime=self.agent.runtime, p_prime_band=p.p_prime_band)
+                                  runtime=self.agent.runtime, p_prime_band=p.p_prime_band,
+                                  target_return=p.target_return)
                 out += [EvalPlanRun(s, p.label, canonical(SweepRun(
                     RunSpec(s.scenario, "l4s-llm", seed, {**params, **p.params}), agent=agent,
                     variant=f"checkpoint {digests[p.label]}", timeseries=self.timeseries,
@@ -228,8 +232,13 @@ def _policy(item: Any, i: int, fail: Fail) -> Policy:
         except ValueError as exc:
             raise fail(f"{where}.p_prime_band: {exc}") from None
         band = str(band)
+    target = d.get("target_return")
+    if target is not None:
+        if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target):
+            raise fail(f"{where}.target_return: bad value '{target}': expected a finite number")
+        target = float(target)
     return Policy(d["label"], d["checkpoint"], splits, as_params(d.get("params", {}), f"{where}.params", fail),
-                  band)
+                  band, target)
 
 
 def _target(value: Any, policies: tuple[Policy, ...], fail: Fail) -> Target:

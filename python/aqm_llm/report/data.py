@@ -85,6 +85,8 @@ def _series_label(qdisc: str, variant: str, agent: str | None) -> str:
             label += f" ({Path(a['checkpoint']).name})"
         if a.get("p_prime_band") is not None:
             label += f" band {a['p_prime_band']}"
+        if a.get("target_return") is not None:
+            label += f" target {a['target_return']:g}"
     return f"{label} [{variant}]" if variant else label
 
 

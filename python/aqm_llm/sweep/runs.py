@@ -77,6 +77,8 @@ class SweepRun:
                 extra["agent"]["runtime"] = a.runtime
             if a.p_prime_band is not None:  # a band other than the checkpoint's decides differently
                 extra["agent"]["p_prime_band"] = str(a.p_prime_band)
+            if a.target_return is not None:  # so does another target return
+                extra["agent"]["target_return"] = float(a.target_return)
         return extra
 
     def uses_agent(self) -> bool:

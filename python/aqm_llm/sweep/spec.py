@@ -47,7 +47,8 @@ from aqm_llm.sweep.runs import SWEEP_AGENT_THREADS, SweepRun
 _TOP_KEYS = ("name", "description", "scenarios", "qdiscs", "seeds", "params", "grid", "per_scenario",
              "include", "timeseries", "agent", "run_timeout_s")
 _INCLUDE_KEYS = ("scenario", "qdisc", "params", "seeds")
-_AGENT_KEYS = ("agent", "checkpoint", "backbone", "threads", "startup_timeout_s", "runtime", "p_prime_band")
+_AGENT_KEYS = ("agent", "checkpoint", "backbone", "threads", "startup_timeout_s", "runtime", "p_prime_band",
+               "target_return")
 #: Largest sweep (runs in one file): far beyond any real study, well below what fills memory.
 MAX_RUNS = 100_000
 

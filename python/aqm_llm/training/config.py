@@ -35,6 +35,9 @@
                                        # epoch still to come, standardised; agent.reward)
     rtg_scale: null                    # default: sum: the largest |episode return| in the pool;
                                        # per_epoch: the standard deviation of the hindsight values
+    rtg_norm: standard                 # standard (the two lines above) | robust (median and
+                                       # interquartile range of the hindsight values, tokens
+                                       # clipped to +-3: outliers no longer set the scale)
     loss: {action: 1.0, probs: 1.0, distill: 0.5, class_weights: [1.0, 1.0, 1.0]}
     optim: {steps: 200, batch_size: 16, lr: 3.0e-4, weight_decay: 0.0, warmup_steps: 20,
             min_lr_ratio: 0.1, grad_clip: 1.0}
@@ -50,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aqm_llm.agent.reward import REWARD_WEIGHTS, RTG_MODES
+from aqm_llm.agent.reward import REWARD_WEIGHTS, RTG_MODES, RTG_NORMS
 from aqm_llm.configfile import read_yaml
 from aqm_llm.configschema import Fail, checked_mapping, failing_with
 from aqm_llm.errors import ConfigError
@@ -137,6 +140,7 @@ class TrainConfig:
     target: TargetSettings = TargetSettings()
     rtg_scale: float | None = None
     rtg_mode: str = "sum"
+    rtg_norm: str = "standard"
     loss: LossSettings = LossSettings()
     optim: OptimSettings = OptimSettings()
     log_every: int = 10
@@ -184,6 +188,8 @@ class TrainConfig:
             d.pop(volatile, None)
         if not d.get("rank_after_warmup"):
             d.pop("rank_after_warmup", None)  # the default: identities from before the option stay
+        if d.get("rtg_norm") == "standard":
+            d.pop("rtg_norm", None)  # likewise
         return d
 
 
@@ -227,7 +233,7 @@ def _device(v: Any, fail: Fail) -> str:
 
 
 _TOP = ("name", "description", "pool", "pools", "output", "export", "seed", "device", "threads", "model",
-        "return_conditioning", "families", "rank_after_warmup", "distill_teacher", "p_prime_band", "reward", "target", "rtg_mode", "rtg_scale", "loss", "optim",
+        "return_conditioning", "families", "rank_after_warmup", "distill_teacher", "p_prime_band", "reward", "target", "rtg_mode", "rtg_scale", "rtg_norm", "loss", "optim",
         "log_every", "checkpoint_every", "validation")
 
 
@@ -316,6 +322,9 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
     rtg_mode = top.get("rtg_mode", "sum")
     if rtg_mode not in RTG_MODES:
         raise fail(f"rtg_mode: bad value '{rtg_mode}'; allowed: {', '.join(RTG_MODES)}")
+    rtg_norm = top.get("rtg_norm", "standard")
+    if rtg_norm not in RTG_NORMS:
+        raise fail(f"rtg_norm: bad value '{rtg_norm}'; allowed: {', '.join(RTG_NORMS)}")
     lo = checked_mapping(top.get("loss"), "loss", ("action", "probs", "distill", "class_weights"), fail)
     cw = lo.get("class_weights", [1.0, 1.0, 1.0])
     if not isinstance(cw, list) or len(cw) != 3:
@@ -353,7 +362,7 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
         return_conditioning=cond, families=tuple(fams), rank_after_warmup=rank_after_warmup,
         distill_teacher=distill_teacher, p_prime_band=band,
         reward=reward, target=target,
-        rtg_scale=rtg_scale, rtg_mode=rtg_mode, loss=loss, optim=optim,
+        rtg_scale=rtg_scale, rtg_mode=rtg_mode, rtg_norm=rtg_norm, loss=loss, optim=optim,
         log_every=_num(top.get("log_every", 10), "log_every", fail, lo=1, integer=True),
         checkpoint_every=_num(top.get("checkpoint_every", 100), "checkpoint_every", fail, lo=1, integer=True),
         validation=validation, export=Path(export) if export else None, source=source, doc=dict(top))

@@ -37,7 +37,7 @@ import numpy as np
 
 from aqm_llm.agent import features as F
 from aqm_llm.agent.layout import TokenLayout
-from aqm_llm.agent.reward import RewardConfig
+from aqm_llm.agent.reward import RewardConfig, rtg_token
 from aqm_llm.agent.synthetic import as_request
 from aqm_llm.scenarios import parse_seconds
 from aqm_llm.training.pool import episode_rewards, requests_of
@@ -325,12 +325,20 @@ def rtg_values(data: PoolData, mode: str = "sum") -> np.ndarray:
     return data.rtg_raw / remaining
 
 
-def rtg_normalisation(data: PoolData, mode: str, target_return: float) -> tuple[float, float]:
-    """(offset, default scale) of the RTG tokens: ``per_epoch``: the mean and standard deviation
-    of the rows' hindsight values (standardised tokens); ``sum``: 0 and the largest |return| of
-    an episode or of the target (tokens within [-1, 1])."""
+def rtg_normalisation(data: PoolData, mode: str, target_return: float,
+                      norm: str = "standard") -> tuple[float, float]:
+    """(offset, default scale) of the RTG tokens (``agent.reward.rtg_token``): ``robust``: the
+    median and the interquartile range of the rows' hindsight values (``rtg_values``; tokens then
+    clipped); ``standard``: ``per_epoch``: their mean and standard deviation (standardised
+    tokens); ``sum``: 0 and the largest |return| of an episode or of the target (tokens within
+    [-1, 1])."""
+    values = rtg_values(data, mode)[data.valid]
+    if norm == "robust":
+        if not values.size:
+            return 0.0, 1.0
+        q25, median, q75 = (float(v) for v in np.quantile(values, [0.25, 0.5, 0.75]))
+        return median, (q75 - q25) if q75 > q25 else 1.0
     if mode == "per_epoch":
-        values = rtg_values(data, mode)[data.valid]
         if not values.size:
             return 0.0, 1.0
         spread = float(values.std())
@@ -339,13 +347,13 @@ def rtg_normalisation(data: PoolData, mode: str, target_return: float) -> tuple[
     return 0.0, max_abs if max_abs > 0 else 1.0
 
 
-def rtg_tokens(data: PoolData, rtg_scale: float, conditioned: bool = True, *, mode: str = "sum",
-               offset: float = 0.0) -> np.ndarray:
-    """(N,) RTG token per row: (value - offset) / rtg_scale (``rtg_values``), or 0 without
-    return conditioning."""
+def rtg_tokens(data: PoolData, reward: RewardConfig, conditioned: bool = True) -> np.ndarray:
+    """(N,) RTG token per row: ``rtg_values`` in the checkpoint's mode through
+    ``agent.reward.rtg_token`` with its offset, scale and normalisation (``reward``), or 0
+    without return conditioning."""
     if not conditioned:
         return np.zeros(data.rows, np.float32)
-    return ((rtg_values(data, mode) - offset) / rtg_scale).astype(np.float32)
+    return rtg_token(rtg_values(data, reward.rtg_mode), reward).astype(np.float32)
 
 
 def batch_arrays(data: PoolData, rows: np.ndarray, rtg: np.ndarray) -> dict[str, np.ndarray]:

@@ -92,7 +92,8 @@ def returns_after(components: np.ndarray, cfg: RewardConfig) -> np.ndarray:
     ``target_return`` = the episode's return (``agent.reward.returns_to_go``)."""
     rewards = episode_rewards(components, cfg)
     total = float(rewards.sum())
-    return returns_to_go(components, replace(cfg, target_return=total, rtg_scale=1.0))
+    return returns_to_go(components, replace(cfg, target_return=total, rtg_scale=1.0, rtg_offset=0.0,
+                                             rtg_norm="standard"))
 
 
 def record_to_table(path: str | Path, *, run_id: str, scenario: str, seed: int,

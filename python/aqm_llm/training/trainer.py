@@ -382,11 +382,11 @@ def prepare(cfg: TrainConfig) -> dict[str, Any]:
     # per_epoch targets a mean reward per epoch; sum a return over the family's run length.
     rule_target = targets[family]["per_epoch" if cfg.rtg_mode == "per_epoch" else "target_return"]
     target_return = cfg.target.value if cfg.target.value is not None else rule_target
-    rtg_offset, default_scale = D.rtg_normalisation(data, cfg.rtg_mode, target_return)
+    rtg_offset, default_scale = D.rtg_normalisation(data, cfg.rtg_mode, target_return, cfg.rtg_norm)
     rtg_scale = cfg.rtg_scale or default_scale
     if cfg.return_conditioning:
         ckpt_reward = dataclasses.replace(reward, target_return=float(target_return), rtg_scale=float(rtg_scale),
-                                          rtg_mode=cfg.rtg_mode, rtg_offset=rtg_offset)
+                                          rtg_mode=cfg.rtg_mode, rtg_offset=rtg_offset, rtg_norm=cfg.rtg_norm)
     else:
         ckpt_reward = dataclasses.replace(reward, target_return=0.0, rtg_scale=BC_RTG_SCALE)
     from aqm_llm.training.picks import picks_against_reference
@@ -409,6 +409,7 @@ def prepare(cfg: TrainConfig) -> dict[str, Any]:
         "target_return": float(target_return) if cfg.return_conditioning else None,
         "rtg_scale": float(rtg_scale) if cfg.return_conditioning else None,
         "rtg_mode": cfg.rtg_mode, "rtg_offset": rtg_offset if cfg.return_conditioning else None,
+        "rtg_norm": cfg.rtg_norm,
         "episode_returns": per_family_returns,
     }
     return {"data": data, "reward": reward, "ckpt_reward": ckpt_reward, "rtg_scale": rtg_scale,
@@ -435,8 +436,7 @@ def _train(cfg: TrainConfig, device: str, *, resume: bool, progress: bool,
                                                       indent=1) + "\n")
     (out / "pool-summary.json").write_text(json.dumps(summary, indent=1) + "\n")
 
-    rtg = D.rtg_tokens(data, prep["rtg_scale"], cfg.return_conditioning, mode=cfg.rtg_mode,
-                       offset=prep["rtg_offset"])
+    rtg = D.rtg_tokens(data, prep["ckpt_reward"], cfg.return_conditioning)
     train_rows, val_rows = D.split_episodes(data, cfg.validation.fraction, cfg.seed)
     if train_rows.shape[0] == 0:
         raise ConfigError("the pool has no training rows (no epoch with a known action)")
