@@ -342,7 +342,10 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
         metrics["agent"] = {**agent_stats, "start_s": round(agent_start_s, 3),
                             "spec": {"agent": agent_spec.agent, "checkpoint": agent_spec.checkpoint,
                                      "backbone": agent_spec.backbone, "threads": agent_spec.threads,
-                                     "runtime": agent_spec.runtime}}
+                                     "runtime": agent_spec.runtime,
+                                     # what the policy was told besides its checkpoint (None: its own)
+                                     "p_prime_band": agent_spec.p_prime_band,
+                                     "target_return": agent_spec.target_return}}
     metrics["run"] = {
         "key": spec.key(), "qdisc": qdisc, "seed": seed, "params": {k: str(v) for k, v in spec.params.items()},
         "started_unix": started, "wall_s": time.time() - started,

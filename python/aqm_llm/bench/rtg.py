@@ -16,6 +16,7 @@ whatever it is asked for.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import tempfile
 from dataclasses import dataclass, replace
@@ -159,7 +160,8 @@ def main(argv: list[str]) -> int:
     targets = {f"pool q{q:g}" if q < 1 else "pool best episode": v for q, v in quantiles.items()}
     targets["configured"] = policy.config.reward.target_return
     rows = measure(policy, requests, targets)
-    info = machine_info() | {"checkpoint": str(args.checkpoint or path),
+    shown = os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd()) else str(path)
+    info = machine_info() | {"checkpoint": shown,
                              "run": f"{args.scenario} {shlex.join(f'{k}={v}' for k, v in params.items())} "
                                     f"seed {args.seed}"}
     command = "aqm-llm bench rtg" + ("" if not argv else " " + shlex.join(argv))
