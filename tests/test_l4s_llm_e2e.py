@@ -30,6 +30,19 @@ def test_stub_agent_runs_are_reproducible_without_fallbacks(tmp_path):
     assert a["agent"]["replies"]["ok"] == a["agent_epochs"]
 
 
+def test_two_policies_in_one_directory_keep_their_own_files(tmp_path):
+    """The same run under another policy (here the stub's threshold; a checkpoint, band or target
+    return alike) is written beside the first, not over it."""
+    short = {"duration": "500ms", "warmup": "100ms"}
+    for threshold in ("0.1", "5"):
+        aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=4, params=short, output_dir=tmp_path,
+                    agent=AgentSpec(agent=STUB, threads=1, agent_args={"threshold_ms": threshold}))
+    written = sorted(tmp_path.glob("*.json"))
+    assert len(written) == 2, written
+    assert AgentSpec(target_return=0.5).policy_options() == {"target_return": 0.5}
+    assert AgentSpec().policy_options() == {}
+
+
 def test_stalled_agent_falls_back_and_the_run_completes(tmp_path):
     agent = AgentSpec(agent="aqm_llm.agent.stub:StallingAgent", threads=1, agent_args={"sleep_s": "0.2"})
     t0 = time.monotonic()

@@ -191,6 +191,13 @@ class AgentSpec:
             if not math.isfinite(value):
                 raise ConfigError(f"bad target return '{self.target_return}': expected a finite number")
 
+    def policy_options(self) -> dict[str, Any]:
+        """The options given that change which policy decides (empty: the default agent)."""
+        options = {"agent": self.agent if self.agent != "llm" else None, "checkpoint": self.checkpoint,
+                   "backbone": self.backbone, "p_prime_band": self.p_prime_band,
+                   "target_return": self.target_return, "agent_args": dict(self.agent_args) or None}
+        return {k: v for k, v in options.items() if v is not None}
+
     def command(self, stats_path: Path | None) -> list[str]:
         cmd = [sys.executable, "-m", "aqm_llm.agent.server", "--agent", self.agent,
                "--threads", str(self.threads), "--seed", str(self.seed)]
@@ -307,6 +314,11 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
     out_dir = Path(output_dir) if output_dir is not None else default_output_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{scenario}-{qdisc}-s{seed}-{spec.key()}"
+    if needs_agent(qdisc, spec.params) and agent is not None and agent.policy_options():
+        # Another checkpoint, band or target return is another policy: its own files, so that
+        # comparing two of them in one directory does not overwrite the first.
+        blob = json.dumps(agent.policy_options(), sort_keys=True)
+        stem += "-" + hashlib.sha256(blob.encode()).hexdigest()[:8]
     output = out_dir / f"{stem}.json"
     ts_path = out_dir / f"{stem}.timeseries.csv" if timeseries else None
     _remove_stale_files(out_dir, stem)
