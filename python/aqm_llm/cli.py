@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from aqm_llm.errors import ConfigError, SimulationError
+from aqm_llm.scenarios import parse_sets
 
 
 class Terminated(KeyboardInterrupt):
@@ -41,16 +42,6 @@ def _output_dir(path: str | Path | None, option: str) -> Path | None:
     if not os.access(p, os.W_OK | os.X_OK):
         raise ConfigError(f"bad {option} '{p}': not writable")
     return p
-
-
-def _parse_sets(items: Sequence[str]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for item in items:
-        if "=" not in item or item.startswith("="):
-            raise ConfigError(f"bad --set '{item}': expected key=value")
-        key, value = item.split("=", 1)
-        params[key.strip()] = value.strip()
-    return params
 
 
 def _agent_spec(args: argparse.Namespace):
@@ -88,7 +79,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from aqm_llm.runner import run
     from aqm_llm.table import print_table
 
-    metrics = run(args.scenario, qdisc=args.qdisc, seed=args.seed, params=_parse_sets(args.set),
+    metrics = run(args.scenario, qdisc=args.qdisc, seed=args.seed, params=parse_sets(args.set),
                   output_dir=_output_dir(args.output_dir, "-o/--output-dir"), timeseries=args.timeseries,
                   progress=not args.json,
                   agent=_agent_spec(args), timeout_s=args.timeout)
@@ -122,7 +113,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     for q in qdiscs:
         if q not in allowed:
             raise ConfigError(f"unknown queue disc '{q}'; allowed: {', '.join(allowed)}")
-    params = _parse_sets(args.set)
+    params = parse_sets(args.set)
     out = _output_dir(args.output_dir, "-o/--output-dir")
     results = []
     for i, q in enumerate(qdiscs, 1):

@@ -314,11 +314,11 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
     out_dir = Path(output_dir) if output_dir is not None else default_output_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{scenario}-{qdisc}-s{seed}-{spec.key()}"
-    if needs_agent(qdisc, spec.params) and agent is not None and agent.policy_options():
+    options = agent.policy_options() if agent is not None and needs_agent(qdisc, spec.params) else {}
+    if options:
         # Another checkpoint, band or target return is another policy: its own files, so that
         # comparing two of them in one directory does not overwrite the first.
-        blob = json.dumps(agent.policy_options(), sort_keys=True)
-        stem += "-" + hashlib.sha256(blob.encode()).hexdigest()[:8]
+        stem += "-" + hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
     output = out_dir / f"{stem}.json"
     ts_path = out_dir / f"{stem}.timeseries.csv" if timeseries else None
     _remove_stale_files(out_dir, stem)

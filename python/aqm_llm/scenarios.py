@@ -32,6 +32,17 @@ _BOOLS = {"true": True, "1": True, "yes": True, "on": True,
 NS3_ATTRIBUTE_PREFIX = "ns3::"
 
 
+def parse_sets(items: Sequence[str]) -> dict[str, str]:
+    """Scenario parameters from ``--set key=value`` options (ConfigError naming a bad one)."""
+    params: dict[str, str] = {}
+    for item in items:
+        if "=" not in item or item.startswith("="):
+            raise ConfigError(f"bad --set '{item}': expected key=value")
+        key, value = item.split("=", 1)
+        params[key.strip()] = value.strip()
+    return params
+
+
 def parse_seconds(value: str) -> float | None:
     """Seconds in an ns-3 time string ("30s", "500ms"), or None if it is not one."""
     m = _TIME_RE.match(value)

@@ -28,12 +28,13 @@ import numpy as np
 from aqm_llm.bench import report
 
 DOCUMENT = "docs/bench-rtg.md"
+QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+PROBABILITY_FLOOR = 1e-7  # the log ratio of two zeros is 0, of a zero and p is log10(p / 1e-7)
+
 
 def markers(checkpoint: Path) -> tuple[str, str]:
     """The section of the document that holds one checkpoint's figures (one per checkpoint)."""
     return f"<!-- bench-rtg:begin {checkpoint.name} -->", f"<!-- bench-rtg:end {checkpoint.name} -->"
-QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
-PROBABILITY_FLOOR = 1e-7  # the log ratio of two zeros is 0, of a zero and p is log10(p / 1e-7)
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,9 @@ class Row:
 
 def pool_quantiles(checkpoint_config: dict[str, Any]) -> dict[float, float]:
     """The quantiles of the per-epoch episode returns stored in a checkpoint's metadata."""
-    returns = ((checkpoint_config.get("metadata") or {}).get("training") or {}).get("episode_returns") or {}
-    values = [e[0] for eps in returns.values() for e in eps]
+    from aqm_llm.training.trainer import checkpoint_episode_returns
+
+    values = [e[0] for e in checkpoint_episode_returns(checkpoint_config)]
     if not values:
         return {}
     return {q: float(np.quantile(values, q)) for q in QUANTILES}
@@ -136,14 +138,10 @@ def main(argv: list[str]) -> int:
     from aqm_llm.agent.policy import make_llm_policy, read_checkpoint_config, resolve_checkpoint
     from aqm_llm.bench.machine import machine_info
     from aqm_llm.errors import ConfigError
+    from aqm_llm.scenarios import parse_sets
 
     args = parse(argv)
-    params: dict[str, str] = {"profile": "midband"} if args.scenario == "fiveg" and not args.set else {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set '{item}': expected KEY=VALUE")
-        params[key] = value
+    params = parse_sets(args.set) if args.set else {"profile": "midband"} if args.scenario == "fiveg" else {}
     params |= {"duration": args.duration, "warmup": "0s"}
     path = resolve_checkpoint(args.checkpoint, None)
     if path is None:

@@ -332,15 +332,13 @@ def rtg_normalisation(data: PoolData, mode: str, target_return: float,
     clipped); ``standard``: ``per_epoch``: their mean and standard deviation (standardised
     tokens); ``sum``: 0 and the largest |return| of an episode or of the target (tokens within
     [-1, 1])."""
-    values = rtg_values(data, mode)[data.valid]
-    if norm == "robust":
+    if norm == "robust" or mode == "per_epoch":
+        values = rtg_values(data, mode)[data.valid]
         if not values.size:
             return 0.0, 1.0
-        q25, median, q75 = (float(v) for v in np.quantile(values, [0.25, 0.5, 0.75]))
-        return median, (q75 - q25) if q75 > q25 else 1.0
-    if mode == "per_epoch":
-        if not values.size:
-            return 0.0, 1.0
+        if norm == "robust":
+            q25, median, q75 = (float(v) for v in np.quantile(values, [0.25, 0.5, 0.75]))
+            return median, (q75 - q25) if q75 > q25 else 1.0
         spread = float(values.std())
         return float(values.mean()), spread if spread > 0 else 1.0
     max_abs = max([abs(ep.ret) for ep in data.episodes] + [abs(target_return)])

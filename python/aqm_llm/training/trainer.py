@@ -583,6 +583,18 @@ def _validate(model: Any, data: Any, batches: list[np.ndarray], rtg: np.ndarray,
 # ------------------------------------------------------------------------ target return
 
 
+def checkpoint_episode_returns(doc: dict[str, Any], family: str | None = None) -> list[list[float]]:
+    """The [per-epoch return, epochs] of the pool's episodes stored in a checkpoint's config
+    (``metadata.training.episode_returns``): ``family``'s, or all (None); KeyError for a family
+    the pool did not have."""
+    returns = ((doc.get("metadata") or {}).get("training") or {}).get("episode_returns") or {}
+    if family is None:
+        return [e for v in returns.values() for e in v]
+    if family not in returns:
+        raise KeyError(", ".join(sorted(returns)))
+    return list(returns[family])
+
+
 def set_target_return(checkpoint: str | Path, *, family: str | None = None, eval_epochs: int | None = None,
                       quantile: float | None = None, value: float | None = None) -> float:
     """Change the target return a trained checkpoint starts from (its config.json), from the
@@ -597,13 +609,10 @@ def set_target_return(checkpoint: str | Path, *, family: str | None = None, eval
     if not tr.get("return_conditioning", True):
         raise ConfigError(f"{path} was trained without return conditioning: it has no target return")
     if value is None:
-        returns = tr.get("episode_returns") or {}
-        if family is None:
-            eps = [e for v in returns.values() for e in v]
-        elif family in returns:
-            eps = returns[family]
-        else:
-            raise ConfigError(f"family '{family}' not in {path}; known: {', '.join(sorted(returns))}")
+        try:
+            eps = checkpoint_episode_returns(doc, family)
+        except KeyError as exc:
+            raise ConfigError(f"family '{family}' not in {path}; known: {exc.args[0]}") from None
         if not eps:
             raise ConfigError(f"{path} has no episode statistics")
         q = quantile if quantile is not None else float(tr.get("target_rule", {}).get("quantile", 0.9))
