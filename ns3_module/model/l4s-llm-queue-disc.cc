@@ -143,6 +143,20 @@ L4sLlmQueueDisc::GetTypeId()
                           TimeValue(MilliSeconds(150)),
                           MakeTimeAccessor(&L4sLlmQueueDisc::m_maxBurst),
                           MakeTimeChecker(Time(0)))
+            .AddAttribute("OverloadRule",
+                          "What DualPI2's overload rule on the L queue follows while an agent or a "
+                          "teacher decides. Controller: the fallback controller's p' (L packets "
+                          "dropped with p'^2 while k p' >= 1, as DualPI2). Decision: the "
+                          "probabilities in force (dropped with the decision's classic signal "
+                          "p_C drop + p_C mark while its p_L >= 1), so that a decision that holds "
+                          "the classic signal below DualPI2's does not also drop L packets on "
+                          "DualPI2's saturated p'. The fallback always uses its own p'.",
+                          EnumValue(OVERLOAD_CONTROLLER),
+                          MakeEnumAccessor<OverloadRule>(&L4sLlmQueueDisc::m_overloadRule),
+                          MakeEnumChecker(OVERLOAD_CONTROLLER,
+                                          "Controller",
+                                          OVERLOAD_DECISION,
+                                          "Decision"))
             .AddTraceSource("Fallbacks",
                             "Number of epochs that fell back to DualPI2 because of the agent",
                             MakeTraceSourceAccessor(&L4sLlmQueueDisc::m_fallbacks),
@@ -386,7 +400,7 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
                : DualPi2Controller::IsMark(rule) ? Verdict::MARK
                                                  : Verdict::FORWARD;
     }
-    if (isL && m_fallback.DropsOverloadedL(draw))
+    if (isL && DropsOverloadedL(current))
     {
         dropReason = OVERLOAD_L4S_DROP;
         return Verdict::DROP;
@@ -424,6 +438,18 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
         return Verdict::DROP;
     }
     return u < pSignal ? Verdict::MARK : Verdict::FORWARD;
+}
+
+bool
+L4sLlmQueueDisc::DropsOverloadedL(const EpochDecision& current)
+{
+    if (m_overloadRule == OVERLOAD_CONTROLLER)
+    {
+        return m_fallback.DropsOverloadedL(
+            [this](double p, DualPi2Controller::DrawKind) { return Draw(*m_uv, p); });
+    }
+    return current.pLMark >= 1.0 &&
+           Draw(*m_uv, std::min(current.pCDrop + current.pCMark, 1.0));
 }
 
 Ptr<QueueDiscItem>

@@ -130,6 +130,13 @@ class L4sLlmQueueDisc : public DualQueueDisc
         RECORD_ACTOR_TEACHER, //!< Teacher
     };
 
+    /// Which probabilities DualPI2's overload rule on the L queue follows under a decision.
+    enum OverloadRule
+    {
+        OVERLOAD_CONTROLLER, //!< the fallback controller's p' (k p' >= 1; drop with p'^2)
+        OVERLOAD_DECISION,   //!< the decision in force (p_L >= 1; drop with its classic signal)
+    };
+
     /// EpochRecordHeader::actor and the Decision trace: who decided (>= 0: teacher index).
     using ActorCode = EpochDecision::ActorCode;
     static constexpr ActorCode ACTOR_FALLBACK = EpochDecision::ACTOR_FALLBACK; //!< the fallback
@@ -246,6 +253,12 @@ class L4sLlmQueueDisc : public DualQueueDisc
      * \return the verdict
      */
     Verdict Judge(const Dequeued& d, const char*& dropReason, const char*& markReason);
+    /**
+     * \brief DualPI2's overload rule for an L packet under the decision in force (OverloadRule).
+     * \param current the decision in force (an agent's or a teacher's)
+     * \return whether the L packet is dropped
+     */
+    bool DropsOverloadedL(const EpochDecision& current);
 
     // Attributes
     Time m_interval;               //!< decision interval
@@ -262,6 +275,7 @@ class L4sLlmQueueDisc : public DualQueueDisc
     std::string m_recordPath;      //!< record file
     DataRate m_linkRate;           //!< initial capacity estimate (0: none)
     Time m_maxBurst;               //!< burst allowance after a quiet period
+    OverloadRule m_overloadRule;   //!< what the overload rule follows under a decision
 
     // Fallback
     DualPi2Controller m_fallback;          //!< the fallback controller

@@ -53,6 +53,7 @@ enum class Policy
     INVALID_AT,  //!< STEP, but answer epoch `arg` with p_l_mark = 1.5
     ASK_FALLBACK, //!< STEP, but ask for the fallback at epoch `arg`
     MARKER,      //!< STEP with p_l_mark = 0.125, p_c_drop = 0.0625, p_c_mark = 0.25
+    EPOCH_NONE,  //!< no per-packet actions; every epoch probability 0
 };
 
 /**
@@ -191,7 +192,11 @@ class StubAgent
                 std::this_thread::sleep_for(std::chrono::milliseconds(arg));
             }
             rep.status = agent::kReplyOk;
-            if (policy == Policy::EPOCH_ALL)
+            if (policy == Policy::EPOCH_NONE)
+            {
+                // nothing: forward everything (the reply is all zeros)
+            }
+            else if (policy == Policy::EPOCH_ALL)
             {
                 rep.p_l_mark = 1.0;
                 rep.p_c_mark = 1.0;
@@ -478,6 +483,65 @@ class L4sLlmDecisionDelayTestCase : public TestCase
 
     QueueSizeUnit m_unit;
     bool m_delayed;
+};
+
+/**
+ * \ingroup aqm-llm-tests
+ * \brief OverloadRule: the fallback's p' saturates (a classic packet waits 1 s) while the agent
+ * decides. Controller: L packets are dropped with p'^2 = 1 whatever the agent's p_L (0).
+ * Decision: the agent's p_L = 0 is not saturated, nothing is dropped; its p_L = 1 with a classic
+ * signal of 1 drops every L packet. Exact counts by reason, packet and byte mode.
+ */
+class L4sLlmOverloadRuleTestCase : public TestCase
+{
+  public:
+    L4sLlmOverloadRuleTestCase(QueueSizeUnit unit, bool decision, Policy policy)
+        : TestCase(std::string("OverloadRule ") + (decision ? "Decision" : "Controller") +
+                   (policy == Policy::EPOCH_ALL ? ", agent p_L 1" : ", agent p_L 0") + ", " +
+                   ModeName(unit) + " mode"),
+          m_unit(unit),
+          m_decision(decision),
+          m_policy(policy)
+    {
+    }
+
+  private:
+    void DoRun() override
+    {
+        StubAgent stub(m_policy);
+        NS_TEST_ASSERT_MSG_EQ(stub.Ready(), true, "stub agent created the channel");
+        auto q = MakeQueue(m_unit,
+                           {{"ChannelName", stub.Name()},
+                            {"AgentTimeout", "5s"},
+                            {"OverloadRule", m_decision ? "Decision" : "Controller"}});
+        uint32_t forwarded = 0;
+        // 5 Not-ECT classic packets wait from 1 ms to 1 s: the PI controller's p' reaches 1.
+        EnqueueAt(q, MilliSeconds(1), 5, Ipv4Header::ECN_NotECT);
+        // 10 L packets arrive at 1000 ms and leave at once (no native mark: sojourn 0), with the
+        // classic packets, under the agent's epoch probabilities.
+        EnqueueAt(q, MilliSeconds(1000), 10, Ipv4Header::ECN_ECT1);
+        DrainAt(q, MilliSeconds(1000), &forwarded);
+        Simulator::Stop(MilliSeconds(1001));
+        Simulator::Run();
+
+        const bool all = m_policy == Policy::EPOCH_ALL;
+        const uint64_t overload = !m_decision || all ? 10 : 0;
+        const uint64_t classicDrops = all ? 5 : 0; // a mark with p_C 1 on Not-ECT is a drop
+        NS_TEST_EXPECT_MSG_EQ(Drops(q, Q::OVERLOAD_L4S_DROP), overload, "overload L4S drops");
+        NS_TEST_EXPECT_MSG_EQ(Drops(q, Q::AGENT_EPOCH_DROP), classicDrops, "classic drops");
+        NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalDroppedPackets, overload + classicDrops,
+                              "no other drops");
+        NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalMarkedPackets, 0, "no marks");
+        NS_TEST_EXPECT_MSG_EQ(forwarded, 15 - overload - classicDrops, "forwarded");
+        NS_TEST_EXPECT_MSG_EQ(q->GetFallbackCount(), 0, "no fallback");
+        q->Dispose();
+        NS_TEST_EXPECT_MSG_EQ(stub.Join(), 0, "agent exited");
+        Simulator::Destroy();
+    }
+
+    QueueSizeUnit m_unit;
+    bool m_decision;
+    Policy m_policy;
 };
 
 /**
@@ -978,6 +1042,12 @@ class L4sLlmQueueDiscTestSuite : public TestSuite
             AddTestCase(new L4sLlmStubAgentTestCase(unit), Duration::QUICK);
             AddTestCase(new L4sLlmDecisionDelayTestCase(unit, true), Duration::QUICK);
             AddTestCase(new L4sLlmDecisionDelayTestCase(unit, false), Duration::QUICK);
+            AddTestCase(new L4sLlmOverloadRuleTestCase(unit, false, Policy::EPOCH_NONE),
+                        Duration::QUICK);
+            AddTestCase(new L4sLlmOverloadRuleTestCase(unit, true, Policy::EPOCH_NONE),
+                        Duration::QUICK);
+            AddTestCase(new L4sLlmOverloadRuleTestCase(unit, true, Policy::EPOCH_ALL),
+                        Duration::QUICK);
         }
         AddTestCase(new L4sLlmAgentFailureTestCase(), Duration::QUICK);
         AddTestCase(new L4sLlmTeacherModeTestCase(), Duration::QUICK);
