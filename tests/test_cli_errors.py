@@ -252,7 +252,8 @@ def test_ns3_attributes_flowmonitor_and_pcap(tmp_path: Path, capsys: pytest.Capt
     # A packet count in the right range: what left the queue disc in 2 s at 100 Mb/s.
     assert 5_000 < (len(head) - 24) / 1540 < 40_000
     for bad in ("ns3::TcpSocket::Nope=1", "ns3::TcpSocket::InitialCwnd=abc", "ns3::TcpSocket::InitialCwnd=-1",
-                "ns3::DualPi2QueueDisc::Target=fast"):  # ns-3 itself would abort on a bad time
+                "ns3::DualPi2QueueDisc::Target=fast",  # ns-3 itself would abort on a bad time
+                "ns3::DualPi2QueueDisc::Scheduler=Bogus"):  # ... and on a name no enum has
         rc = cli.main(["run", "dumbbell", "--set", bad, "-o", str(tmp_path / "x")])
         _one_line_error(rc, capsys, f"bad ns-3 attribute '{bad}'")
 

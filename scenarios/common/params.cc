@@ -299,7 +299,8 @@ ParamSet::Fail(const std::string& message) const
 namespace
 {
 /// False if \p name is a numeric or time ns-3 attribute and \p value is not a number (or a
-/// time: a number with an optional ns-3 unit): ns-3 aborts on those instead of reporting them.
+/// time: a number with an optional ns-3 unit), or an enum attribute and \p value is none of its
+/// names: ns-3 aborts on those instead of reporting them.
 /// True otherwise (Config::SetDefaultFailSafe decides).
 bool
 Ns3ValueFits(const std::string& name, const std::string& value)
@@ -318,6 +319,13 @@ Ns3ValueFits(const std::string& name, const std::string& value)
         static const std::regex time(
             R"(^\s*[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?\s*(y|d|h|min|s|ms|us|ns|ps|fs)?\s*$)");
         return std::regex_match(value, time);
+    }
+    if (type.rfind("ns3::EnumValue<", 0) == 0)
+    {
+        // An enum checker lists its names as "A|B|C"; ns-3 asserts on any other.
+        const std::string names = "|" + info.checker->GetUnderlyingTypeInformation() + "|";
+        return !value.empty() && value.find('|') == std::string::npos &&
+               names.find("|" + value + "|") != std::string::npos;
     }
     if (type != "ns3::UintegerValue" && type != "ns3::IntegerValue" && type != "ns3::DoubleValue")
     {
