@@ -228,7 +228,8 @@ def test_example_sweep_files_are_valid():
     assert len({r.key() for r in target}) == len(target) == (4 + 3) * 15
     assert {r.spec.params.get("ns3::DualPi2QueueDisc::Target") for r in target} == {"10ms", "15ms", "20ms", "30ms", None}
     # the frontier sweeps the README quotes: a grid plus include rows, every run its own key
-    for name, runs in (("wifi-l4s-ramp.yaml", (4 + 3) * 15), ("leo-dualpi2-frontier.yaml", 4 * 15)):
+    for name, runs in (("wifi-l4s-ramp.yaml", (4 + 3) * 15), ("leo-dualpi2-frontier.yaml", 4 * 15),
+                       ("wifi-dualpi2-teacher.yaml", 15)):
         planned = plan(load_spec(REPO / "sweeps" / name))
         assert len({r.key() for r in planned}) == len(planned) == runs, name
 
