@@ -382,7 +382,7 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
     // a per-packet forward and the epoch's p_L can add marks to it, never remove it (at low
     // capacity the per-packet batch is most of an epoch's packets). The overload rule: when the
     // coupled probability saturates (p_CL >= 1, the L queue no longer held by marks), L packets
-    // are dropped with p_C.
+    // are dropped with p_C -- the fallback controller's or the decision's (OverloadRule).
     const bool isL = d.fromL;
     const double native = isL && d.lPacketsBefore > 1
                               ? DualPi2Controller::RampProb(d.markDelay, m_minTh, m_range)
