@@ -52,6 +52,24 @@ def test_a_coupled_band_uses_one_factor_for_both_classes(p_prime: float) -> None
     assert p_l == pytest.approx(0.2) and mark == pytest.approx(0.01)
 
 
+@pytest.mark.parametrize("p_prime", [0.0, 1e-4, 0.05, 0.6])
+@pytest.mark.parametrize("ramp", [0.0, 0.3, 1.0])
+def test_a_band_on_the_ramp_holds_p_l_around_dualpi2s_epoch_p_l(p_prime: float, ramp: float) -> None:
+    # DualPI2's epoch p_L as the queue disc reports it: max(native ramp at the L head, k p'), capped.
+    reference = min(max(ramp, 2 * p_prime), 1.0)
+    rng = np.random.default_rng(int(p_prime * 1e4) + int(ramp * 10))
+    for _ in range(200):
+        probs = tuple(float(x) for x in rng.uniform(0, 1, 3) ** rng.uniform(1, 8))
+        p_l, p_c_drop, p_c_mark = within_band(probs, p_prime, 2.0, p_l_reference=reference)
+        assert min(reference / 2, 1) - 1e-12 <= p_l <= min(reference * 2, 1) + 1e-12
+        # the classic signal keeps the plain band on p'^2
+        assert (p_c_drop, p_c_mark) == pytest.approx(within_band(probs, p_prime, 2.0)[1:])
+    # the head above the ramp while p' is small: the plain band would cap p_L at 2 k p'
+    assert within_band((0.9, 0.0, 0.0), 0.01, 2.0)[0] == pytest.approx(0.04)
+    assert within_band((0.9, 0.0, 0.0), 0.01, 2.0, p_l_reference=1.0)[0] == pytest.approx(0.9)
+    assert within_band((0.0, 0.0, 0.0), 0.01, 2.0, p_l_reference=1.0)[0] == pytest.approx(0.5)
+
+
 def test_a_policy_with_band_one_replies_dualpi2s_probabilities() -> None:
     from aqm_llm.agent.interface import RunInfo
     from aqm_llm.agent.policy import LlmPolicy, PolicyConfig
@@ -76,6 +94,14 @@ def test_a_policy_with_band_one_replies_dualpi2s_probabilities() -> None:
     coupled = PolicyConfig(backbone="random:llama", layers=None, p_prime_band=2.0, p_prime_coupled=True)
     assert PolicyConfig.from_dict(coupled.to_dict()).p_prime_coupled
     assert not PolicyConfig.from_dict({**coupled.to_dict(), "p_prime_coupled": None}).p_prime_coupled
+    on_ramp = PolicyConfig(backbone="random:llama", layers=None, p_prime_band=1.0, p_l_on_ramp=True)
+    assert PolicyConfig.from_dict(on_ramp.to_dict()).p_l_on_ramp
+    assert not PolicyConfig.from_dict({k: v for k, v in on_ramp.to_dict().items() if k != "p_l_on_ramp"}).p_l_on_ramp
+    ramp_policy = LlmPolicy(on_ramp)
+    ramp_policy.reset(RunInfo(seed=1))
+    for epoch in range(4):  # band 1 on the ramp: exactly the p_L the queue disc reported
+        request = random_request(rng, packets=6, epoch=epoch)
+        assert ramp_policy.decide(request).p_l_mark == pytest.approx(min(float(request.scalars[Scalar.P_L]), 1.0))
 
 
 def test_a_band_override_reaches_the_agent_and_the_run_identity() -> None:
@@ -84,20 +110,21 @@ def test_a_band_override_reaches_the_agent_and_the_run_identity() -> None:
     from aqm_llm.runner import AgentSpec, RunSpec
     from aqm_llm.sweep.runs import SweepRun
 
-    from aqm_llm.agent.band import is_coupled
+    from aqm_llm.agent.band import is_coupled, is_on_ramp
 
     assert parse_band("off") is None and parse_band("2") == 2.0 and not is_coupled("2")
-    assert parse_band("coupled:2") == 2.0 and is_coupled("coupled:2")
-    for bad in ("0.5", "nan", "x", "coupled:0.5", "coupled:"):
+    assert parse_band("coupled:2") == 2.0 and is_coupled("coupled:2") and not is_on_ramp("coupled:2")
+    assert parse_band("ramp:3") == 3.0 and is_on_ramp("ramp:3") and not is_coupled("ramp:3")
+    for bad in ("0.5", "nan", "x", "coupled:0.5", "coupled:", "ramp:0.5", "ramp:"):
         with pytest.raises(ValueError, match="bad p' band"):
             parse_band(bad)
     spec = RunSpec("dumbbell", "l4s-llm", 1, {})
     keys = set()
-    for band in (None, "off", "2", "coupled:2"):
+    for band in (None, "off", "2", "coupled:2", "ramp:2"):
         agent = AgentSpec(p_prime_band=band)
         cmd = agent.command(None)
         assert ("--p-prime-band" in cmd) == (band is not None)
         keys.add(SweepRun(spec, agent=agent).key())
-    assert len(keys) == 4  # four different policies in effect, four rows
+    assert len(keys) == 5  # five different policies in effect, five rows
     with pytest.raises(ConfigError, match="bad p' band '0.5'"):
         AgentSpec(p_prime_band="0.5").check()

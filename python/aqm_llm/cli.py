@@ -63,9 +63,10 @@ def _add_agent_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backbone", default=None, help="'smollm2' or a local transformers causal-LM path")
     g.add_argument("--agent-threads", type=int, default=2,
                    help="threads of the agent process (ONNX Runtime or torch)")
-    g.add_argument("--p-prime-band", default=None, metavar="FACTOR|coupled:FACTOR|off",
+    g.add_argument("--p-prime-band", default=None, metavar="FACTOR|coupled:FACTOR|ramp:FACTOR|off",
                    help="llm: hold the epoch probabilities within DualPI2's own x this factor on p' "
-                        "('coupled:FACTOR': one factor for both classes; default: the checkpoint's; "
+                        "('coupled:FACTOR': one factor for both classes; 'ramp:FACTOR': p_L around DualPI2's "
+                        "epoch p_L, the L head's ramp included; default: the checkpoint's; "
                         "'off': the network's probabilities as they are)")
     g.add_argument("--target-return", type=float, default=None, metavar="RETURN",
                    help="llm: the return the policy is asked for (a reward per epoch under the "

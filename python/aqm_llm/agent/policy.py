@@ -32,7 +32,7 @@ import torch
 import aqm_llm
 from aqm_llm.channel import Request, Scalar
 from aqm_llm.agent import features as F
-from aqm_llm.agent.band import is_coupled, parse_band, within_band
+from aqm_llm.agent.band import is_coupled, is_on_ramp, parse_band, within_band
 from aqm_llm.agent.checkpoint import (ADAPTER_DIR, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CONFIG_FILE,
                                       WEIGHTS_FILE, check_checkpoint)
 from aqm_llm.agent.backbone import MLP, SMOLLM2, Backbone, LoraSpec, load_backbone
@@ -65,6 +65,7 @@ class PolicyConfig:
     # None: the network's probabilities as they are.
     p_prime_band: float | None = None
     p_prime_coupled: bool = False  # one factor for both classes (agent.band)
+    p_l_on_ramp: bool = False  # p_L around DualPI2's epoch p_L, its ramp included (agent.band)
 
     def to_dict(self) -> dict[str, Any]:
         lora = None if self.lora is None else {
@@ -73,7 +74,7 @@ class PolicyConfig:
         return {"backbone": self.backbone, "layers": self.layers, "layout": self.layout.to_dict(),
                 "encoder": asdict(self.encoder), "lora": lora, "reward": asdict(self.reward),
                 "sample": self.sample, "init_seed": self.init_seed, "p_prime_band": self.p_prime_band,
-                "p_prime_coupled": self.p_prime_coupled}
+                "p_prime_coupled": self.p_prime_coupled, "p_l_on_ramp": self.p_l_on_ramp}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PolicyConfig:
@@ -88,7 +89,8 @@ class PolicyConfig:
                    reward=RewardConfig(**d["reward"]), sample=bool(d["sample"]),
                    init_seed=int(d["init_seed"]),
                    p_prime_band=None if d.get("p_prime_band") is None else float(d["p_prime_band"]),
-                   p_prime_coupled=bool(d.get("p_prime_coupled", False)))
+                   p_prime_coupled=bool(d.get("p_prime_coupled", False)),
+                   p_l_on_ramp=bool(d.get("p_l_on_ramp", False)))
 
 
 @dataclass
@@ -133,7 +135,9 @@ class PolicyAgent(Agent):
         probs = safe_probabilities(torch.from_numpy(out.epoch_probs))
         if self.config.p_prime_band is not None:
             probs = within_band(probs, float(request.scalars[Scalar.P_PRIME]), self.config.p_prime_band,
-                                coupled=self.config.p_prime_coupled)
+                                coupled=self.config.p_prime_coupled,
+                                p_l_reference=(float(request.scalars[Scalar.P_L])
+                                               if self.config.p_l_on_ramp else None))
         actions = np.empty(n, np.uint8)
         actions[:k] = select_packet_actions(torch.from_numpy(out.packet_logits[:k]), feats.ecn[:k],
                                             sample=self.config.sample, generator=run.generator)
@@ -337,7 +341,7 @@ def make_llm_policy(checkpoint: str | None = None, backbone: str | None = None,
 
     ``runtime`` ``onnx`` (default) serves it from its cached ONNX export (built on first use,
     ``agent.export``) with ``threads`` ONNX Runtime threads; ``torch`` runs the PyTorch model.
-    ``p_prime_band``: None keeps the checkpoint's band; a factor, ``coupled:FACTOR`` or 'off'
+    ``p_prime_band``: None keeps the checkpoint's band; a factor, ``coupled:FACTOR``, ``ramp:FACTOR`` or 'off'
     replaces it. ``target_return``: None keeps the checkpoint's; a number asks the policy for that
     return (per epoch under ``rtg_mode: per_epoch``) instead."""
     agent = _make_llm_policy(checkpoint, backbone, sample, runtime, threads)
@@ -345,7 +349,8 @@ def make_llm_policy(checkpoint: str | None = None, backbone: str | None = None,
         agent.config = replace(agent.config, reward=replace(agent.config.reward, target_return=float(target_return)))
     if p_prime_band is not None:
         agent.config = replace(agent.config, p_prime_band=parse_band(p_prime_band),
-                               p_prime_coupled=is_coupled(p_prime_band))
+                               p_prime_coupled=is_coupled(p_prime_band),
+                               p_l_on_ramp=is_on_ramp(p_prime_band))
     return agent
 
 

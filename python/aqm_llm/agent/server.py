@@ -85,7 +85,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     p.add_argument("--seed", type=int, default=1, help="run seed (action sampling)")
     p.add_argument("--sample", action="store_true",
                    help="llm: sample actions (seeded) instead of argmax")
-    p.add_argument("--p-prime-band", default=None, metavar="FACTOR|coupled:FACTOR|off",
+    p.add_argument("--p-prime-band", default=None, metavar="FACTOR|coupled:FACTOR|ramp:FACTOR|off",
                    help="llm: hold the epoch probabilities within DualPI2's x this factor on p' "
                         "(default: the checkpoint's; 'off': the network's as they are)")
     p.add_argument("--target-return", type=float, default=None,
