@@ -133,6 +133,7 @@ AqmQueueDiscRegistry::Configure(Ptr<QueueDisc> qdisc,
         qdisc->SetAttribute("AgentTimeout", TimeValue(options.agentTimeout));
         qdisc->SetAttribute("Mode", word(options.llmMode, "llm mode"));
         qdisc->SetAttribute("OverloadRule", word(options.llmOverload, "llm overload rule"));
+        qdisc->SetAttribute("LSojournLimit", TimeValue(options.llmLSojournLimit));
         qdisc->SetAttribute("Teacher", StringValue(options.teacher));
         qdisc->SetAttribute("RecordActor", word(options.recordActor, "record actor"));
         qdisc->SetAttribute("RecordPath", StringValue(options.recordPath));

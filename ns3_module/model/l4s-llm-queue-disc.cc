@@ -157,6 +157,16 @@ L4sLlmQueueDisc::GetTypeId()
                                           "Controller",
                                           OVERLOAD_DECISION,
                                           "Decision"))
+            .AddAttribute("LSojournLimit",
+                          "The L queue's own overload rule, off by default (0): an L packet "
+                          "that waited longer than this is dropped at dequeue whoever decides "
+                          "(agent, teacher or fallback), whatever the classic queue does. "
+                          "DualPI2's overload rule drops L packets only while the classic queue "
+                          "holds p' saturated; this one bounds the L tail by the L queue's "
+                          "own delay (a capacity collapse with a short classic queue).",
+                          TimeValue(Time(0)),
+                          MakeTimeAccessor(&L4sLlmQueueDisc::m_lSojournLimit),
+                          MakeTimeChecker(Time(0)))
             .AddTraceSource("Fallbacks",
                             "Number of epochs that fell back to DualPI2 because of the agent",
                             MakeTraceSourceAccessor(&L4sLlmQueueDisc::m_fallbacks),
@@ -383,10 +393,16 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
     // capacity the per-packet batch is most of an epoch's packets). The overload rule: when the
     // coupled probability saturates (p_CL >= 1, the L queue no longer held by marks), L packets
     // are dropped with p_C -- the fallback controller's or the decision's (OverloadRule).
+    // LSojournLimit (off by default) drops an L packet that waited longer, whoever decides.
     const bool isL = d.fromL;
     const double native = isL && d.lPacketsBefore > 1
                               ? DualPi2Controller::RampProb(d.markDelay, m_minTh, m_range)
                               : 0.0;
+    if (isL && m_lSojournLimit.IsStrictlyPositive() && d.sojourn > m_lSojournLimit)
+    {
+        dropReason = L_SOJOURN_LIMIT_DROP; // no draw: the random stream stays as without it
+        return Verdict::DROP;
+    }
     auto draw = [this](double p, DualPi2Controller::DrawKind) { return Draw(*m_uv, p); };
     const EpochDecision& current = m_decisions.GetCurrent();
     if (current.actor == ACTOR_FALLBACK)

@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <poll.h>
 #include <string>
 #include <sys/wait.h>
@@ -546,6 +547,65 @@ class L4sLlmOverloadRuleTestCase : public TestCase
 
 /**
  * \ingroup aqm-llm-tests
+ * \brief LSojournLimit: 4 L packets wait 29 ms, 3 more 0.5 ms, 2 classic ECT(0) ones 29 ms, all
+ * dequeued at 30 ms. With a 20 ms limit the 4 long-waiting L packets are dropped (and nothing
+ * else: the classic ones waited as long), whether the agent (every probability 0) or the fallback
+ * decides; with the default (0: off) none is. Exact counts by reason, packet and byte mode.
+ */
+class L4sLlmSojournLimitTestCase : public TestCase
+{
+  public:
+    L4sLlmSojournLimitTestCase(QueueSizeUnit unit, bool limit, bool agent)
+        : TestCase(std::string("LSojournLimit ") + (limit ? "20ms" : "off") + ", " +
+                   (agent ? "agent" : "fallback") + " decides, " + ModeName(unit) + " mode"),
+          m_unit(unit),
+          m_limit(limit),
+          m_agent(agent)
+    {
+    }
+
+  private:
+    void DoRun() override
+    {
+        std::unique_ptr<StubAgent> stub;
+        std::vector<std::pair<std::string, std::string>> attrs{
+            {"LSojournLimit", m_limit ? "20ms" : "0s"}};
+        if (m_agent)
+        {
+            stub = std::make_unique<StubAgent>(Policy::EPOCH_NONE);
+            NS_TEST_ASSERT_MSG_EQ(stub->Ready(), true, "stub agent created the channel");
+            attrs.emplace_back("ChannelName", stub->Name());
+            attrs.emplace_back("AgentTimeout", "5s");
+        }
+        auto q = MakeQueue(m_unit, attrs);
+        uint32_t forwarded = 0;
+        EnqueueAt(q, MilliSeconds(1), 4, Ipv4Header::ECN_ECT1);
+        EnqueueAt(q, MilliSeconds(1), 2, Ipv4Header::ECN_ECT0);
+        EnqueueAt(q, MicroSeconds(29500), 3, Ipv4Header::ECN_ECT1);
+        DrainAt(q, MilliSeconds(30), &forwarded);
+        Simulator::Stop(MilliSeconds(31));
+        Simulator::Run();
+
+        const uint64_t limitDrops = m_limit ? 4 : 0;
+        NS_TEST_EXPECT_MSG_EQ(Drops(q, Q::L_SOJOURN_LIMIT_DROP), limitDrops, "limit drops");
+        NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalDroppedPackets, limitDrops, "no other drops");
+        NS_TEST_EXPECT_MSG_EQ(forwarded, 9 - limitDrops, "forwarded");
+        NS_TEST_EXPECT_MSG_EQ((q->GetFallbackCount() > 0), !m_agent, "who decided");
+        q->Dispose();
+        if (stub)
+        {
+            NS_TEST_EXPECT_MSG_EQ(stub->Join(), 0, "agent exited");
+        }
+        Simulator::Destroy();
+    }
+
+    QueueSizeUnit m_unit;
+    bool m_limit;
+    bool m_agent;
+};
+
+/**
+ * \ingroup aqm-llm-tests
  * \brief Agent failures: a stalled agent (timeouts, with and without abandoning it), one late
  * reply (one fallback, then back to the agent), an invalid reply, an agent asking for the
  * fallback, a killed agent (no waiting afterwards, measured in wall time) and no agent at all.
@@ -1048,6 +1108,11 @@ class L4sLlmQueueDiscTestSuite : public TestSuite
                         Duration::QUICK);
             AddTestCase(new L4sLlmOverloadRuleTestCase(unit, true, Policy::EPOCH_ALL),
                         Duration::QUICK);
+            for (bool agent : {true, false})
+            {
+                AddTestCase(new L4sLlmSojournLimitTestCase(unit, true, agent), Duration::QUICK);
+            }
+            AddTestCase(new L4sLlmSojournLimitTestCase(unit, false, true), Duration::QUICK);
         }
         AddTestCase(new L4sLlmAgentFailureTestCase(), Duration::QUICK);
         AddTestCase(new L4sLlmTeacherModeTestCase(), Duration::QUICK);
