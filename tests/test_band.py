@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from aqm_llm.agent.band import within_band
+from aqm_llm.agent.band import COUPLED_FORM, INDEPENDENT, RAMP_FORM, within_band
 from aqm_llm.channel import Scalar
 
 
@@ -29,6 +29,10 @@ def test_probabilities_stay_within_the_band(p_prime: float, band: float) -> None
     assert within_band((0.21, 0.004, 0.006), 0.1, 2.0) == (0.21, 0.004, 0.006)
     with pytest.raises(ValueError):
         within_band((0, 0, 0), 0.1, 0.5)
+    with pytest.raises(ValueError, match="band form must be one of"):
+        within_band((0, 0, 0), 0.1, 2.0, form="sideways")
+    with pytest.raises(ValueError, match="needs p_l_reference"):
+        within_band((0, 0, 0), 0.1, 2.0, form=RAMP_FORM)
 
 
 @pytest.mark.parametrize("p_prime", [0.0, 1e-4, 0.003, 0.05, 0.3, 0.9])
@@ -36,7 +40,7 @@ def test_a_coupled_band_uses_one_factor_for_both_classes(p_prime: float) -> None
     rng = np.random.default_rng(int(p_prime * 1e4) + 7)
     for _ in range(200):
         probs = tuple(float(x) for x in rng.uniform(0, 1, 3) ** rng.uniform(1, 8))
-        p_l, p_c_drop, p_c_mark = within_band(probs, p_prime, 2.0, coupled=True)
+        p_l, p_c_drop, p_c_mark = within_band(probs, p_prime, 2.0, form=COUPLED_FORM)
         signal = p_c_drop + p_c_mark
         if p_prime == 0.0:
             assert p_l == 0.0 and signal == 0.0  # DualPI2 at rest: nothing to shape
@@ -45,10 +49,10 @@ def test_a_coupled_band_uses_one_factor_for_both_classes(p_prime: float) -> None
         assert 0.5 - 1e-9 <= f <= 2.0 + 1e-9
         assert p_l == pytest.approx(min(2 * p_prime * f, 1.0))  # the same factor as the classic signal
     # the factor is the geometric mean of the two the network implies, each clamped first
-    p_l, drop, mark = within_band((0.2 * 1.5, 0.0, (0.1 * 1.2) ** 2), 0.1, 2.0, coupled=True)
+    p_l, drop, mark = within_band((0.2 * 1.5, 0.0, (0.1 * 1.2) ** 2), 0.1, 2.0, form=COUPLED_FORM)
     assert p_l == pytest.approx(0.2 * math.sqrt(1.5 * 1.2)) and drop == 0.0
     assert mark == pytest.approx((0.1 * math.sqrt(1.5 * 1.2)) ** 2)
-    p_l, _, mark = within_band((1.0, 0.0, 0.0), 0.1, 2.0, coupled=True)  # 5x and 0x: clamped to 2 and 1/2
+    p_l, _, mark = within_band((1.0, 0.0, 0.0), 0.1, 2.0, form=COUPLED_FORM)  # 5x and 0x: clamped to 2 and 1/2
     assert p_l == pytest.approx(0.2) and mark == pytest.approx(0.01)
 
 
@@ -60,14 +64,14 @@ def test_a_band_on_the_ramp_holds_p_l_around_dualpi2s_epoch_p_l(p_prime: float, 
     rng = np.random.default_rng(int(p_prime * 1e4) + int(ramp * 10))
     for _ in range(200):
         probs = tuple(float(x) for x in rng.uniform(0, 1, 3) ** rng.uniform(1, 8))
-        p_l, p_c_drop, p_c_mark = within_band(probs, p_prime, 2.0, p_l_reference=reference)
+        p_l, p_c_drop, p_c_mark = within_band(probs, p_prime, 2.0, form=RAMP_FORM, p_l_reference=reference)
         assert min(reference / 2, 1) - 1e-12 <= p_l <= min(reference * 2, 1) + 1e-12
         # the classic signal keeps the plain band on p'^2
         assert (p_c_drop, p_c_mark) == pytest.approx(within_band(probs, p_prime, 2.0)[1:])
     # the head above the ramp while p' is small: the plain band would cap p_L at 2 k p'
     assert within_band((0.9, 0.0, 0.0), 0.01, 2.0)[0] == pytest.approx(0.04)
-    assert within_band((0.9, 0.0, 0.0), 0.01, 2.0, p_l_reference=1.0)[0] == pytest.approx(0.9)
-    assert within_band((0.0, 0.0, 0.0), 0.01, 2.0, p_l_reference=1.0)[0] == pytest.approx(0.5)
+    assert within_band((0.9, 0.0, 0.0), 0.01, 2.0, form=RAMP_FORM, p_l_reference=1.0)[0] == pytest.approx(0.9)
+    assert within_band((0.0, 0.0, 0.0), 0.01, 2.0, form=RAMP_FORM, p_l_reference=1.0)[0] == pytest.approx(0.5)
 
 
 def test_a_policy_with_band_one_replies_dualpi2s_probabilities() -> None:
@@ -91,12 +95,17 @@ def test_a_policy_with_band_one_replies_dualpi2s_probabilities() -> None:
     assert differed  # the band did something: the free network's probabilities are not DualPI2's
     assert banded.config.to_dict()["p_prime_band"] == 1.0
     assert PolicyConfig.from_dict(banded.config.to_dict()).p_prime_band == 1.0
-    coupled = PolicyConfig(backbone="random:llama", layers=None, p_prime_band=2.0, p_prime_coupled=True)
-    assert PolicyConfig.from_dict(coupled.to_dict()).p_prime_coupled
-    assert not PolicyConfig.from_dict({**coupled.to_dict(), "p_prime_coupled": None}).p_prime_coupled
-    on_ramp = PolicyConfig(backbone="random:llama", layers=None, p_prime_band=1.0, p_l_on_ramp=True)
-    assert PolicyConfig.from_dict(on_ramp.to_dict()).p_l_on_ramp
-    assert not PolicyConfig.from_dict({k: v for k, v in on_ramp.to_dict().items() if k != "p_l_on_ramp"}).p_l_on_ramp
+    for form in (INDEPENDENT, COUPLED_FORM, RAMP_FORM):  # the form round-trips through a checkpoint
+        config = PolicyConfig(backbone="random:llama", layers=None, p_prime_band=2.0, p_prime_form=form)
+        assert PolicyConfig.from_dict(config.to_dict()).p_prime_form == form
+    # checkpoints from before the form field carried two flags; they read as the same forms
+    old = {k: v for k, v in banded.config.to_dict().items() if k != "p_prime_form"}
+    assert PolicyConfig.from_dict(old).p_prime_form == INDEPENDENT
+    assert PolicyConfig.from_dict({**old, "p_prime_coupled": True, "p_l_on_ramp": False}).p_prime_form == COUPLED_FORM
+    assert PolicyConfig.from_dict({**old, "p_prime_coupled": None, "p_l_on_ramp": True}).p_prime_form == RAMP_FORM
+    with pytest.raises(ValueError, match="p_prime_form must be one of"):
+        PolicyConfig.from_dict({**old, "p_prime_form": "sideways"})
+    on_ramp = PolicyConfig(backbone="random:llama", layers=None, p_prime_band=1.0, p_prime_form=RAMP_FORM)
     ramp_policy = LlmPolicy(on_ramp)
     ramp_policy.reset(RunInfo(seed=1))
     for epoch in range(4):  # band 1 on the ramp: exactly the p_L the queue disc reported
@@ -110,11 +119,11 @@ def test_a_band_override_reaches_the_agent_and_the_run_identity() -> None:
     from aqm_llm.runner import AgentSpec, RunSpec
     from aqm_llm.sweep.runs import SweepRun
 
-    from aqm_llm.agent.band import is_coupled, is_on_ramp
+    from aqm_llm.agent.band import band_form
 
-    assert parse_band("off") is None and parse_band("2") == 2.0 and not is_coupled("2")
-    assert parse_band("coupled:2") == 2.0 and is_coupled("coupled:2") and not is_on_ramp("coupled:2")
-    assert parse_band("ramp:3") == 3.0 and is_on_ramp("ramp:3") and not is_coupled("ramp:3")
+    assert parse_band("off") is None and parse_band("2") == 2.0 and band_form("2") == INDEPENDENT
+    assert parse_band("coupled:2") == 2.0 and band_form("coupled:2") == COUPLED_FORM
+    assert parse_band("ramp:3") == 3.0 and band_form(" Ramp:3") == RAMP_FORM
     for bad in ("0.5", "nan", "x", "coupled:0.5", "coupled:", "ramp:0.5", "ramp:"):
         with pytest.raises(ValueError, match="bad p' band"):
             parse_band(bad)

@@ -253,6 +253,11 @@ DualPi2QueueDisc::DoDequeue()
     while (TakeNext(pass, d))
     {
         Ptr<QueueDiscItem> item = d.item;
+        if (ExceedsLSojournLimit(d)) // LSojournLimit (off by default): before any other rule
+        {
+            DropAfterDequeue(item, L_SOJOURN_LIMIT_DROP);
+            continue;
+        }
         double nativeP = 0.0;
         if (d.fromL)
         {

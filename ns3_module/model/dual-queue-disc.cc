@@ -94,6 +94,16 @@ DualQueueDisc::AddDualQueueAttributes(TypeId tid, const AttributeStyle& style)
                       BooleanValue(false),
                       MakeBooleanAccessor(&DualQueueDisc::m_excludeBlockedTime),
                       MakeBooleanChecker())
+        .AddAttribute("LSojournLimit",
+                      "The L queue's own overload rule, not part of RFC 9332 and off by default "
+                      "(0): an L packet that waited longer than this is dropped at dequeue "
+                      "before any other rule, whatever the classic queue does (in l4s-llm "
+                      "whoever decides). DualPI2's overload rule drops L packets only while the "
+                      "classic queue holds p' saturated; this one bounds the L tail by the L "
+                      "queue's own delay (a capacity collapse with a short classic queue).",
+                      TimeValue(Time(0)),
+                      MakeTimeAccessor(&DualQueueDisc::m_lSojournLimit),
+                      MakeTimeChecker(Time(0)))
         .AddTraceSource("SojournL",
                         "Sojourn time of each packet dequeued from the L queue",
                         MakeTraceSourceAccessor(&DualQueueDisc::m_sojournL),
@@ -102,6 +112,12 @@ DualQueueDisc::AddDualQueueAttributes(TypeId tid, const AttributeStyle& style)
                         "Sojourn time of each packet dequeued from the C queue",
                         MakeTraceSourceAccessor(&DualQueueDisc::m_sojournC),
                         "ns3::Time::TracedCallback");
+}
+
+bool
+DualQueueDisc::ExceedsLSojournLimit(const Dequeued& d) const
+{
+    return d.fromL && m_lSojournLimit.IsStrictlyPositive() && d.sojourn > m_lSojournLimit;
 }
 
 bool

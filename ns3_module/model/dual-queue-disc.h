@@ -46,6 +46,8 @@ class DualQueueDisc : public QueueDisc
     static constexpr std::size_t C_QUEUE = 1; //!< index of the C queue
     /// Reason of a drop at enqueue: the shared buffer (MaxSize) is full
     static constexpr const char* FORCED_DROP = "Forced drop";
+    /// Reason of a drop at dequeue: an L packet waited longer than LSojournLimit
+    static constexpr const char* L_SOJOURN_LIMIT_DROP = "L4S sojourn limit drop";
 
     /// \return the head-of-line sojourn of internal queue \p i (0 if empty)
     Time HeadSojourn(std::size_t i) const;
@@ -154,6 +156,13 @@ class DualQueueDisc : public QueueDisc
      */
     std::vector<Queued> PeekInSendOrder(uint32_t n, Time now) const;
 
+    /**
+     * \brief The L queue's own overload rule (LSojournLimit, off when 0).
+     * \param d a dequeued packet
+     * \return whether it is an L packet that waited longer than the limit (to be dropped)
+     */
+    bool ExceedsLSojournLimit(const Dequeued& d) const;
+
     /// \return internal queue \p i
     Ptr<DualQueueFifo> Fifo(std::size_t i) const;
     /// \return the latest service instant
@@ -170,6 +179,7 @@ class DualQueueDisc : public QueueDisc
     Time m_range{MicroSeconds(400)};    //!< L ramp width
     double m_classicWeight{0.1};        //!< C's byte share (weighted scheduler)
     bool m_excludeBlockedTime{false};   //!< Wi-Fi: exclude the last device stall from L marking
+    Time m_lSojournLimit{0};            //!< L packets that waited longer are dropped (0: off)
 
   private:
     TracedCallback<Time> m_sojournL; //!< sojourn of each dequeued L packet

@@ -157,16 +157,6 @@ L4sLlmQueueDisc::GetTypeId()
                                           "Controller",
                                           OVERLOAD_DECISION,
                                           "Decision"))
-            .AddAttribute("LSojournLimit",
-                          "The L queue's own overload rule, off by default (0): an L packet "
-                          "that waited longer than this is dropped at dequeue whoever decides "
-                          "(agent, teacher or fallback), whatever the classic queue does. "
-                          "DualPI2's overload rule drops L packets only while the classic queue "
-                          "holds p' saturated; this one bounds the L tail by the L queue's "
-                          "own delay (a capacity collapse with a short classic queue).",
-                          TimeValue(Time(0)),
-                          MakeTimeAccessor(&L4sLlmQueueDisc::m_lSojournLimit),
-                          MakeTimeChecker(Time(0)))
             .AddTraceSource("Fallbacks",
                             "Number of epochs that fell back to DualPI2 because of the agent",
                             MakeTraceSourceAccessor(&L4sLlmQueueDisc::m_fallbacks),
@@ -398,7 +388,7 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
     const double native = isL && d.lPacketsBefore > 1
                               ? DualPi2Controller::RampProb(d.markDelay, m_minTh, m_range)
                               : 0.0;
-    if (isL && m_lSojournLimit.IsStrictlyPositive() && d.sojourn > m_lSojournLimit)
+    if (ExceedsLSojournLimit(d))
     {
         dropReason = L_SOJOURN_LIMIT_DROP; // no draw: the random stream stays as without it
         return Verdict::DROP;

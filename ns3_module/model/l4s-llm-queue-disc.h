@@ -178,8 +178,6 @@ class L4sLlmQueueDisc : public DualQueueDisc
     /// L packet dropped under DualPI2's overload rule (p_CL >= 1: drop with p_C), whoever acts
     static constexpr const char* OVERLOAD_L4S_DROP = "Overload L4S drop";
     static constexpr const char* FALLBACK_MARK = "Fallback mark"; //!< DualPI2 fallback mark
-    /// L packet dropped because it waited longer than LSojournLimit, whoever acts
-    static constexpr const char* L_SOJOURN_LIMIT_DROP = "L4S sojourn limit drop";
 
     /**
      * \brief Use fixed random variable streams.
@@ -278,7 +276,6 @@ class L4sLlmQueueDisc : public DualQueueDisc
     DataRate m_linkRate;           //!< initial capacity estimate (0: none)
     Time m_maxBurst;               //!< burst allowance after a quiet period
     OverloadRule m_overloadRule;   //!< what the overload rule follows under a decision
-    Time m_lSojournLimit;          //!< L packets that waited longer are dropped (0: off)
 
     // Fallback
     DualPi2Controller m_fallback;          //!< the fallback controller

@@ -161,6 +161,65 @@ class DualPi2ClassifyAndLimitTestCase : public TestCase
 
 /**
  * \ingroup aqm-llm-tests
+ * \brief LSojournLimit (off by default): 4 L packets wait 29 ms, 3 more 0.5 ms and 2 classic ECT(0)
+ * ones 29 ms, all dequeued at 30 ms (p' still 0). With a 20 ms limit the 4 long-waiting L packets
+ * are dropped and nothing else (the classic ones waited as long); off, none is dropped and those
+ * 4 carry the native mark. Exact counts by reason.
+ */
+class DualPi2SojournLimitTestCase : public TestCase
+{
+  public:
+    /// \param unit packet or byte mode \param limit whether the 20 ms limit is on
+    DualPi2SojournLimitTestCase(QueueSizeUnit unit, bool limit)
+        : TestCase(std::string("LSojournLimit ") + (limit ? "20ms" : "off") + ", " +
+                   ModeName(unit) + " mode"),
+          m_unit(unit),
+          m_limit(limit)
+    {
+    }
+
+  private:
+    void DoRun() override
+    {
+        auto q = MakeQueue(m_unit, {{"LSojournLimit", Str(m_limit ? "20ms" : "0s")}});
+        auto enqueue = [q](Time t, uint32_t n, Ipv4Header::EcnType ecn) {
+            for (uint32_t i = 0; i < n; ++i)
+            {
+                Simulator::Schedule(t, [q, ecn]() { q->Enqueue(MakeItem(ecn)); });
+            }
+        };
+        enqueue(MilliSeconds(1), 4, Ipv4Header::ECN_ECT1);
+        enqueue(MilliSeconds(1), 2, Ipv4Header::ECN_ECT0);
+        enqueue(MicroSeconds(29500), 3, Ipv4Header::ECN_ECT1);
+        uint32_t forwarded = 0;
+        Simulator::Schedule(MilliSeconds(30), [q, &forwarded]() {
+            while (q->Dequeue())
+            {
+                ++forwarded;
+            }
+        });
+        Simulator::Stop(MilliSeconds(31));
+        Simulator::Run();
+        const uint64_t limitDrops = m_limit ? 4 : 0;
+        const auto& stats = q->GetStats();
+        NS_TEST_EXPECT_MSG_EQ(stats.GetNDroppedPackets(DualPi2QueueDisc::L_SOJOURN_LIMIT_DROP),
+                              limitDrops,
+                              "limit drops");
+        NS_TEST_EXPECT_MSG_EQ(stats.nTotalDroppedPackets, limitDrops, "no other drops");
+        NS_TEST_EXPECT_MSG_EQ(stats.GetNMarkedPackets(DualPi2QueueDisc::L4S_NATIVE_MARK),
+                              4 - limitDrops,
+                              "native marks on the long-waiting L packets left");
+        NS_TEST_EXPECT_MSG_EQ(stats.nTotalMarkedPackets, 4 - limitDrops, "no other marks");
+        NS_TEST_EXPECT_MSG_EQ(forwarded, 9 - limitDrops, "forwarded");
+        Simulator::Destroy();
+    }
+
+    QueueSizeUnit m_unit; //!< mode
+    bool m_limit;         //!< the 20 ms limit is on
+};
+
+/**
+ * \ingroup aqm-llm-tests
  * \brief A lightly loaded queue disc (a packet of each class every ms, each dequeued 100 us
  * later) neither marks nor drops, and p' stays 0 over many updates.
  */
@@ -829,6 +888,8 @@ class DualPi2QueueDiscTestSuite : public TestSuite
             AddTestCase(new DualPi2SchedulerTestCase(unit), Duration::QUICK);
             AddTestCase(new DualPi2BlockedTimeTestCase(unit), Duration::QUICK);
             AddTestCase(new DualPi2PointToPointTestCase(unit), Duration::QUICK);
+            AddTestCase(new DualPi2SojournLimitTestCase(unit, true), Duration::QUICK);
+            AddTestCase(new DualPi2SojournLimitTestCase(unit, false), Duration::QUICK);
         }
     }
 };

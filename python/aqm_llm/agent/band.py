@@ -32,27 +32,39 @@ from __future__ import annotations
 import math
 
 
+#: The band's forms (module docstring): each probability on its own range, one factor for both
+#: classes, or p_L around DualPI2's epoch p_L (its ramp included).
+INDEPENDENT = "independent"
+COUPLED_FORM = "coupled"
+RAMP_FORM = "ramp"
+FORMS = (INDEPENDENT, COUPLED_FORM, RAMP_FORM)
+
+
 def within_band(probs: tuple[float, float, float], p_prime: float, band: float,
-                coupling: float = 2.0, *, coupled: bool = False,
+                coupling: float = 2.0, *, form: str = INDEPENDENT,
                 p_l_reference: float | None = None) -> tuple[float, float, float]:
     """(p_L mark, p_C drop, p_C mark) with p_L in k p' x [1/band, band] (capped at 1) and
     the classic signal p_C drop + p_C mark in p'^2 x [1/band^2, band^2] (its drop/mark split kept;
     all mark when the policy gave none: the queue disc drops what cannot carry a mark).
-    ``coupled``: both with one factor on p'; ``p_l_reference`` (DualPI2's epoch p_L, ramp
-    included): p_L in that x [1/band, band] instead (module docstring)."""
+    ``form`` coupled: both with one factor on p'; ramp: p_L in ``p_l_reference`` (DualPI2's epoch
+    p_L, ramp included, required) x [1/band, band] instead (module docstring)."""
     if not band >= 1.0 or not math.isfinite(band):
         raise ValueError(f"band must be a finite factor >= 1, got {band!r}")
+    if form not in FORMS:
+        raise ValueError(f"band form must be one of {', '.join(FORMS)}, got {form!r}")
+    if form == RAMP_FORM and p_l_reference is None:
+        raise ValueError("a band on the ramp needs p_l_reference (DualPI2's epoch p_L)")
     p_l, p_c_drop, p_c_mark = probs
     p = min(max(float(p_prime), 0.0), 1.0)
     signal = p_c_drop + p_c_mark
-    if coupled and p > 0.0:
+    if form == COUPLED_FORM and p > 0.0:
         def clamp(f: float) -> float:
             return min(max(f, 1.0 / band), band)
 
         f = math.sqrt(clamp(p_l / (coupling * p)) * clamp(math.sqrt(max(signal, 0.0)) / p))
         p_l, bounded = min(coupling * p * f, 1.0), min((p * f) ** 2, 1.0)
     else:
-        ref = coupling * p if p_l_reference is None else max(float(p_l_reference), 0.0)
+        ref = max(float(p_l_reference), 0.0) if form == RAMP_FORM else coupling * p
         p_l = min(max(p_l, min(ref / band, 1.0)), min(ref * band, 1.0))
         lo, hi = min((p / band) ** 2, 1.0), min((p * band) ** 2, 1.0)
         bounded = min(max(signal, lo), hi)
@@ -76,7 +88,7 @@ def parse_band(text: str) -> float | None:
     value = str(text).strip()
     if value.lower() == OFF:
         return None
-    prefix = COUPLED if is_coupled(value) else RAMP if is_on_ramp(value) else ""
+    prefix = {COUPLED_FORM: COUPLED, RAMP_FORM: RAMP}.get(band_form(value), "")
     try:
         band = float(value[len(prefix):])
     except ValueError:
@@ -87,11 +99,8 @@ def parse_band(text: str) -> float | None:
     return band
 
 
-def is_coupled(text: str) -> bool:
-    """Whether a band given as text is a coupled one (``coupled:FACTOR``)."""
-    return str(text).strip().lower().startswith(COUPLED)
-
-
-def is_on_ramp(text: str) -> bool:
-    """Whether a band given as text holds p_L around DualPI2's epoch p_L (``ramp:FACTOR``)."""
-    return str(text).strip().lower().startswith(RAMP)
+def band_form(text: str) -> str:
+    """The form of a band given as text: coupled (``coupled:FACTOR``), ramp (``ramp:FACTOR``) or
+    independent (a plain factor, or 'off')."""
+    value = str(text).strip().lower()
+    return COUPLED_FORM if value.startswith(COUPLED) else RAMP_FORM if value.startswith(RAMP) else INDEPENDENT

@@ -32,7 +32,7 @@ import torch
 import aqm_llm
 from aqm_llm.channel import Request, Scalar
 from aqm_llm.agent import features as F
-from aqm_llm.agent.band import is_coupled, is_on_ramp, parse_band, within_band
+from aqm_llm.agent.band import COUPLED_FORM, FORMS, INDEPENDENT, RAMP_FORM, band_form, parse_band, within_band
 from aqm_llm.agent.checkpoint import (ADAPTER_DIR, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CONFIG_FILE,
                                       WEIGHTS_FILE, check_checkpoint)
 from aqm_llm.agent.backbone import MLP, SMOLLM2, Backbone, LoraSpec, load_backbone
@@ -64,8 +64,11 @@ class PolicyConfig:
     # Epoch probabilities held within DualPI2's own x a factor on p' in [1/band, band] (agent.band);
     # None: the network's probabilities as they are.
     p_prime_band: float | None = None
-    p_prime_coupled: bool = False  # one factor for both classes (agent.band)
-    p_l_on_ramp: bool = False  # p_L around DualPI2's epoch p_L, its ramp included (agent.band)
+    p_prime_form: str = INDEPENDENT  # agent.band.FORMS: independent, coupled or ramp
+
+    def __post_init__(self) -> None:
+        if self.p_prime_form not in FORMS:
+            raise ValueError(f"p_prime_form must be one of {', '.join(FORMS)}, got {self.p_prime_form!r}")
 
     def to_dict(self) -> dict[str, Any]:
         lora = None if self.lora is None else {
@@ -74,7 +77,7 @@ class PolicyConfig:
         return {"backbone": self.backbone, "layers": self.layers, "layout": self.layout.to_dict(),
                 "encoder": asdict(self.encoder), "lora": lora, "reward": asdict(self.reward),
                 "sample": self.sample, "init_seed": self.init_seed, "p_prime_band": self.p_prime_band,
-                "p_prime_coupled": self.p_prime_coupled, "p_l_on_ramp": self.p_l_on_ramp}
+                "p_prime_form": self.p_prime_form}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PolicyConfig:
@@ -89,8 +92,17 @@ class PolicyConfig:
                    reward=RewardConfig(**d["reward"]), sample=bool(d["sample"]),
                    init_seed=int(d["init_seed"]),
                    p_prime_band=None if d.get("p_prime_band") is None else float(d["p_prime_band"]),
-                   p_prime_coupled=bool(d.get("p_prime_coupled", False)),
-                   p_l_on_ramp=bool(d.get("p_l_on_ramp", False)))
+                   p_prime_form=_band_form_of(d))
+
+
+def _band_form_of(d: dict[str, Any]) -> str:
+    """The band form a checkpoint's policy config gives: ``p_prime_form``, or in checkpoints from
+    before it the two flags it replaced (p_prime_coupled, p_l_on_ramp); neither: independent."""
+    if d.get("p_prime_form") is not None:
+        return str(d["p_prime_form"])
+    if d.get("p_prime_coupled"):
+        return COUPLED_FORM
+    return RAMP_FORM if d.get("p_l_on_ramp") else INDEPENDENT
 
 
 @dataclass
@@ -135,9 +147,8 @@ class PolicyAgent(Agent):
         probs = safe_probabilities(torch.from_numpy(out.epoch_probs))
         if self.config.p_prime_band is not None:
             probs = within_band(probs, float(request.scalars[Scalar.P_PRIME]), self.config.p_prime_band,
-                                coupled=self.config.p_prime_coupled,
-                                p_l_reference=(float(request.scalars[Scalar.P_L])
-                                               if self.config.p_l_on_ramp else None))
+                                form=self.config.p_prime_form,
+                                p_l_reference=float(request.scalars[Scalar.P_L]))
         actions = np.empty(n, np.uint8)
         actions[:k] = select_packet_actions(torch.from_numpy(out.packet_logits[:k]), feats.ecn[:k],
                                             sample=self.config.sample, generator=run.generator)
@@ -349,8 +360,7 @@ def make_llm_policy(checkpoint: str | None = None, backbone: str | None = None,
         agent.config = replace(agent.config, reward=replace(agent.config.reward, target_return=float(target_return)))
     if p_prime_band is not None:
         agent.config = replace(agent.config, p_prime_band=parse_band(p_prime_band),
-                               p_prime_coupled=is_coupled(p_prime_band),
-                               p_l_on_ramp=is_on_ramp(p_prime_band))
+                               p_prime_form=band_form(p_prime_band))
     return agent
 
 
