@@ -384,15 +384,15 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
     // coupled probability saturates (p_CL >= 1, the L queue no longer held by marks), L packets
     // are dropped with p_C -- the fallback controller's or the decision's (OverloadRule).
     // LSojournLimit (off by default) drops an L packet that waited longer, whoever decides.
-    const bool isL = d.fromL;
-    const double native = isL && d.lPacketsBefore > 1
-                              ? DualPi2Controller::RampProb(d.markDelay, m_minTh, m_range)
-                              : 0.0;
     if (ExceedsLSojournLimit(d))
     {
         dropReason = L_SOJOURN_LIMIT_DROP; // no draw: the random stream stays as without it
         return Verdict::DROP;
     }
+    const bool isL = d.fromL;
+    const double native = isL && d.lPacketsBefore > 1
+                              ? DualPi2Controller::RampProb(d.markDelay, m_minTh, m_range)
+                              : 0.0;
     auto draw = [this](double p, DualPi2Controller::DrawKind) { return Draw(*m_uv, p); };
     const EpochDecision& current = m_decisions.GetCurrent();
     if (current.actor == ACTOR_FALLBACK)

@@ -56,6 +56,8 @@ class DualPi2QueueDiscTestPeer
 namespace
 {
 
+using dualq_test::DrainAt;
+using dualq_test::EnqueueAt;
 using dualq_test::MakeItem;
 using dualq_test::ModeName;
 using dualq_test::PAYLOAD;
@@ -182,22 +184,11 @@ class DualPi2SojournLimitTestCase : public TestCase
     void DoRun() override
     {
         auto q = MakeQueue(m_unit, {{"LSojournLimit", Str(m_limit ? "20ms" : "0s")}});
-        auto enqueue = [q](Time t, uint32_t n, Ipv4Header::EcnType ecn) {
-            for (uint32_t i = 0; i < n; ++i)
-            {
-                Simulator::Schedule(t, [q, ecn]() { q->Enqueue(MakeItem(ecn)); });
-            }
-        };
-        enqueue(MilliSeconds(1), 4, Ipv4Header::ECN_ECT1);
-        enqueue(MilliSeconds(1), 2, Ipv4Header::ECN_ECT0);
-        enqueue(MicroSeconds(29500), 3, Ipv4Header::ECN_ECT1);
         uint32_t forwarded = 0;
-        Simulator::Schedule(MilliSeconds(30), [q, &forwarded]() {
-            while (q->Dequeue())
-            {
-                ++forwarded;
-            }
-        });
+        EnqueueAt(q, MilliSeconds(1), 4, Ipv4Header::ECN_ECT1);
+        EnqueueAt(q, MilliSeconds(1), 2, Ipv4Header::ECN_ECT0);
+        EnqueueAt(q, MicroSeconds(29500), 3, Ipv4Header::ECN_ECT1);
+        DrainAt(q, MilliSeconds(30), &forwarded);
         Simulator::Stop(MilliSeconds(31));
         Simulator::Run();
         const uint64_t limitDrops = m_limit ? 4 : 0;

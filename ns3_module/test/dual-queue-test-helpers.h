@@ -7,7 +7,9 @@
 #include "ns3/ipv4-header.h"
 #include "ns3/ipv4-queue-disc-item.h"
 #include "ns3/packet.h"
+#include "ns3/queue-disc.h"
 #include "ns3/queue-size.h"
+#include "ns3/simulator.h"
 
 #include <string>
 
@@ -35,6 +37,28 @@ inline std::string
 ModeName(QueueSizeUnit unit)
 {
     return unit == QueueSizeUnit::PACKETS ? "packets" : "bytes";
+}
+
+/// Schedule the enqueue of \p n items with ECN \p ecn into \p q at \p t.
+inline void
+EnqueueAt(Ptr<QueueDisc> q, Time t, uint32_t n, Ipv4Header::EcnType ecn)
+{
+    for (uint32_t i = 0; i < n; ++i)
+    {
+        Simulator::Schedule(t, [q, ecn]() { q->Enqueue(MakeItem(ecn)); });
+    }
+}
+
+/// Schedule dequeuing everything from \p q at \p t; \p forwarded counts the packets returned.
+inline void
+DrainAt(Ptr<QueueDisc> q, Time t, uint32_t* forwarded)
+{
+    Simulator::Schedule(t, [q, forwarded]() {
+        while (q->Dequeue())
+        {
+            ++*forwarded;
+        }
+    });
 }
 
 } // namespace ns3::dualq_test

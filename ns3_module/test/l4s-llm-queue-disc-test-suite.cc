@@ -39,6 +39,8 @@ using Q = L4sLlmQueueDisc;
 namespace
 {
 
+using dualq_test::DrainAt;
+using dualq_test::EnqueueAt;
 using dualq_test::MakeItem;
 using dualq_test::ModeName;
 using dualq_test::PAYLOAD;
@@ -256,28 +258,6 @@ MakeQueue(QueueSizeUnit unit,
     q->AssignStreams(1);
     q->Initialize();
     return q;
-}
-
-/// Schedule the enqueue of \p n items with ECN \p ecn at \p t.
-void
-EnqueueAt(Ptr<Q> q, Time t, uint32_t n, Ipv4Header::EcnType ecn)
-{
-    for (uint32_t i = 0; i < n; ++i)
-    {
-        Simulator::Schedule(t, [q, ecn]() { q->Enqueue(MakeItem(ecn)); });
-    }
-}
-
-/// Schedule dequeuing everything at \p t; \p forwarded counts the packets returned.
-void
-DrainAt(Ptr<Q> q, Time t, uint32_t* forwarded)
-{
-    Simulator::Schedule(t, [q, forwarded]() {
-        while (q->Dequeue())
-        {
-            ++*forwarded;
-        }
-    });
 }
 
 void
