@@ -77,9 +77,9 @@ def within_band(probs: tuple[float, float, float], p_prime: float, band: float,
 #: The value that turns the band off where a band can be given (``--p-prime-band off``).
 OFF = "off"
 #: The prefix of a coupled band (``--p-prime-band coupled:2``).
-COUPLED = "coupled:"
+COUPLED = f"{COUPLED_FORM}:"
 #: The prefix of a band whose p_L is held around DualPI2's epoch p_L (``--p-prime-band ramp:2``).
-RAMP = "ramp:"
+RAMP = f"{RAMP_FORM}:"
 
 
 def parse_band(text: str) -> float | None:
@@ -88,7 +88,8 @@ def parse_band(text: str) -> float | None:
     value = str(text).strip()
     if value.lower() == OFF:
         return None
-    prefix = {COUPLED_FORM: COUPLED, RAMP_FORM: RAMP}.get(band_form(value), "")
+    form = band_form(value)
+    prefix = "" if form == INDEPENDENT else f"{form}:"
     try:
         band = float(value[len(prefix):])
     except ValueError:
