@@ -11,7 +11,7 @@ import pytest
 
 from aqm_llm.agent.backbone import backbone_sha256
 from aqm_llm.agent.policy import DEFAULT_CHECKPOINT, default_checkpoint, read_checkpoint_config
-from aqm_llm.runner import AgentSpec, run
+from aqm_llm.runner import AgentSpec, checkpoint_params, run
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -25,7 +25,12 @@ def test_the_default_checkpoint_is_the_shipped_one() -> None:
     doc = read_checkpoint_config(DEFAULT_CHECKPOINT)
     tr = doc["metadata"]["training"]
     assert doc["trained"] is True and doc["policy"]["backbone"] == "smollm2"
-    assert tr["variant"] == "lora" and tr["return_conditioning"] is True
+    # the recipe the README's verdict chose: dualpi2 distilled alone, served with the ramp band and
+    # the L4S sojourn limit (configs/train-default.yaml)
+    assert tr["variant"] == "lora+bc+imitate:dualpi2" and tr["return_conditioning"] is False
+    policy = doc["policy"]
+    assert (policy["p_prime_band"], policy["p_prime_form"]) == (2.0, "ramp")
+    assert policy["queue_disc"] == {"llm_l_sojourn_limit": "20ms"}
     assert tr["steps_done"] == tr["config"]["optim"]["steps"]
     assert tr["backbone_sha256"] == backbone_sha256("smollm2")
     assert (DEFAULT_CHECKPOINT / "adapter" / "adapter_model.safetensors").is_file()
@@ -43,13 +48,29 @@ def test_the_model_card_matches_the_checkpoint() -> None:
     assert "full fine-tuning" in card
 
 
-@pytest.mark.parametrize("name, variant", [("l4s-llm-mlp", "mlp"), ("l4s-llm-bc", "lora+bc"),
-                                           ("l4s-llm-imitate", "lora+bc+imitate:dualpi2")])
-def test_the_ablation_checkpoints_ship_too(name: str, variant: str) -> None:
+@pytest.mark.parametrize("name, variant, same_pool_as", [
+    ("l4s-llm-imitate", "lora+bc+imitate:dualpi2", "l4s-llm"),  # the shipped network's own training
+    ("l4s-llm-return", "lora", "l4s-llm"), ("l4s-llm-bc", "lora+bc", "l4s-llm"),
+    # the MLP and the retrained recipe: the same recipe on the pool as today's code collects it
+    ("l4s-llm-mlp", "mlp+bc+imitate:dualpi2", "l4s-llm-retrain"),
+    ("l4s-llm-retrain", "lora+bc+imitate:dualpi2", "l4s-llm-mlp")])
+def test_the_ablation_checkpoints_ship_too(name: str, variant: str, same_pool_as: str) -> None:
     tr = _training(MODELS / name)
     assert tr["variant"] == variant
-    assert tr["pool_identity"] == _training(DEFAULT_CHECKPOINT)["pool_identity"]  # same experience
+    assert tr["pool_identity"] == _training(MODELS / same_pool_as)["pool_identity"]  # same experience
     assert tr["steps_done"] == tr["config"]["optim"]["steps"]
+
+
+def test_the_shipped_weights_are_the_evaluated_network_s() -> None:
+    """models/l4s-llm serves the network of models/l4s-llm-imitate byte for byte (the one the
+    evaluations that chose the recipe ran), with the serving settings of configs/train-default.yaml."""
+    for part in ("policy.safetensors", "adapter/adapter_model.safetensors"):
+        assert (DEFAULT_CHECKPOINT / part).read_bytes() == (MODELS / "l4s-llm-imitate" / part).read_bytes()
+    imitate = read_checkpoint_config(MODELS / "l4s-llm-imitate")["policy"]
+    shipped = read_checkpoint_config(DEFAULT_CHECKPOINT)["policy"]
+    served = ("p_prime_band", "p_prime_form", "queue_disc")
+    assert {k: v for k, v in shipped.items() if k not in served} == \
+        {k: v for k, v in imitate.items() if k not in served}
 
 
 def test_run_uses_the_shipped_checkpoint_by_default(tmp_path: Path) -> None:
@@ -59,7 +80,23 @@ def test_run_uses_the_shipped_checkpoint_by_default(tmp_path: Path) -> None:
     assert agent["trained"] is True
     assert agent["policy"]["checkpoint"] == str(DEFAULT_CHECKPOINT.resolve())
     assert metrics["fallbacks"] == 0 and metrics["llm"]["agent_epochs"] == metrics["llm"]["epochs"] > 30
+    # the queue-disc setting the checkpoint carries reached the scenario program, and says so
+    assert metrics["run"]["checkpoint_params"] == {"llm_l_sojourn_limit": "20ms"}
+    assert metrics["run"]["params"]["llm_l_sojourn_limit"] == "20ms"
+    assert "--llm_l_sojourn_limit=20ms" in metrics["run"]["command"]
     json.dumps(metrics)  # serialisable as stored
+
+
+def test_a_run_s_own_queue_disc_setting_wins_over_the_checkpoint_s() -> None:
+    served = AgentSpec(threads=1)
+    assert checkpoint_params("l4s-llm", {}, served) == {"llm_l_sojourn_limit": "20ms"}
+    assert checkpoint_params("l4s-llm", {"llm_l_sojourn_limit": "0s"}, served) == {}
+    # only where the checkpoint serves: not a teacher's run, another queue disc or another agent
+    assert checkpoint_params("l4s-llm", {"llm_mode": "teacher"}, served) == {}
+    assert checkpoint_params("dualpi2", {}, served) == {}
+    assert checkpoint_params("l4s-llm", {}, AgentSpec(agent="aqm_llm.agent.stub:DualPi2ProbabilityAgent")) == {}
+    # a checkpoint that carries none adds none
+    assert checkpoint_params("l4s-llm", {}, AgentSpec(checkpoint=str(MODELS / "l4s-llm-imitate"))) == {}
 
 
 @pytest.mark.parametrize("name, pools", [

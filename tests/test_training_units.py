@@ -7,6 +7,7 @@ format, docs/record-format.md); tests/test_training.py runs the real pipeline.""
 from __future__ import annotations
 
 import json
+import re
 import struct
 from dataclasses import replace
 from pathlib import Path
@@ -587,3 +588,26 @@ def test_bench_rtg_measures_how_far_the_target_moves_decisions() -> None:
     assert (rows["same"].dlog_l, rows["same"].dlog_c, rows["same"].actions_changed) == (0.0, 0.0, 0.0)
     assert rows["far"].token == pytest.approx(500.0)
     assert max(rows["far"].dlog_l, rows["far"].dlog_c, rows["far"].actions_changed) > 0.0
+
+
+def test_a_training_config_carries_the_band_form_and_queue_disc_settings_into_the_checkpoint() -> None:
+    from aqm_llm.agent.policy import PolicyConfig
+    from aqm_llm.training.config import parse_train_config
+    from aqm_llm.training.trainer import policy_config
+
+    base = {"pool": "pools/x", "output": "runs/x"}
+    cfg = parse_train_config({**base, "p_prime_band": "ramp:2", "queue_disc": {"llm_l_sojourn_limit": "20ms"}})
+    assert (cfg.p_prime_band, cfg.p_prime_form, cfg.queue_disc) == (2.0, "ramp", {"llm_l_sojourn_limit": "20ms"})
+    # decision-time settings: the same training serves any of them (resume accepts it)
+    assert cfg.identity() == parse_train_config(base).identity()
+    policy = policy_config(cfg, RewardConfig())
+    assert PolicyConfig.from_dict(policy.to_dict()) == policy
+    assert (policy.p_prime_form, dict(policy.queue_disc)) == ("ramp", {"llm_l_sojourn_limit": "20ms"})
+    assert parse_train_config({**base, "p_prime_band": 2}).p_prime_form == "independent"
+    for bad, match in (({"p_prime_band": "ramp:0.5"}, "p_prime_band: bad p' band 'ramp:0.5'"),
+                       ({"queue_disc": {"rtt": "10ms"}}, "queue_disc: unknown key 'rtt'"),
+                       ({"queue_disc": {"llm_l_sojourn_limit": None}}, "queue_disc.llm_l_sojourn_limit")):
+        with pytest.raises(ConfigError, match=re.escape(match)):
+            parse_train_config({**base, **bad})
+    with pytest.raises(ValueError, match="queue_disc: unknown setting 'rtt'"):
+        PolicyConfig(queue_disc={"rtt": "10ms"})

@@ -94,12 +94,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _warn_fallbacks(results: Sequence[dict[str, Any]]) -> None:
+    """On screen: each run's fallbacks, and the queue-disc settings its checkpoint gave it."""
     from aqm_llm.table import fallback_warning
 
     for m in results:
         line = fallback_warning(m)
         if line:
             print(f"aqm-llm: {line}", file=sys.stderr)
+        given = m.get("run", {}).get("checkpoint_params") or {}
+        if given:
+            settings = ", ".join(f"{k}={v}" for k, v in sorted(given.items()))
+            print(f"aqm-llm: {m['run']['qdisc']}: {settings} from the checkpoint (--set overrides)",
+                  file=sys.stderr)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:

@@ -280,6 +280,19 @@ def needs_agent(qdisc: str, params: Mapping[str, Any]) -> bool:
     return qdisc == "l4s-llm" and not teacher_acts and not params.get("agent_channel")
 
 
+def checkpoint_params(qdisc: str, params: Mapping[str, Any], agent: AgentSpec | None) -> dict[str, str]:
+    """The queue-disc parameters the served checkpoint carries (the settings it was evaluated
+    with, e.g. llm_l_sojourn_limit) that the run does not set itself: a run's own value wins."""
+    if not needs_agent(qdisc, params):
+        return {}
+    spec = agent if agent is not None else AgentSpec()
+    if spec.agent != "llm":
+        return {}
+    from aqm_llm.agent.checkpoint import queue_disc_settings
+
+    return {k: v for k, v in queue_disc_settings(spec.checkpoint, spec.backbone).items() if k not in params}
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -329,6 +342,9 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
     agent_spec = replace(agent, seed=seed) if agent is not None else AgentSpec(seed=seed)
     if use_agent:
         agent_spec.check()
+    from_checkpoint = checkpoint_params(qdisc, spec.params, agent_spec)
+    if from_checkpoint:
+        build_command(RunSpec(scenario, qdisc, seed, {**from_checkpoint, **spec.params}), output=partial)
     stats_path = out_dir / f".{stem}.{os.getpid()}.agent.json"
     log_path = out_dir / f"{stem}.log"  # the program's stderr, kept beside the metrics
     started = time.time()
@@ -336,7 +352,7 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
     agent_start_s = 0.0
     try:
         with (AgentProcess(agent_spec, stats_path) if use_agent else nullcontext()) as agent_proc:
-            run_params = dict(spec.params)
+            run_params = {**from_checkpoint, **spec.params}
             if agent_proc is not None:
                 run_params["agent_channel"] = agent_proc.channel
                 agent_start_s = agent_proc.start_s
@@ -359,7 +375,10 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
                                      "p_prime_band": agent_spec.p_prime_band,
                                      "target_return": agent_spec.target_return}}
     metrics["run"] = {
-        "key": spec.key(), "qdisc": qdisc, "seed": seed, "params": {k: str(v) for k, v in spec.params.items()},
+        "key": spec.key(), "qdisc": qdisc, "seed": seed,
+        "params": {k: str(v) for k, v in {**from_checkpoint, **spec.params}.items()},
+        # the queue-disc settings among params that came from the checkpoint, not the run
+        "checkpoint_params": from_checkpoint,
         "started_unix": started, "wall_s": time.time() - started,
         "command": [c for c in cmd if not c.startswith(("--output=", "--progress=", "--agent_channel="))],
         "timeseries": str(ts_path) if ts_path else None, "metrics_path": str(output),

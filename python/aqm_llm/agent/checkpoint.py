@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
+from typing import Mapping
 
+import aqm_llm
 from aqm_llm.errors import ConfigError
 
 CONFIG_FILE = "config.json"
@@ -16,6 +18,11 @@ ADAPTER_DIR = "adapter"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 CHECKPOINT_FORMAT = "aqm-llm-policy"
 CHECKPOINT_VERSION = 1
+#: The shipped checkpoint, used when none is given (``models/l4s-llm`` in the source tree).
+DEFAULT_CHECKPOINT = Path(aqm_llm.__file__).resolve().parents[2] / "models" / "l4s-llm"
+#: The l4s-llm queue disc's scenario parameters a checkpoint may carry (the policy config's
+#: ``queue_disc``): how the queue disc around the agent is set, not who decides.
+QUEUE_DISC_PARAMS = ("llm_l_sojourn_limit", "llm_overload", "llm_batch")
 
 
 def safetensors_problem(path: Path) -> str | None:
@@ -70,3 +77,33 @@ def check_checkpoint(directory: str | Path) -> None:
     problem = checkpoint_problem(directory)
     if problem:
         raise ConfigError(problem)
+
+
+def default_checkpoint() -> Path | None:
+    """The shipped trained checkpoint, if the source tree has one."""
+    return DEFAULT_CHECKPOINT if (DEFAULT_CHECKPOINT / CONFIG_FILE).exists() else None
+
+
+def _policy_section(directory: Path) -> dict:
+    return dict(json.loads((directory / CONFIG_FILE).read_text()).get("policy") or {})
+
+
+def resolve_checkpoint(checkpoint: str | None, backbone: str | None) -> Path | None:
+    """The checkpoint to serve: the given one; without one, the shipped checkpoint if
+    ``backbone`` is the one it was trained on (or not given), else None (an untrained policy)."""
+    if checkpoint:
+        return Path(checkpoint)
+    path = default_checkpoint()
+    if path is not None and backbone is not None:
+        if backbone != _policy_section(path).get("backbone"):
+            return None  # the shipped adapter and encoder belong to another backbone
+    return path
+
+
+def queue_disc_settings(checkpoint: str | None, backbone: str | None = None) -> Mapping[str, str]:
+    """The l4s-llm queue-disc parameters the served checkpoint carries ({} for none, for an
+    untrained policy, or for a directory that is not a checkpoint: serving it fails clearly)."""
+    path = resolve_checkpoint(checkpoint, backbone)
+    if path is None or checkpoint_problem(path) is not None:
+        return {}
+    return {str(k): str(v) for k, v in (_policy_section(path).get("queue_disc") or {}).items()}

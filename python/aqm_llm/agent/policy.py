@@ -24,17 +24,17 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-import aqm_llm
 from aqm_llm.channel import Request, Scalar
 from aqm_llm.agent import features as F
 from aqm_llm.agent.band import COUPLED_FORM, FORMS, INDEPENDENT, RAMP_FORM, band_form, parse_band, within_band
 from aqm_llm.agent.checkpoint import (ADAPTER_DIR, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CONFIG_FILE,
-                                      WEIGHTS_FILE, check_checkpoint)
+                                      DEFAULT_CHECKPOINT, QUEUE_DISC_PARAMS, WEIGHTS_FILE, check_checkpoint,
+                                      default_checkpoint, resolve_checkpoint)
 from aqm_llm.agent.backbone import MLP, SMOLLM2, Backbone, LoraSpec, load_backbone
 from aqm_llm.agent.encoder import EncoderConfig
 from aqm_llm.agent.head import overflow_actions, safe_probabilities, select_packet_actions
@@ -44,8 +44,6 @@ from aqm_llm.agent.model import AqmModel
 from aqm_llm.agent.reward import ReturnToGo, RewardConfig
 from aqm_llm.agent.runtime import ONNX, TORCH, PolicyNetwork, TorchNetwork, check_runtime
 
-#: The shipped checkpoint, used when none is given (``models/l4s-llm`` in the source tree).
-DEFAULT_CHECKPOINT = Path(aqm_llm.__file__).resolve().parents[2] / "models" / "l4s-llm"
 #: Decoder layers of SmolLM2 (30 in all) a new policy keeps: the first 12 decide within one
 #: 16 ms epoch on 2 CPU cores with the dense layout (docs/bench-inference.md).
 DEFAULT_LAYERS = 12
@@ -65,10 +63,18 @@ class PolicyConfig:
     # None: the network's probabilities as they are.
     p_prime_band: float | None = None
     p_prime_form: str = INDEPENDENT  # agent.band.FORMS: independent, coupled or ramp
+    # Settings of the l4s-llm queue disc this policy is served with (scenario parameters such as
+    # llm_l_sojourn_limit): the runner applies them to a run this checkpoint serves unless the
+    # run sets them itself (runner.checkpoint_params). The agent never reads them.
+    queue_disc: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.p_prime_form not in FORMS:
             raise ValueError(f"p_prime_form must be one of {', '.join(FORMS)}, got {self.p_prime_form!r}")
+        unknown = sorted(set(self.queue_disc) - set(QUEUE_DISC_PARAMS))
+        if unknown:
+            raise ValueError(f"queue_disc: unknown setting '{unknown[0]}': expected one of "
+                             f"{', '.join(QUEUE_DISC_PARAMS)}")
 
     def to_dict(self) -> dict[str, Any]:
         lora = None if self.lora is None else {
@@ -77,7 +83,7 @@ class PolicyConfig:
         return {"backbone": self.backbone, "layers": self.layers, "layout": self.layout.to_dict(),
                 "encoder": asdict(self.encoder), "lora": lora, "reward": asdict(self.reward),
                 "sample": self.sample, "init_seed": self.init_seed, "p_prime_band": self.p_prime_band,
-                "p_prime_form": self.p_prime_form}
+                "p_prime_form": self.p_prime_form, "queue_disc": dict(self.queue_disc)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PolicyConfig:
@@ -92,7 +98,8 @@ class PolicyConfig:
                    reward=RewardConfig(**d["reward"]), sample=bool(d["sample"]),
                    init_seed=int(d["init_seed"]),
                    p_prime_band=None if d.get("p_prime_band") is None else float(d["p_prime_band"]),
-                   p_prime_form=_band_form_of(d))
+                   p_prime_form=_band_form_of(d),
+                   queue_disc={str(k): str(v) for k, v in (d.get("queue_disc") or {}).items()})
 
 
 def _band_form_of(d: dict[str, Any]) -> str:
@@ -306,11 +313,6 @@ def check_backbone_weights(doc: dict[str, Any], spec: str, directory: Path,
                          f"'{spec}' here has {installed[:12]}...: install the same weights or retrain")
 
 
-def default_checkpoint() -> Path | None:
-    """The shipped trained checkpoint, if the source tree has one."""
-    return DEFAULT_CHECKPOINT if (DEFAULT_CHECKPOINT / CONFIG_FILE).exists() else None
-
-
 def untrained_config(backbone: str = SMOLLM2, *, sample: bool = False) -> PolicyConfig:
     """The config of a new policy on ``backbone``: SmolLM2 cut to :data:`DEFAULT_LAYERS`,
     any other backbone whole."""
@@ -330,18 +332,6 @@ def checkpoint_digest(directory: Path) -> str:
         h.update(str(f.relative_to(directory)).encode())
         h.update(f.read_bytes())
     return h.hexdigest()
-
-
-def resolve_checkpoint(checkpoint: str | None, backbone: str | None) -> Path | None:
-    """The checkpoint to serve: the given one; without one, the shipped checkpoint if
-    ``backbone`` is the one it was trained on (or not given), else None (an untrained policy)."""
-    if checkpoint:
-        return Path(checkpoint)
-    path = default_checkpoint()
-    if path is not None and backbone is not None:
-        if backbone != read_checkpoint_config(path)["policy"]["backbone"]:
-            return None  # the shipped adapter and encoder belong to another backbone
-    return path
 
 
 def make_llm_policy(checkpoint: str | None = None, backbone: str | None = None,

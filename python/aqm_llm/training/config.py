@@ -25,7 +25,11 @@
                                        # their mean reward per epoch after each run's warm-up (the
                                        # window run metrics and evaluations use) instead of the whole run
     p_prime_band: null                 # decisions: hold the epoch probabilities within DualPI2's own
-                                       # x a factor on p' in [1/band, band] (agent.band; null: free)
+                                       # x a factor on p' in [1/band, band] (agent.band; null: free;
+                                       # coupled:FACTOR or ramp:FACTOR for the other forms)
+    queue_disc: {}                     # l4s-llm queue-disc parameters saved in the checkpoint and
+                                       # applied to the runs it serves unless a run sets them
+                                       # (llm_l_sojourn_limit, llm_overload, llm_batch)
     distill_teacher: null              # imitate this teacher in every state (every loss term: its
                                        # shadow actions and probabilities) instead of the acting
                                        # controller and each family's best (dualpi2: the sanity rung)
@@ -136,6 +140,10 @@ class TrainConfig:
     rank_after_warmup: bool = False
     distill_teacher: str | None = None
     p_prime_band: float | None = None  # saved in the checkpoint: agent.band at decision time
+    p_prime_form: str = "independent"  # the band's form (agent.band.FORMS), saved with it
+    # l4s-llm queue-disc parameters saved in the checkpoint and applied to the runs it serves
+    # (agent.checkpoint.QUEUE_DISC_PARAMS; runner.checkpoint_params)
+    queue_disc: dict[str, str] = field(default_factory=dict)
     reward: dict[str, float] | None = None
     target: TargetSettings = TargetSettings()
     rtg_scale: float | None = None
@@ -182,9 +190,10 @@ class TrainConfig:
     def identity(self) -> dict[str, Any]:
         """What defines the training run (resume refuses a state written under another)."""
         d = to_dict(self)
-        # p_prime_band acts at decision time only: the same training serves any band.
+        # The band and the queue-disc settings act at decision time only: the same training
+        # serves any of them.
         for volatile in ("output", "export", "threads", "device", "log_every", "checkpoint_every", "source",
-                         "name", "p_prime_band"):
+                         "name", "p_prime_band", "p_prime_form", "queue_disc"):
             d.pop(volatile, None)
         if not d.get("rank_after_warmup"):
             d.pop("rank_after_warmup", None)  # the default: identities from before the option stay
@@ -226,6 +235,32 @@ def _num(v: Any, where: str, fail: Fail, *, lo: float | None = None, hi: float |
     return int(v) if integer else float(v)
 
 
+def _band(v: Any, fail: Fail) -> tuple[float | None, str]:
+    """p_prime_band: a factor >= 1, ``coupled:FACTOR``, ``ramp:FACTOR``, null or 'off'."""
+    from aqm_llm.agent.band import band_form, parse_band
+
+    if v is None:
+        return None, "independent"
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return _num(v, "p_prime_band", fail, lo=1), "independent"
+    try:
+        return parse_band(str(v)), band_form(str(v))
+    except ValueError as exc:
+        raise fail(f"p_prime_band: {exc}") from None
+
+
+def _queue_disc(v: Any, fail: Fail) -> dict[str, str]:
+    """queue_disc: l4s-llm queue-disc parameters the checkpoint carries (their values are checked
+    by the scenario program when a run uses them)."""
+    from aqm_llm.agent.checkpoint import QUEUE_DISC_PARAMS
+
+    settings = checked_mapping(v, "queue_disc", QUEUE_DISC_PARAMS, fail)
+    for key, value in settings.items():
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise fail(f"queue_disc.{key}: expected a parameter value such as 20ms, got {value!r}")
+    return {k: str(val) for k, val in settings.items()}
+
+
 def _device(v: Any, fail: Fail) -> str:
     if v not in ("auto", "cpu", "cuda") and not (isinstance(v, str) and v.startswith("cuda:")):
         raise fail(f"device: expected auto, cpu or cuda, got {v!r}")
@@ -233,7 +268,7 @@ def _device(v: Any, fail: Fail) -> str:
 
 
 _TOP = ("name", "description", "pool", "pools", "output", "export", "seed", "device", "threads", "model",
-        "return_conditioning", "families", "rank_after_warmup", "distill_teacher", "p_prime_band", "reward", "target", "rtg_mode", "rtg_scale", "rtg_norm", "loss", "optim",
+        "return_conditioning", "families", "rank_after_warmup", "distill_teacher", "p_prime_band", "queue_disc", "reward", "target", "rtg_mode", "rtg_scale", "rtg_norm", "loss", "optim",
         "log_every", "checkpoint_every", "validation")
 
 
@@ -299,9 +334,8 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
     rank_after_warmup = top.get("rank_after_warmup", False)
     if not isinstance(rank_after_warmup, bool):
         raise fail("rank_after_warmup: expected true or false")
-    band = top.get("p_prime_band")
-    if band is not None:
-        band = _num(band, "p_prime_band", fail, lo=1)
+    band, form = _band(top.get("p_prime_band"), fail)
+    queue_disc = _queue_disc(top.get("queue_disc"), fail)
     distill_teacher = top.get("distill_teacher")
     if distill_teacher is not None and (not isinstance(distill_teacher, str) or not distill_teacher):
         raise fail("distill_teacher: expected a teacher name such as dualpi2, or null")
@@ -360,7 +394,7 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
         seed=_num(top.get("seed", 1), "seed", fail, lo=0, integer=True),
         device=_device(top.get("device", "auto"), fail), threads=threads, model=model,
         return_conditioning=cond, families=tuple(fams), rank_after_warmup=rank_after_warmup,
-        distill_teacher=distill_teacher, p_prime_band=band,
+        distill_teacher=distill_teacher, p_prime_band=band, p_prime_form=form, queue_disc=queue_disc,
         reward=reward, target=target,
         rtg_scale=rtg_scale, rtg_mode=rtg_mode, rtg_norm=rtg_norm, loss=loss, optim=optim,
         log_every=_num(top.get("log_every", 10), "log_every", fail, lo=1, integer=True),

@@ -124,7 +124,8 @@ def policy_config(cfg: TrainConfig, reward: Any) -> Any:
     return PolicyConfig(backbone=m.backbone, layers=None if cfg.is_mlp else m.layers, layout=m.layout(),
                         encoder=EncoderConfig(conv_channels=m.conv_channels, conv_kernel=m.conv_kernel),
                         lora=lora, reward=reward, sample=False, init_seed=cfg.seed,
-                        p_prime_band=cfg.p_prime_band)
+                        p_prime_band=cfg.p_prime_band, p_prime_form=cfg.p_prime_form,
+                        queue_disc=dict(cfg.queue_disc))
 
 
 # ------------------------------------------------------------------------ data order and loss
