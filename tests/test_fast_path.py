@@ -144,12 +144,14 @@ def test_shipped_checkpoint_fast_path_keeps_its_decisions(recorded_requests: lis
 
 
 @pytest.mark.llm
-def test_the_target_return_changes_what_the_shipped_policy_does(recorded_requests: list) -> None:
-    """Return conditioning conditions: the shipped checkpoint (per-epoch, standardised RTG) asked
-    for a low and for a high target return decides differently on the same recorded requests."""
+def test_the_target_return_changes_what_the_return_conditioned_policy_does(recorded_requests: list) -> None:
+    """Return conditioning conditions: the return-conditioned checkpoint (per-epoch, standardised
+    RTG; shipped until the imitation recipe replaced it) asked for a low and for a high target
+    return decides differently on the same recorded requests."""
     from dataclasses import replace
 
-    base = make_llm_policy(runtime="onnx", threads=2)
+    checkpoint = Path(aqm_llm.__file__).resolve().parents[2] / "models" / "l4s-llm-return"
+    base = make_llm_policy(checkpoint=str(checkpoint), runtime="onnx", threads=2)
     reward = base.config.reward
     assert reward.rtg_mode == "per_epoch"
 
