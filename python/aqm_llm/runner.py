@@ -343,8 +343,9 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
     if use_agent:
         agent_spec.check()
     from_checkpoint = checkpoint_params(qdisc, spec.params, agent_spec)
+    effective_params = {**from_checkpoint, **spec.params}  # what the scenario program is given
     if from_checkpoint:
-        build_command(RunSpec(scenario, qdisc, seed, {**from_checkpoint, **spec.params}), output=partial)
+        build_command(RunSpec(scenario, qdisc, seed, effective_params), output=partial)
     stats_path = out_dir / f".{stem}.{os.getpid()}.agent.json"
     log_path = out_dir / f"{stem}.log"  # the program's stderr, kept beside the metrics
     started = time.time()
@@ -352,7 +353,7 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
     agent_start_s = 0.0
     try:
         with (AgentProcess(agent_spec, stats_path) if use_agent else nullcontext()) as agent_proc:
-            run_params = {**from_checkpoint, **spec.params}
+            run_params = dict(effective_params)
             if agent_proc is not None:
                 run_params["agent_channel"] = agent_proc.channel
                 agent_start_s = agent_proc.start_s
@@ -376,7 +377,7 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
                                      "target_return": agent_spec.target_return}}
     metrics["run"] = {
         "key": spec.key(), "qdisc": qdisc, "seed": seed,
-        "params": {k: str(v) for k, v in {**from_checkpoint, **spec.params}.items()},
+        "params": {k: str(v) for k, v in effective_params.items()},
         # the queue-disc settings among params that came from the checkpoint, not the run
         "checkpoint_params": from_checkpoint,
         "started_unix": started, "wall_s": time.time() - started,

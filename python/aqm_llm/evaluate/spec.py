@@ -14,7 +14,7 @@ Format (YAML)::
       - {label: mlp-ablation, checkpoint: models/l4s-llm-mlp, splits: [held-out]}
       - {label: "l4s-llm @16 ms", checkpoint: models/l4s-llm, params: {decision_delay: 16ms}}
       - {label: "l4s-llm, no band", checkpoint: models/l4s-llm, p_prime_band: "off"}
-      - {label: "l4s-llm, asked for 0.8", checkpoint: models/l4s-llm, target_return: 0.8}
+      - {label: "return-conditioned, asked for 0.8", checkpoint: models/l4s-llm-return, target_return: 0.8}
     agent: {threads: 2}                    # the agent process (runner.AgentSpec fields)
     settings:
       - {name: dumbbell-seen, scenario: dumbbell, split: training, params: {rtt: 40ms}}
