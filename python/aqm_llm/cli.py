@@ -89,11 +89,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         print_table([metrics], title=f"{args.scenario} (seed {args.seed})")
         print(f"metrics: {metrics['run']['metrics_path']}")
-    _warn_fallbacks([metrics])
+    _print_run_notes([metrics])
     return 0
 
 
-def _warn_fallbacks(results: Sequence[dict[str, Any]]) -> None:
+def _print_run_notes(results: Sequence[dict[str, Any]]) -> None:
     """On screen: each run's fallbacks, and the queue-disc settings its checkpoint gave it."""
     from aqm_llm.table import fallback_warning
 
@@ -134,7 +134,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     written = comparison_plots(results, out)
     print(f"table: {out / 'comparison.md'}; plots: {', '.join(str(p) for p in written)}")
-    _warn_fallbacks(results)
+    _print_run_notes(results)
     return 0
 
 

@@ -336,16 +336,16 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
     ts_path = out_dir / f"{stem}.timeseries.csv" if timeseries else None
     _remove_stale_files(out_dir, stem)
     partial = out_dir / f".{stem}.{os.getpid()}.partial.json"
-    build_command(spec, output=partial, timeseries=ts_path, progress=progress)  # validate first
     use_agent = needs_agent(qdisc, spec.params)
     # The agent samples with the run's seed: same seed, same decisions.
     agent_spec = replace(agent, seed=seed) if agent is not None else AgentSpec(seed=seed)
-    if use_agent:
-        agent_spec.check()
     from_checkpoint = checkpoint_params(qdisc, spec.params, agent_spec)
     effective_params = {**from_checkpoint, **spec.params}  # what the scenario program is given
-    if from_checkpoint:
-        build_command(RunSpec(scenario, qdisc, seed, effective_params), output=partial)
+    # validate first (the checkpoint's settings too), before an agent process starts
+    build_command(RunSpec(scenario, qdisc, seed, effective_params), output=partial, timeseries=ts_path,
+                  progress=progress)
+    if use_agent:
+        agent_spec.check()
     stats_path = out_dir / f".{stem}.{os.getpid()}.agent.json"
     log_path = out_dir / f"{stem}.log"  # the program's stderr, kept beside the metrics
     started = time.time()

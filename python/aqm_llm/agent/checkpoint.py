@@ -100,10 +100,15 @@ def resolve_checkpoint(checkpoint: str | None, backbone: str | None) -> Path | N
     return path
 
 
+def queue_disc_of(policy: Mapping[str, object]) -> dict[str, str]:
+    """The ``queue_disc`` settings of a checkpoint's policy section, as parameter strings."""
+    return {str(k): str(v) for k, v in dict(policy.get("queue_disc") or {}).items()}
+
+
 def queue_disc_settings(checkpoint: str | None, backbone: str | None = None) -> Mapping[str, str]:
     """The l4s-llm queue-disc parameters the served checkpoint carries ({} for none, for an
     untrained policy, or for a directory that is not a checkpoint: serving it fails clearly)."""
     path = resolve_checkpoint(checkpoint, backbone)
     if path is None or checkpoint_problem(path) is not None:
         return {}
-    return {str(k): str(v) for k, v in (_policy_section(path).get("queue_disc") or {}).items()}
+    return queue_disc_of(_policy_section(path))

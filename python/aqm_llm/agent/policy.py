@@ -34,7 +34,7 @@ from aqm_llm.agent import features as F
 from aqm_llm.agent.band import COUPLED_FORM, FORMS, INDEPENDENT, RAMP_FORM, band_form, parse_band, within_band
 from aqm_llm.agent.checkpoint import (ADAPTER_DIR, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CONFIG_FILE,
                                       DEFAULT_CHECKPOINT, QUEUE_DISC_PARAMS, WEIGHTS_FILE, check_checkpoint,
-                                      default_checkpoint, resolve_checkpoint)
+                                      default_checkpoint, queue_disc_of, resolve_checkpoint)
 from aqm_llm.agent.backbone import MLP, SMOLLM2, Backbone, LoraSpec, load_backbone
 from aqm_llm.agent.encoder import EncoderConfig
 from aqm_llm.agent.head import overflow_actions, safe_probabilities, select_packet_actions
@@ -99,7 +99,7 @@ class PolicyConfig:
                    init_seed=int(d["init_seed"]),
                    p_prime_band=None if d.get("p_prime_band") is None else float(d["p_prime_band"]),
                    p_prime_form=_band_form_of(d),
-                   queue_disc={str(k): str(v) for k, v in (d.get("queue_disc") or {}).items()})
+                   queue_disc=queue_disc_of(d))
 
 
 def _band_form_of(d: dict[str, Any]) -> str:

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aqm_llm.agent.band import INDEPENDENT, band_form, parse_band
 from aqm_llm.agent.reward import REWARD_WEIGHTS, RTG_MODES, RTG_NORMS
 from aqm_llm.configfile import read_yaml
 from aqm_llm.configschema import Fail, checked_mapping, failing_with
@@ -140,7 +141,7 @@ class TrainConfig:
     rank_after_warmup: bool = False
     distill_teacher: str | None = None
     p_prime_band: float | None = None  # saved in the checkpoint: agent.band at decision time
-    p_prime_form: str = "independent"  # the band's form (agent.band.FORMS), saved with it
+    p_prime_form: str = INDEPENDENT    # the band's form (agent.band.FORMS), saved with it
     # l4s-llm queue-disc parameters saved in the checkpoint and applied to the runs it serves
     # (agent.checkpoint.QUEUE_DISC_PARAMS; runner.checkpoint_params)
     queue_disc: dict[str, str] = field(default_factory=dict)
@@ -237,12 +238,10 @@ def _num(v: Any, where: str, fail: Fail, *, lo: float | None = None, hi: float |
 
 def _band(v: Any, fail: Fail) -> tuple[float | None, str]:
     """p_prime_band: a factor >= 1, ``coupled:FACTOR``, ``ramp:FACTOR``, null or 'off'."""
-    from aqm_llm.agent.band import band_form, parse_band
-
     if v is None:
-        return None, "independent"
+        return None, INDEPENDENT
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return _num(v, "p_prime_band", fail, lo=1), "independent"
+        return _num(v, "p_prime_band", fail, lo=1), INDEPENDENT
     try:
         return parse_band(str(v)), band_form(str(v))
     except ValueError as exc:
