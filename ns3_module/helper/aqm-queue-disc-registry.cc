@@ -134,6 +134,7 @@ AqmQueueDiscRegistry::Configure(Ptr<QueueDisc> qdisc,
         qdisc->SetAttribute("Mode", word(options.llmMode, "llm mode"));
         qdisc->SetAttribute("OverloadRule", word(options.llmOverload, "llm overload rule"));
         qdisc->SetAttribute("LSojournLimit", TimeValue(options.llmLSojournLimit));
+        qdisc->SetAttribute("AgentLDrop", word(options.llmLAgentDrop, "llm L agent drop rule"));
         qdisc->SetAttribute("Teacher", StringValue(options.teacher));
         qdisc->SetAttribute("RecordActor", word(options.recordActor, "record actor"));
         qdisc->SetAttribute("RecordPath", StringValue(options.recordPath));

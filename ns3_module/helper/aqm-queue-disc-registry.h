@@ -42,6 +42,7 @@ struct AqmQueueDiscOptions
     Time agentTimeout{Seconds(5)};           //!< wall-clock time the agent has per request
     std::string llmOverload{"controller"};   //!< controller | decision (OverloadRule)
     Time llmLSojournLimit{Seconds(0)};       //!< L packets that waited longer are dropped (0: off)
+    std::string llmLAgentDrop{"drop"};       //!< drop | mark (AgentLDrop)
     std::string llmMode{"agent"};            //!< agent | teacher | record
     std::string teacher{"dualpi2"};          //!< acting teacher (teacher mode; record mode)
     std::string recordActor{"auto"};         //!< record mode: auto | agent | teacher

@@ -157,6 +157,14 @@ L4sLlmQueueDisc::GetTypeId()
                                           "Controller",
                                           OVERLOAD_DECISION,
                                           "Decision"))
+            .AddAttribute("AgentLDrop",
+                          "What the agent's per-packet drop of an L packet does. Drop: it drops "
+                          "the packet. Mark: it CE-marks it, as DualPI2 signals to L4S senders "
+                          "(RFC 9332: L packets are marked; only the overload rule and "
+                          "LSojournLimit drop them). Teachers' actions are not affected.",
+                          EnumValue(AGENT_L_DROP_DROP),
+                          MakeEnumAccessor<AgentLDropRule>(&L4sLlmQueueDisc::m_agentLDrop),
+                          MakeEnumChecker(AGENT_L_DROP_DROP, "Drop", AGENT_L_DROP_MARK, "Mark"))
             .AddTraceSource("Fallbacks",
                             "Number of epochs that fell back to DualPI2 because of the agent",
                             MakeTraceSourceAccessor(&L4sLlmQueueDisc::m_fallbacks),
@@ -384,6 +392,7 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
     // coupled probability saturates (p_CL >= 1, the L queue no longer held by marks), L packets
     // are dropped with p_C -- the fallback controller's or the decision's (OverloadRule).
     // LSojournLimit (off by default) drops an L packet that waited longer, whoever decides.
+    // AgentLDrop Mark turns the agent's per-packet drop of an L packet into a mark.
     if (ExceedsLSojournLimit(d))
     {
         dropReason = L_SOJOURN_LIMIT_DROP; // no draw: the random stream stays as without it
@@ -418,6 +427,11 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
         markReason = byAgent ? AGENT_MARK : TEACHER_MARK;
         if (*action == agent::kActionDrop)
         {
+            if (isL && byAgent && m_agentLDrop == AGENT_L_DROP_MARK)
+            {
+                markReason = AGENT_L_DROP_AS_MARK;
+                return Verdict::MARK;
+            }
             return Verdict::DROP;
         }
         if (*action == agent::kActionMark)

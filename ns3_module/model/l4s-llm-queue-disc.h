@@ -137,6 +137,13 @@ class L4sLlmQueueDisc : public DualQueueDisc
         OVERLOAD_DECISION,   //!< the decision in force (p_L >= 1; drop with its classic signal)
     };
 
+    /// What the agent's per-packet drop of an L packet does (AgentLDrop).
+    enum AgentLDropRule
+    {
+        AGENT_L_DROP_DROP, //!< it drops the packet
+        AGENT_L_DROP_MARK, //!< it CE-marks the packet (L packets dropped only by the overload rules)
+    };
+
     /// EpochRecordHeader::actor and the Decision trace: who decided (>= 0: teacher index).
     using ActorCode = EpochDecision::ActorCode;
     static constexpr ActorCode ACTOR_FALLBACK = EpochDecision::ACTOR_FALLBACK; //!< the fallback
@@ -168,6 +175,8 @@ class L4sLlmQueueDisc : public DualQueueDisc
     // Reasons for drops and marks (QueueDisc::Stats by reason)
     static constexpr const char* AGENT_DROP = "Agent drop"; //!< per-packet agent drop (or mark of a packet that cannot carry one)
     static constexpr const char* AGENT_MARK = "Agent mark"; //!< per-packet agent mark
+    /// per-packet agent drop of an L packet, marked instead (AgentLDrop Mark)
+    static constexpr const char* AGENT_L_DROP_AS_MARK = "Agent L drop as mark";
     static constexpr const char* AGENT_EPOCH_DROP = "Agent epoch drop"; //!< agent epoch probability
     static constexpr const char* AGENT_EPOCH_MARK = "Agent epoch mark"; //!< agent epoch probability
     static constexpr const char* TEACHER_DROP = "Teacher drop"; //!< per-packet teacher drop
@@ -276,6 +285,7 @@ class L4sLlmQueueDisc : public DualQueueDisc
     DataRate m_linkRate;           //!< initial capacity estimate (0: none)
     Time m_maxBurst;               //!< burst allowance after a quiet period
     OverloadRule m_overloadRule;   //!< what the overload rule follows under a decision
+    AgentLDropRule m_agentLDrop;   //!< what the agent's per-packet drop of an L packet does
 
     // Fallback
     DualPi2Controller m_fallback;          //!< the fallback controller

@@ -57,6 +57,7 @@ enum class Policy
     ASK_FALLBACK, //!< STEP, but ask for the fallback at epoch `arg`
     MARKER,      //!< STEP with p_l_mark = 0.125, p_c_drop = 0.0625, p_c_mark = 0.25
     EPOCH_NONE,  //!< no per-packet actions; every epoch probability 0
+    DROPPER,     //!< STEP's thresholds with drops for marks; epoch p = 0
 };
 
 /**
@@ -212,8 +213,10 @@ class StubAgent
                     const agent::PacketDescriptor& d = r.packets[i];
                     const double threshold = d.traffic_class == agent::kClassL ? 1e-3 : 5e-3;
                     rep.actions[i].uid = d.uid;
+                    const uint8_t signal =
+                        policy == Policy::DROPPER ? agent::kActionDrop : agent::kActionMark;
                     rep.actions[i].action =
-                        d.sojourn_s > threshold ? agent::kActionMark : agent::kActionForward;
+                        d.sojourn_s > threshold ? signal : agent::kActionForward;
                 }
             }
             if (policy == Policy::MARKER)
@@ -582,6 +585,59 @@ class L4sLlmSojournLimitTestCase : public TestCase
     QueueSizeUnit m_unit;
     bool m_limit;
     bool m_agent;
+};
+
+/**
+ * \ingroup aqm-llm-tests
+ * \brief AgentLDrop: the agent drops every L packet over 1 ms and every C packet over 5 ms.
+ * 5 ECT(1) + 1 CE L packets and 3 ECT(0) + 3 Not-ECT C packets waited 15 ms. Drop: 12 agent
+ * drops. Mark: the 5 ECT(1) are marked (the CE one forwarded as it is), the C packets still
+ * dropped. Packet and byte mode.
+ */
+class L4sLlmAgentLDropTestCase : public TestCase
+{
+  public:
+    L4sLlmAgentLDropTestCase(QueueSizeUnit unit, bool mark)
+        : TestCase(std::string("AgentLDrop ") + (mark ? "Mark" : "Drop") + ", " +
+                   ModeName(unit) + " mode"),
+          m_unit(unit),
+          m_mark(mark)
+    {
+    }
+
+  private:
+    void DoRun() override
+    {
+        StubAgent stub(Policy::DROPPER);
+        NS_TEST_ASSERT_MSG_EQ(stub.Ready(), true, "stub agent created the channel");
+        auto q = MakeQueue(m_unit,
+                           {{"ChannelName", stub.Name()},
+                            {"AgentTimeout", "5s"},
+                            {"AgentLDrop", m_mark ? "Mark" : "Drop"}});
+        uint32_t forwarded = 0;
+        EnqueueAt(q, MilliSeconds(1), 5, Ipv4Header::ECN_ECT1);
+        EnqueueAt(q, MilliSeconds(1), 1, Ipv4Header::ECN_CE);
+        EnqueueAt(q, MilliSeconds(1), 3, Ipv4Header::ECN_ECT0);
+        EnqueueAt(q, MilliSeconds(1), 3, Ipv4Header::ECN_NotECT);
+        DrainAt(q, MilliSeconds(17), &forwarded);
+        Simulator::Stop(MilliSeconds(18));
+        Simulator::Run();
+
+        const uint64_t lMarks = m_mark ? 5 : 0;
+        const uint64_t lDrops = m_mark ? 0 : 6;
+        NS_TEST_EXPECT_MSG_EQ(Marks(q, Q::AGENT_L_DROP_AS_MARK), lMarks, "L drops as marks");
+        NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalMarkedPackets, lMarks, "no other marks");
+        NS_TEST_EXPECT_MSG_EQ(Drops(q, Q::AGENT_DROP), lDrops + 6, "agent drops");
+        NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalDroppedPackets, lDrops + 6, "no other drops");
+        NS_TEST_EXPECT_MSG_EQ(forwarded, 6 - lDrops, "forwarded");
+        NS_TEST_EXPECT_MSG_EQ(q->GetFallbackCount(), 0, "no fallback");
+        q->Dispose();
+        NS_TEST_EXPECT_MSG_EQ(stub.Join(), 0, "the agent saw the channel close and exited");
+        Simulator::Destroy();
+    }
+
+    QueueSizeUnit m_unit;
+    bool m_mark;
 };
 
 /**
@@ -1034,6 +1090,7 @@ class L4sLlmRegistryTestCase : public TestCase
         o.teacher = "codel-like@2";
         o.recordActor = "teacher";
         o.recordPath = "/tmp/x.rec";
+        o.llmLAgentDrop = "mark";
         AqmQueueDiscRegistry::Configure(q, "l4s-llm", o);
         StringValue s;
         TimeValue t;
@@ -1055,6 +1112,9 @@ class L4sLlmRegistryTestCase : public TestCase
         NS_TEST_EXPECT_MSG_EQ(s.Get(), "codel-like@2", "teacher");
         q->GetAttribute("RecordPath", s);
         NS_TEST_EXPECT_MSG_EQ(s.Get(), "/tmp/x.rec", "record path");
+        EnumValue<Q::AgentLDropRule> lDrop;
+        q->GetAttribute("AgentLDrop", lDrop);
+        NS_TEST_EXPECT_MSG_EQ(lDrop.Get(), Q::AGENT_L_DROP_MARK, "agent L drop rule");
         std::string error;
         const bool scaled = AqmTeacher::Create("pie-step@0.25") != nullptr;
         const bool unknown = AqmTeacher::Create("pie@2", &error) == nullptr;
@@ -1080,6 +1140,8 @@ class L4sLlmQueueDiscTestSuite : public TestSuite
         {
             AddTestCase(new L4sLlmClassifyTestCase(unit), Duration::QUICK);
             AddTestCase(new L4sLlmStubAgentTestCase(unit), Duration::QUICK);
+            AddTestCase(new L4sLlmAgentLDropTestCase(unit, false), Duration::QUICK);
+            AddTestCase(new L4sLlmAgentLDropTestCase(unit, true), Duration::QUICK);
             AddTestCase(new L4sLlmDecisionDelayTestCase(unit, true), Duration::QUICK);
             AddTestCase(new L4sLlmDecisionDelayTestCase(unit, false), Duration::QUICK);
             AddTestCase(new L4sLlmOverloadRuleTestCase(unit, false, Policy::EPOCH_NONE),

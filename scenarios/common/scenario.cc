@@ -44,6 +44,7 @@ DeclareCommonParams(ParamSet& p)
         .Time("agent_timeout", "5s", "l4s-llm: wall-clock time the agent has per request before the epoch falls back to DualPI2 (default: far above the measured p99 decision latency of the SmolLM2 agent on 2 CPU cores, 15 ms)", 0.001, 3600)
         .Choice("llm_overload", "controller", {"controller", "decision"}, "l4s-llm: what DualPI2's overload rule on the L queue follows while the agent or a teacher decides (controller: the fallback's p', as DualPI2; decision: the probabilities in force)")
         .Time("llm_l_sojourn_limit", "0s", "l4s-llm: an L4S packet that waited longer is dropped whoever decides (the L queue's own overload rule; 0s: off)", 0, 10)
+        .Choice("llm_l_agent_drop", "drop", {"drop", "mark"}, "l4s-llm: what the agent's per-packet drop of an L4S packet does (mark: a CE mark instead, as DualPI2 signals to L4S senders; teachers unaffected)")
         .Choice("llm_mode", "agent", {"agent", "teacher", "record"}, "l4s-llm: who decides (record: one acts, every teacher in shadow, all logged to record_path)")
         .Choice("teacher", "dualpi2", AqmTeacher::DefaultSet(), "l4s-llm: the teacher that acts in teacher mode (and in record mode when record_actor is teacher)")
         .Choice("record_actor", "auto", {"auto", "agent", "teacher"}, "l4s-llm record mode: who acts (auto: the agent if agent_channel is set, else the teacher)")
@@ -106,6 +107,7 @@ QueueDiscOptionsFrom(const ParamSet& p, DataRate linkRate, Time linkDelay)
     o.llmMode = p.GetString("llm_mode");
     o.llmOverload = p.GetString("llm_overload");
     o.llmLSojournLimit = p.GetTime("llm_l_sojourn_limit");
+    o.llmLAgentDrop = p.GetString("llm_l_agent_drop");
     o.teacher = p.GetString("teacher");
     o.recordActor = p.GetString("record_actor");
     o.recordPath = p.GetString("record_path");
