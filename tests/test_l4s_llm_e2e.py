@@ -176,3 +176,20 @@ def test_failing_agents_show_as_fallbacks_and_the_run_stays_bounded(tmp_path, mo
     assert m["llm"]["outcomes"][cause] > 0
     line = fallback_warning(m)
     assert line and f"{m['fallbacks']} of {epochs} epochs fell back" in line and "reproducible: false" in line
+
+
+def test_llm_l_agent_drop_mark_turns_the_agents_l_drops_into_marks(tmp_path):
+    """The scenario parameter reaches the queue disc: a stub that drops every L packet over 0.1 ms
+    has its L drops counted as drops by default and as marks ("Agent L drop as mark") with
+    llm_l_agent_drop=mark."""
+    agent = AgentSpec(agent=STUB, threads=1, agent_args={"threshold_ms": "0.1", "action": "drop"})
+    short = {"duration": "1s", "warmup": "200ms"}
+    dropped = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=4, params=short,
+                          output_dir=tmp_path / "drop", agent=agent)["classes"]["l4s"]
+    marked = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=4,
+                         params={**short, "llm_l_agent_drop": "mark"},
+                         output_dir=tmp_path / "mark", agent=agent)["classes"]["l4s"]
+    assert dropped["drop_reasons"].get("Agent drop", 0) > 0
+    assert "Agent L drop as mark" not in dropped["mark_reasons"]
+    assert marked["mark_reasons"].get("Agent L drop as mark", 0) > 0
+    assert "Agent drop" not in marked["drop_reasons"]

@@ -30,16 +30,19 @@ class ForwardAllAgent(Agent):
 
 
 class SojournThresholdAgent(Agent):
-    """Mark every L packet whose sojourn exceeds ``threshold_ms``, forward the rest;
-    epoch probabilities 0 (a step AQM on L, nothing on C)."""
+    """Mark (``action=drop``: drop) every L packet whose sojourn exceeds ``threshold_ms``, forward
+    the rest; epoch probabilities 0 (a step AQM on L, nothing on C)."""
 
-    def __init__(self, threshold_ms: float | str = 1.0) -> None:
+    def __init__(self, threshold_ms: float | str = 1.0, action: str = "mark") -> None:
+        if action not in ("mark", "drop"):
+            raise ValueError(f"action {action!r}: allowed: mark, drop")
         self.threshold_s = float(threshold_ms) * 1e-3
+        self.signal = np.uint8(Action.MARK if action == "mark" else Action.DROP)
 
     def decide(self, request: Request) -> Decision:
         pk = request.packets
-        mark = (pk["traffic_class"] == TrafficClass.L) & (pk["sojourn_s"] > self.threshold_s)
-        actions = np.where(mark, np.uint8(Action.MARK), np.uint8(Action.FORWARD)).astype(np.uint8)
+        over = (pk["traffic_class"] == TrafficClass.L) & (pk["sojourn_s"] > self.threshold_s)
+        actions = np.where(over, self.signal, np.uint8(Action.FORWARD)).astype(np.uint8)
         return Decision(mark_to_drop_if_not_ect(actions, np.asarray(pk["ecn"])))
 
 
