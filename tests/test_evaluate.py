@@ -46,6 +46,8 @@ def _doc(ckpt: Path, **extra: object) -> dict:
     ({"baselines": ["dualpi2", "tiny"]}, "label 'tiny' is used twice"),
     ({"policies": [{"label": "t", "checkpoint": "c", "target_return": "high"}]},
      r"policies\[0\].target_return: bad value 'high'"),
+    ({"policies": [{"label": "t", "checkpoint": "c", "sample": "yes"}]},
+     r"policies\[0\].sample: bad value 'yes'"),
 ])
 def test_bad_evaluation_files_name_the_bad_value(tmp_path: Path, change: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -83,6 +85,21 @@ def test_a_policy_row_can_ask_for_another_target_return(tmp_path: Path) -> None:
     served = make_llm_policy(str(ckpt), TINY, runtime="torch", threads=1, target_return=0.8)
     assert served.config.reward.target_return == 0.8
     assert make_llm_policy(str(ckpt), TINY, runtime="torch", threads=1).config.reward.target_return != 0.8
+
+
+def test_a_policy_row_can_sample_its_packet_actions(tmp_path: Path) -> None:
+    """sample: true reaches the agent's command line (--sample) and makes runs of their own; the
+    rows without it keep the keys they had (no sample in their identity)."""
+    ckpt = _save_policy(tmp_path / "ckpt", 1)
+    plain = parse_eval_config(_doc(ckpt), source="ev.yaml").runs()
+    doc = _doc(ckpt, policies=[{"label": "tiny", "checkpoint": str(ckpt)},
+                               {"label": "tiny, sampled", "checkpoint": str(ckpt), "sample": True}])
+    runs = parse_eval_config(doc, source="ev.yaml").runs()
+    sampled = [r for r in runs if r.label == "tiny, sampled"]
+    assert len(sampled) == 4 and all("--sample" in r.run.agent.command(None) for r in sampled)
+    assert all("--sample" not in r.run.agent.command(None) for r in runs if r.label == "tiny")
+    assert len({r.run.key() for r in runs}) == len(runs)
+    assert {r.run.key() for r in plain if r.label == "tiny"} == {r.run.key() for r in runs if r.label == "tiny"}
 
 
 def test_missing_checkpoint_and_bad_parameter_fail_before_running(tmp_path: Path) -> None:

@@ -51,7 +51,8 @@ def _agent_spec(args: argparse.Namespace):
         raise ConfigError(f"bad value '{args.agent_threads}' for --agent-threads: must be >= 1")
     return AgentSpec(agent=args.agent, checkpoint=args.checkpoint, backbone=args.backbone,
                      threads=args.agent_threads, seed=args.seed, runtime=args.runtime,
-                     p_prime_band=args.p_prime_band, target_return=args.target_return)
+                     p_prime_band=args.p_prime_band, target_return=args.target_return,
+                     sample=args.sample)
 
 
 def _add_agent_options(p: argparse.ArgumentParser) -> None:
@@ -71,6 +72,9 @@ def _add_agent_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--target-return", type=float, default=None, metavar="RETURN",
                    help="llm: the return the policy is asked for (a reward per epoch under the "
                         "checkpoint's rtg_mode per_epoch; default: the checkpoint's own target)")
+    g.add_argument("--sample", action="store_true",
+                   help="llm: draw each packet's action from the head's distribution (seeded by --seed) "
+                        "instead of taking the likeliest")
     g.add_argument("--runtime", choices=RUNTIMES, default=ONNX,
                    help="llm: 'onnx' (ONNX Runtime, the checkpoint's cached export; default) or "
                         "'torch' (eager PyTorch, the reference)")

@@ -156,6 +156,8 @@ class AgentSpec:
     runtime: str = ONNX            # llm: "onnx" (the fast path) or "torch" (the reference)
     p_prime_band: str | None = None  # llm: None: the checkpoint's band (agent.band); a factor or "off"
     target_return: float | None = None  # llm: None: the checkpoint's target return (agent.reward)
+    sample: bool = False           # llm: draw packet actions from the head's distribution (seeded
+                                   # by the run's seed) instead of taking its argmax
 
     def check(self) -> None:
         """ConfigError (one line) for an agent that cannot start, found before anything slow runs:
@@ -195,7 +197,8 @@ class AgentSpec:
         """The options given that change which policy decides (empty: the default agent)."""
         options = {"agent": self.agent if self.agent != "llm" else None, "checkpoint": self.checkpoint,
                    "backbone": self.backbone, "p_prime_band": self.p_prime_band,
-                   "target_return": self.target_return, "agent_args": dict(self.agent_args) or None}
+                   "target_return": self.target_return, "sample": self.sample or None,
+                   "agent_args": dict(self.agent_args) or None}
         return {k: v for k, v in options.items() if v is not None}
 
     def command(self, stats_path: Path | None) -> list[str]:
@@ -207,6 +210,8 @@ class AgentSpec:
                 cmd += ["--p-prime-band", str(self.p_prime_band)]
             if self.target_return is not None:
                 cmd += ["--target-return", repr(float(self.target_return))]
+            if self.sample:
+                cmd.append("--sample")
         if self.checkpoint:
             cmd += ["--checkpoint", self.checkpoint]
         if self.backbone:
@@ -374,7 +379,8 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
                                      "runtime": agent_spec.runtime,
                                      # what the policy was told besides its checkpoint (None: its own)
                                      "p_prime_band": agent_spec.p_prime_band,
-                                     "target_return": agent_spec.target_return}}
+                                     "target_return": agent_spec.target_return,
+                                     "sample": agent_spec.sample}}
     metrics["run"] = {
         "key": spec.key(), "qdisc": qdisc, "seed": seed,
         "params": {k: str(v) for k, v in effective_params.items()},

@@ -43,7 +43,7 @@ SPLITS = ("training", "held-out")
 _TOP_KEYS = ("name", "description", "seeds", "params", "baselines", "reference", "target", "policies", "agent",
              "settings", "timeseries", "run_timeout_s")
 _SETTING_KEYS = ("name", "scenario", "split", "params")
-_POLICY_KEYS = ("label", "checkpoint", "splits", "params", "p_prime_band", "target_return")
+_POLICY_KEYS = ("label", "checkpoint", "splits", "params", "p_prime_band", "target_return", "sample")
 _TARGET_KEYS = ("policy", "utilisation_tolerance")
 
 
@@ -68,6 +68,7 @@ class Policy:
     params: dict[str, Scalar] = field(default_factory=dict)
     p_prime_band: str | None = None  # None: the checkpoint's band; a factor or "off" (agent.band)
     target_return: float | None = None  # None: the checkpoint's target return (agent.reward)
+    sample: bool = False  # packet actions drawn from the head's distribution instead of its argmax
 
 
 #: The utilisation term's default tolerance: at least 98% of the reference's utilisation.
@@ -131,7 +132,7 @@ class EvalConfig:
                                   backbone=self.agent.backbone, threads=self.agent.threads,
                                   startup_timeout_s=self.agent.startup_timeout_s,
                                   runtime=self.agent.runtime, p_prime_band=p.p_prime_band,
-                                  target_return=p.target_return)
+                                  target_return=p.target_return, sample=p.sample)
                 out += [EvalPlanRun(s, p.label, canonical(SweepRun(
                     RunSpec(s.scenario, "l4s-llm", seed, {**params, **p.params}), agent=agent,
                     variant=f"checkpoint {digests[p.label]}", timeseries=self.timeseries,
@@ -237,8 +238,11 @@ def _policy(item: Any, i: int, fail: Fail) -> Policy:
         if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target):
             raise fail(f"{where}.target_return: bad value '{target}': expected a finite number")
         target = float(target)
+    sample = d.get("sample", False)
+    if not isinstance(sample, bool):
+        raise fail(f"{where}.sample: bad value '{sample}': expected true or false")
     return Policy(d["label"], d["checkpoint"], splits, as_params(d.get("params", {}), f"{where}.params", fail),
-                  band, target)
+                  band, target, sample)
 
 
 def _target(value: Any, policies: tuple[Policy, ...], fail: Fail) -> Target:

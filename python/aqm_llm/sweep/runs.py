@@ -79,6 +79,8 @@ class SweepRun:
                 extra["agent"]["p_prime_band"] = str(a.p_prime_band)
             if a.target_return is not None:  # so does another target return
                 extra["agent"]["target_return"] = float(a.target_return)
+            if a.sample:  # and sampled packet actions
+                extra["agent"]["sample"] = True
         return extra
 
     def uses_agent(self) -> bool:

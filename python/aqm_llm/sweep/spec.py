@@ -48,7 +48,7 @@ _TOP_KEYS = ("name", "description", "scenarios", "qdiscs", "seeds", "params", "g
              "include", "timeseries", "agent", "run_timeout_s")
 _INCLUDE_KEYS = ("scenario", "qdisc", "params", "seeds")
 _AGENT_KEYS = ("agent", "checkpoint", "backbone", "threads", "startup_timeout_s", "runtime", "p_prime_band",
-               "target_return")
+               "target_return", "sample")
 #: Largest sweep (runs in one file): far beyond any real study, well below what fills memory.
 MAX_RUNS = 100_000
 
@@ -186,6 +186,8 @@ def agent_spec(value: Any, fail: Fail) -> AgentSpec:
         raise fail(f"agent: unknown key '{unknown[0]}'; allowed: {', '.join(_AGENT_KEYS)}")
     if "threads" in doc and not is_positive_int(doc["threads"]):
         raise fail("agent.threads: expected an integer >= 1")
+    if "sample" in doc and not isinstance(doc["sample"], bool):
+        raise fail(f"agent.sample: bad value '{doc['sample']}'; expected true or false")
     if "runtime" in doc and doc["runtime"] not in RUNTIMES:
         raise fail(f"agent.runtime: bad value '{doc['runtime']}'; allowed: {', '.join(RUNTIMES)}")
     try:
