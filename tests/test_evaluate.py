@@ -100,6 +100,10 @@ def test_a_policy_row_can_sample_its_packet_actions(tmp_path: Path) -> None:
     assert all("--sample" not in r.run.agent.command(None) for r in runs if r.label == "tiny")
     assert len({r.run.key() for r in runs}) == len(runs)
     assert {r.run.key() for r in plain if r.label == "tiny"} == {r.run.key() for r in runs if r.label == "tiny"}
+    from aqm_llm.runner import AgentSpec
+
+    with pytest.raises(ConfigError, match="sample applies to the llm agent, not 'aqm_llm.agent.stub:ForwardAllAgent'"):
+        AgentSpec(agent="aqm_llm.agent.stub:ForwardAllAgent", sample=True).check()
 
 
 def test_missing_checkpoint_and_bad_parameter_fail_before_running(tmp_path: Path) -> None:

@@ -176,6 +176,8 @@ class AgentSpec:
                 found = None
             if found is None:
                 raise ConfigError(f"bad agent '{self.agent}': no module named '{module}'")
+            if self.sample:  # a module agent decides its own actions
+                raise ConfigError(f"sample applies to the llm agent, not '{self.agent}'")
         if self.checkpoint:
             check_checkpoint(self.checkpoint)
         if self.p_prime_band is not None:
