@@ -195,6 +195,13 @@ class AgentSpec:
             if not math.isfinite(value):
                 raise ConfigError(f"bad target return '{self.target_return}': expected a finite number")
 
+    def description(self) -> dict[str, Any]:
+        """The agent as run metrics and results rows record it: who decides, on what resources,
+        and what the policy was told besides its checkpoint (None: its own)."""
+        return {"agent": self.agent, "checkpoint": self.checkpoint, "backbone": self.backbone,
+                "threads": self.threads, "runtime": self.runtime, "p_prime_band": self.p_prime_band,
+                "target_return": self.target_return, "sample": self.sample}
+
     def policy_options(self) -> dict[str, Any]:
         """The options given that change which policy decides (empty: the default agent)."""
         options = {"agent": self.agent if self.agent != "llm" else None, "checkpoint": self.checkpoint,
@@ -376,13 +383,7 @@ def run(scenario: str, qdisc: str = "fq-codel-l4s", seed: int = 1,
         stats_path.unlink(missing_ok=True)
     if agent_stats is not None:
         metrics["agent"] = {**agent_stats, "start_s": round(agent_start_s, 3),
-                            "spec": {"agent": agent_spec.agent, "checkpoint": agent_spec.checkpoint,
-                                     "backbone": agent_spec.backbone, "threads": agent_spec.threads,
-                                     "runtime": agent_spec.runtime,
-                                     # what the policy was told besides its checkpoint (None: its own)
-                                     "p_prime_band": agent_spec.p_prime_band,
-                                     "target_return": agent_spec.target_return,
-                                     "sample": agent_spec.sample}}
+                            "spec": agent_spec.description()}
     metrics["run"] = {
         "key": spec.key(), "qdisc": qdisc, "seed": seed,
         "params": {k: str(v) for k, v in effective_params.items()},

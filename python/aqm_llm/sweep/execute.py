@@ -167,10 +167,7 @@ def _outcome(fut: "Future", run: SweepRun) -> TaskOutcome:
 def _record(run: SweepRun, o: TaskOutcome, sweep: str) -> RunRecord:
     agent = None
     if run.uses_agent():
-        a = sweep_agent(run.agent)
-        agent = {"agent": a.agent, "checkpoint": a.checkpoint, "backbone": a.backbone, "threads": a.threads,
-                 "runtime": a.runtime, "p_prime_band": a.p_prime_band, "target_return": a.target_return,
-                 "sample": a.sample}
+        agent = sweep_agent(run.agent).description()
     return RunRecord(key=run.key(), sweep=sweep, scenario=run.spec.scenario, qdisc=run.spec.qdisc,
                      seed=run.spec.seed, params={k: str(v) for k, v in run.spec.params.items()},
                      variant=run.variant, agent=agent, status=o.status, error=o.error, started=o.started,
