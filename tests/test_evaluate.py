@@ -12,7 +12,8 @@ import yaml
 
 from aqm_llm import ConfigError, cli
 from aqm_llm.evaluate import evaluate, load_eval_config, parse_eval_config
-from aqm_llm.evaluate.table import family_verdicts, verdicts
+from aqm_llm.evaluate.table import RUNG_METRICS, RungCheck, family_verdicts, rung_checks, verdicts
+from aqm_llm.report.stats import MeanCI
 
 TINY = "random:llama"
 
@@ -48,6 +49,7 @@ def _doc(ckpt: Path, **extra: object) -> dict:
      r"policies\[0\].target_return: bad value 'high'"),
     ({"policies": [{"label": "t", "checkpoint": "c", "sample": "yes"}]},
      r"policies\[0\].sample: bad value 'yes'"),
+    ({"rung": "dualpi2"}, "rung: 'dualpi2' is not a policy label"),
 ])
 def test_bad_evaluation_files_name_the_bad_value(tmp_path: Path, change: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -106,6 +108,20 @@ def test_a_policy_row_can_sample_its_packet_actions(tmp_path: Path) -> None:
         AgentSpec(agent="aqm_llm.agent.stub:ForwardAllAgent", sample=True).check()
 
 
+def test_the_rung_reproduces_only_when_every_paired_interval_contains_zero() -> None:
+    from aqm_llm.evaluate.spec import Setting
+
+    setting = Setting("s", "dumbbell", "training")
+    inside = MeanCI(0.02, 0.05, 5)
+    assert RungCheck("r", setting, (inside,) * len(RUNG_METRICS), True).reproduces is True
+    exact = MeanCI(0.0, 0.0, 5)  # identical on every seed (a p99 both hit at the same packet)
+    assert RungCheck("r", setting, (exact,) * len(RUNG_METRICS), True).reproduces is True
+    outside = MeanCI(-0.06, 0.05, 5)
+    assert RungCheck("r", setting, (inside, outside, inside, inside, inside), True).reproduces is False
+    one_seed = MeanCI(0.0, float("nan"), 1)
+    assert RungCheck("r", setting, (inside, one_seed, inside, inside, inside), True).reproduces is None
+
+
 def test_missing_checkpoint_and_bad_parameter_fail_before_running(tmp_path: Path) -> None:
     cfg = parse_eval_config(_doc(tmp_path / "absent"), source="ev.yaml")
     with pytest.raises(ConfigError, match="no trained checkpoint at .*absent"):
@@ -120,7 +136,7 @@ def test_missing_checkpoint_and_bad_parameter_fail_before_running(tmp_path: Path
 def test_evaluate_runs_tabulates_and_resumes(tmp_path: Path) -> None:
     ckpt = _save_policy(tmp_path / "ckpt", 1)
     path = tmp_path / "ev.yaml"
-    path.write_text(yaml.safe_dump(_doc(ckpt)))
+    path.write_text(yaml.safe_dump(_doc(ckpt, rung="tiny")))
     db, out = tmp_path / "ev.db", tmp_path / "tables"
     assert cli.main(["evaluate", str(path), "--db", str(db), "-o", str(out), "--no-progress", "--workers", "1"]) == 0
     cfg = load_eval_config(path)
@@ -150,6 +166,16 @@ def test_evaluate_runs_tabulates_and_resumes(tmp_path: Path) -> None:
         assert v.loss[1] == ref.stats[4].mean
         assert f"{v.loss[0]:.3f} ({v.loss[1]:.3f})" in again.markdown
     assert set(family_verdicts(vs)) == {"dumbbell"}
+    # The rung check pairs the same seeds: each delta's mean is the difference of the two means.
+    checks = rung_checks(cfg, stats)
+    assert [c.setting.name for c in checks] == ["seen", "unseen"]
+    for c in checks:
+        mine = next(s for s in stats if s.setting == c.setting and s.label == "tiny")
+        ref = next(s for s in stats if s.setting == c.setting and s.label == "dualpi2")
+        for metric, d in zip(RUNG_METRICS, c.deltas):
+            assert d.n == 2 and d.mean == pytest.approx(mine.mean(metric) - ref.mean(metric))
+    assert "Sanity rung: tiny against dualpi2" in again.markdown
+    assert "On the training settings it reproduces dualpi2 on" in again.markdown
 
     # Another checkpoint at the same path is another policy: its runs are new, the baselines' are not.
     _save_policy(ckpt, 2)

@@ -37,6 +37,7 @@ from aqm_llm.agent.checkpoint import (ADAPTER_DIR, CHECKPOINT_FORMAT, CHECKPOINT
                                       default_checkpoint, queue_disc_of, resolve_checkpoint)
 from aqm_llm.agent.backbone import MLP, SMOLLM2, Backbone, LoraSpec, load_backbone
 from aqm_llm.agent.encoder import EncoderConfig
+from aqm_llm.agent.factor import EPOCH_OUTPUTS, FACTOR, PROBABILITY, decode_factor_logits, from_factors
 from aqm_llm.agent.head import overflow_actions, safe_probabilities, select_packet_actions
 from aqm_llm.agent.interface import Agent, Decision, RunInfo
 from aqm_llm.agent.layout import DEFAULT_LAYOUT, EpochRecord, History, TokenLayout, build_inputs
@@ -63,6 +64,8 @@ class PolicyConfig:
     # None: the network's probabilities as they are.
     p_prime_band: float | None = None
     p_prime_form: str = INDEPENDENT  # agent.band.FORMS: independent, coupled or ramp
+    # What the head's epoch outputs are (agent.factor): probabilities, or factors on DualPI2's own.
+    epoch_output: str = PROBABILITY
     # Settings of the l4s-llm queue disc this policy is served with (scenario parameters such as
     # llm_l_sojourn_limit): the runner applies them to a run this checkpoint serves unless the
     # run sets them itself (runner.checkpoint_params). The agent never reads them.
@@ -71,6 +74,11 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         if self.p_prime_form not in FORMS:
             raise ValueError(f"p_prime_form must be one of {', '.join(FORMS)}, got {self.p_prime_form!r}")
+        if self.epoch_output not in EPOCH_OUTPUTS:
+            raise ValueError(f"epoch_output must be one of {', '.join(EPOCH_OUTPUTS)}, got {self.epoch_output!r}")
+        if self.epoch_output == FACTOR and self.p_prime_band is not None:
+            raise ValueError("p_prime_band applies to the probability output; the factor output is "
+                             "bounded by its own grid (agent.factor)")
         unknown = sorted(set(self.queue_disc) - set(QUEUE_DISC_PARAMS))
         if unknown:
             raise ValueError(f"queue_disc: unknown setting '{unknown[0]}': expected one of "
@@ -83,7 +91,8 @@ class PolicyConfig:
         return {"backbone": self.backbone, "layers": self.layers, "layout": self.layout.to_dict(),
                 "encoder": asdict(self.encoder), "lora": lora, "reward": asdict(self.reward),
                 "sample": self.sample, "init_seed": self.init_seed, "p_prime_band": self.p_prime_band,
-                "p_prime_form": self.p_prime_form, "queue_disc": dict(self.queue_disc)}
+                "p_prime_form": self.p_prime_form, "epoch_output": self.epoch_output,
+                "queue_disc": dict(self.queue_disc)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PolicyConfig:
@@ -99,6 +108,7 @@ class PolicyConfig:
                    init_seed=int(d["init_seed"]),
                    p_prime_band=None if d.get("p_prime_band") is None else float(d["p_prime_band"]),
                    p_prime_form=_band_form_of(d),
+                   epoch_output=str(d.get("epoch_output") or PROBABILITY),  # absent before factors
                    queue_disc=queue_disc_of(d))
 
 
@@ -151,7 +161,11 @@ class PolicyAgent(Agent):
         rtg = run.rtg.update(request.rewards)
         out = self.network.infer(build_inputs(feats, run.history, rtg, self.layout))
         n, k = feats.packet_count, min(feats.packet_count, self.layout.packets)
-        probs = safe_probabilities(torch.from_numpy(out.epoch_probs))
+        if self.config.epoch_output == FACTOR:
+            probs = from_factors(*decode_factor_logits(out.epoch_logits),
+                                 p_prime=float(request.scalars[Scalar.P_PRIME]))
+        else:
+            probs = safe_probabilities(torch.from_numpy(out.epoch_probs))
         if self.config.p_prime_band is not None:
             probs = within_band(probs, float(request.scalars[Scalar.P_PRIME]), self.config.p_prime_band,
                                 form=self.config.p_prime_form,
@@ -169,6 +183,7 @@ class PolicyAgent(Agent):
         return {"backbone": self.config.backbone, "layers": self.config.layers,
                 "layout": self.layout.describe(), "runtime": self.network.runtime,
                 "trained": self.trained, "sample": self.config.sample,
+                "epoch_output": self.config.epoch_output,
                 "checkpoint": str(self.source) if self.source else None}
 
 

@@ -40,8 +40,8 @@ from aqm_llm.configschema import (Fail, Scalar, as_mapping, as_names, as_params,
 from aqm_llm.sweep.spec import agent_spec
 
 SPLITS = ("training", "held-out")
-_TOP_KEYS = ("name", "description", "seeds", "params", "baselines", "reference", "target", "policies", "agent",
-             "settings", "timeseries", "run_timeout_s")
+_TOP_KEYS = ("name", "description", "seeds", "params", "baselines", "reference", "target", "rung", "policies",
+             "agent", "settings", "timeseries", "run_timeout_s")
 _SETTING_KEYS = ("name", "scenario", "split", "params")
 _POLICY_KEYS = ("label", "checkpoint", "splits", "params", "p_prime_band", "target_return", "sample")
 _TARGET_KEYS = ("policy", "utilisation_tolerance")
@@ -107,6 +107,9 @@ class EvalConfig:
     timeseries: bool = False
     run_timeout_s: float | None = None  # wall-clock limit per run (None: the sweep default)
     source: str = "evaluation"
+    # The sanity rung: policy labels whose runs must reproduce the reference's (evaluate.table's
+    # rung check); empty: no such check.
+    rung: tuple[str, ...] = ()
 
     def labels(self) -> list[str]:
         """Series in table order: baselines, then policies."""
@@ -175,6 +178,11 @@ def parse_eval_config(doc: Any, default_name: str = "evaluation", source: str = 
     if reference not in baselines:
         raise fail(f"reference: '{reference}' is not one of the baselines ({', '.join(baselines) or 'none'})")
     target = _target(doc.get("target"), policies, fail)
+    rung = doc.get("rung") or []
+    rung = tuple(rung) if isinstance(rung, list) else (rung,)
+    for label in rung:
+        if label not in {p.label for p in policies}:
+            raise fail(f"rung: '{label}' is not a policy label ({', '.join(p.label for p in policies) or 'none'})")
     settings = tuple(_setting(item, i, fail) for i, item in enumerate(_as_list(doc.get("settings"), "settings", fail)))
     if not settings:
         raise fail("settings: give at least one {name, scenario, split, params}")
@@ -189,7 +197,7 @@ def parse_eval_config(doc: Any, default_name: str = "evaluation", source: str = 
                       params=as_params(doc.get("params", {}), "params", fail),
                       agent=agent_spec(doc["agent"], fail) if doc.get("agent") is not None else sweep_agent(None),
                       timeseries=timeseries, run_timeout_s=as_run_timeout(doc.get("run_timeout_s"), fail),
-                      source=source)
+                      source=source, rung=rung)
 
 
 def _as_list(value: Any, where: str, fail: Fail) -> list[Any]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aqm_llm.evaluate.spec import EvalConfig, EvalPlanRun, Setting
+from aqm_llm.evaluate.spec import SPLITS, EvalConfig, EvalPlanRun, Setting
 from aqm_llm.metric_catalogue import columns
 from aqm_llm.report.stats import MeanCI, mean_ci
 from aqm_llm.resultsdb import connect, json_cell, schema_error
@@ -24,6 +24,8 @@ CLASSIC_P99_FACTOR = 1.1
 LOSS_MARGIN_PCT = 0.01
 #: The target's terms, in order: (L4S p99 ms, classic p99 ms, utilisation, loss %).
 TARGET_METRICS = ("l4s_p99_ms", "classic_p99_ms", "util", "loss_pct")
+#: What the sanity rung must reproduce: the target's terms and how the goodput splits.
+RUNG_METRICS = (*TARGET_METRICS, "l4s_share_pct")
 
 
 def target_terms(policy: tuple[float | None, ...], reference: tuple[float | None, ...],
@@ -136,8 +138,63 @@ def verdicts(cfg: EvalConfig, stats: list[SeriesStats]) -> list[Verdict]:
     return out
 
 
-def _signed(d: MeanCI) -> str:
-    return d.text("{:+.2f}").replace("± +", "± ")
+@dataclass(frozen=True)
+class RungCheck:
+    """A rung policy against the reference on one setting: per RUNG_METRICS the paired
+    difference (rung minus reference, seed by seed) with its 95% interval."""
+
+    label: str
+    setting: Setting
+    deltas: tuple[MeanCI, ...]
+    complete: bool
+
+    @property
+    def reproduces(self) -> bool | None:
+        """True when every interval contains 0 (the seeds cannot tell the two apart on any
+        metric); None when an interval is undefined (fewer than two paired seeds)."""
+        if any(math.isnan(d.half_width) for d in self.deltas):
+            return None
+        return all(abs(d.mean) <= d.half_width for d in self.deltas)
+
+
+def rung_checks(cfg: EvalConfig, stats: list[SeriesStats]) -> list[RungCheck]:
+    """Each rung policy (``cfg.rung``) against the reference, per setting where both ran."""
+    out = []
+    for label in cfg.rung:
+        for setting in cfg.settings:
+            rung = next((s for s in stats if s.setting == setting and s.label == label), None)
+            ref = next((s for s in stats if s.setting == setting and s.label == cfg.reference), None)
+            if rung is None or ref is None:
+                continue
+            out.append(RungCheck(label, setting, tuple(paired_difference(rung, ref, m) for m in RUNG_METRICS),
+                                 complete=all(s.stats[0].n == s.planned for s in (rung, ref))))
+    return out
+
+
+def _rung_markdown(cfg: EvalConfig, label: str, checks: list[RungCheck]) -> list[str]:
+    columns_ = [next(c for c in COLUMNS if c.name == m) for m in RUNG_METRICS]
+    headers = [c.header for c in columns_]
+    lines = [f"#### Sanity rung: {label} against {cfg.reference}", "",
+             f"Each metric: {label}'s minus {cfg.reference}'s seed by seed, mean ± 95% interval. The "
+             "rung reproduces the reference on a setting when every interval contains 0 (`*`: one that "
+             "does not); a wide interval is a weak test, so the widths are shown.", "",
+             "| setting | split | " + " | ".join(f"Δ {h}" for h in headers) + " | reproduces |",
+             "|---|---|" + "---|" * len(headers) + "---|"]
+    for c in checks:
+        cells = [_signed(d, col.fmt) + ("" if math.isnan(d.half_width) or abs(d.mean) <= d.half_width else " `*`")
+                 for d, col in zip(c.deltas, columns_)]
+        ok = _mark(c.reproduces) + ("" if c.complete else " (incomplete)")
+        lines.append(f"| {c.setting.name} | {c.setting.split} | " + " | ".join(cells) + f" | {ok} |")
+    for split in SPLITS:
+        mine = [c for c in checks if c.setting.split == split]
+        if mine:
+            lines.append(f"\nOn the {split} settings it reproduces {cfg.reference} on "
+                         f"{sum(c.reproduces is True for c in mine)} of {len(mine)}.")
+    return [*lines, ""]
+
+
+def _signed(d: MeanCI, fmt: str = "{:.2f}") -> str:
+    return d.text(fmt.replace("{:", "{:+", 1)).replace("± +", "± ")
 
 
 def _mark(ok: bool | None) -> str:
@@ -186,6 +243,11 @@ def markdown(cfg: EvalConfig, stats: list[SeriesStats], command: str) -> str:
         for family, ok in family_verdicts(vs).items():
             lines.append(f"| {family} | {_mark(ok)} |")
         lines.append("")
+    checks = rung_checks(cfg, stats)
+    for label in cfg.rung:
+        mine = [c for c in checks if c.label == label]
+        if mine:
+            lines += _rung_markdown(cfg, label, mine)
     return "\n".join(lines)
 
 

@@ -27,6 +27,8 @@
     p_prime_band: null                 # decisions: hold the epoch probabilities within DualPI2's own
                                        # x a factor on p' in [1/band, band] (agent.band; null: free;
                                        # coupled:FACTOR or ramp:FACTOR for the other forms)
+    epoch_output: probability          # the head's epoch outputs: probability (levels 1e-6..1) or
+                                       # factor (on DualPI2's own p_L and p', levels 1/8..8; agent.factor)
     queue_disc: {}                     # l4s-llm queue-disc parameters saved in the checkpoint and
                                        # applied to the runs it serves unless a run sets them
                                        # (llm_l_sojourn_limit, llm_l_agent_drop, llm_overload, llm_batch)
@@ -142,6 +144,7 @@ class TrainConfig:
     distill_teacher: str | None = None
     p_prime_band: float | None = None  # saved in the checkpoint: agent.band at decision time
     p_prime_form: str = INDEPENDENT    # the band's form (agent.band.FORMS), saved with it
+    epoch_output: str = "probability"  # agent.factor.EPOCH_OUTPUTS: what the epoch head predicts
     # l4s-llm queue-disc parameters saved in the checkpoint and applied to the runs it serves
     # (agent.checkpoint.QUEUE_DISC_PARAMS; runner.checkpoint_params)
     queue_disc: dict[str, str] = field(default_factory=dict)
@@ -200,6 +203,8 @@ class TrainConfig:
             d.pop("rank_after_warmup", None)  # the default: identities from before the option stay
         if d.get("rtg_norm") == "standard":
             d.pop("rtg_norm", None)  # likewise
+        if d.get("epoch_output") == "probability":
+            d.pop("epoch_output", None)  # likewise
         return d
 
 
@@ -267,7 +272,7 @@ def _device(v: Any, fail: Fail) -> str:
 
 
 _TOP = ("name", "description", "pool", "pools", "output", "export", "seed", "device", "threads", "model",
-        "return_conditioning", "families", "rank_after_warmup", "distill_teacher", "p_prime_band", "queue_disc", "reward", "target", "rtg_mode", "rtg_scale", "rtg_norm", "loss", "optim",
+        "return_conditioning", "families", "rank_after_warmup", "distill_teacher", "p_prime_band", "epoch_output", "queue_disc", "reward", "target", "rtg_mode", "rtg_scale", "rtg_norm", "loss", "optim",
         "log_every", "checkpoint_every", "validation")
 
 
@@ -334,6 +339,13 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
     if not isinstance(rank_after_warmup, bool):
         raise fail("rank_after_warmup: expected true or false")
     band, form = _band(top.get("p_prime_band"), fail)
+    from aqm_llm.agent.factor import EPOCH_OUTPUTS, FACTOR
+
+    epoch_output = top.get("epoch_output", "probability")
+    if epoch_output not in EPOCH_OUTPUTS:
+        raise fail(f"epoch_output: bad value '{epoch_output}'; allowed: {', '.join(EPOCH_OUTPUTS)}")
+    if epoch_output == FACTOR and band is not None:
+        raise fail("p_prime_band: applies to the probability output; epoch_output factor is bounded by its own grid")
     queue_disc = _queue_disc(top.get("queue_disc"), fail)
     distill_teacher = top.get("distill_teacher")
     if distill_teacher is not None and (not isinstance(distill_teacher, str) or not distill_teacher):
@@ -393,7 +405,8 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
         seed=_num(top.get("seed", 1), "seed", fail, lo=0, integer=True),
         device=_device(top.get("device", "auto"), fail), threads=threads, model=model,
         return_conditioning=cond, families=tuple(fams), rank_after_warmup=rank_after_warmup,
-        distill_teacher=distill_teacher, p_prime_band=band, p_prime_form=form, queue_disc=queue_disc,
+        distill_teacher=distill_teacher, p_prime_band=band, p_prime_form=form, epoch_output=epoch_output,
+        queue_disc=queue_disc,
         reward=reward, target=target,
         rtg_scale=rtg_scale, rtg_mode=rtg_mode, rtg_norm=rtg_norm, loss=loss, optim=optim,
         log_every=_num(top.get("log_every", 10), "log_every", fail, lo=1, integer=True),

@@ -36,6 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from aqm_llm.agent import features as F
+from aqm_llm.channel import Scalar
 from aqm_llm.agent.layout import TokenLayout
 from aqm_llm.agent.reward import RewardConfig, rtg_token
 from aqm_llm.agent.synthetic import as_request
@@ -92,6 +93,9 @@ class PoolData:
     episode: np.ndarray  # (N,) episode index
     teacher_act: np.ndarray  # (N, T, K) int16, IGNORE past the packets
     teacher_probs: np.ndarray  # (N, T, 3) f32
+    # (N, 2) f64: DualPI2's own p' and p_L as the request reported them (the factor output's
+    # references, agent.factor)
+    references: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     family_best: dict[str, dict[str, Any]] = field(default_factory=dict)
     dist_act: np.ndarray | None = None  # (N, K) int64
     dist_probs: np.ndarray | None = None  # (N, 3) f32
@@ -175,6 +179,8 @@ def build_pool_data(table: Any, teachers: list[str], layout: TokenLayout, reward
     action_sum = np.zeros((n, F.ACTION_SUMMARY_DIM), np.float32)
     act = np.full((n, k), IGNORE, np.int64)
     teacher_act = np.full((n, t_count, k), IGNORE, np.int16)
+    references = np.stack([reqs["scalars"][:, Scalar.P_PRIME], reqs["scalars"][:, Scalar.P_L]],
+                          axis=-1).astype(np.float64)
     for i in range(n):
         feats = F.encode_request(as_request(reqs[i:i + 1].reshape(())))
         m = min(feats.packet_count, k)
@@ -228,7 +234,8 @@ def build_pool_data(table: Any, teachers: list[str], layout: TokenLayout, reward
     return PoolData(layout=layout, teachers=list(teachers), episodes=episodes, series=series,
                     scalars=scalars, packets=packets, npk=npk, state=state, action_sum=action_sum,
                     act=act, probs=probs, valid=valid, rewards=rewards, rtg_raw=rtg_raw, pos=pos,
-                    episode=episode, teacher_act=teacher_act, teacher_probs=teacher_probs)
+                    episode=episode, teacher_act=teacher_act, teacher_probs=teacher_probs,
+                    references=references)
 
 
 # ------------------------------------------------------------------------ pool-level choices

@@ -125,7 +125,7 @@ def policy_config(cfg: TrainConfig, reward: Any) -> Any:
                         encoder=EncoderConfig(conv_channels=m.conv_channels, conv_kernel=m.conv_kernel),
                         lora=lora, reward=reward, sample=False, init_seed=cfg.seed,
                         p_prime_band=cfg.p_prime_band, p_prime_form=cfg.p_prime_form,
-                        queue_disc=dict(cfg.queue_disc))
+                        epoch_output=cfg.epoch_output, queue_disc=dict(cfg.queue_disc))
 
 
 # ------------------------------------------------------------------------ data order and loss
@@ -141,21 +141,34 @@ def batch_rows(train_rows: np.ndarray, step: int, batch: int, seed: int) -> np.n
     return train_rows[perm[i * batch:(i + 1) * batch]]
 
 
-def _tensors(data: Any, rows: np.ndarray, rtg: np.ndarray, device: str) -> tuple[Any, dict[str, Any]]:
+def epoch_targets(probs: np.ndarray, references: np.ndarray, epoch_output: str) -> np.ndarray:
+    """(B, 3, levels) soft targets of the epoch head for decisions ``probs`` (B, 3), in the
+    output's own terms: the probabilities on their levels, or their factors on DualPI2's
+    (``references`` (B, 2): the request's p' and p_L; agent.factor)."""
+    from aqm_llm.agent.factor import FACTOR, to_factors
+    from aqm_llm.agent.levels import FACTORS, soft_targets
+
+    if epoch_output == FACTOR:
+        return FACTORS.soft_targets(to_factors(probs, references[:, 0], references[:, 1]))
+    return soft_targets(probs)
+
+
+def _tensors(data: Any, rows: np.ndarray, rtg: np.ndarray, device: str,
+             epoch_output: str = "probability") -> tuple[Any, dict[str, Any]]:
     import torch
 
     from aqm_llm.agent.encoder import TensorInputs
     from aqm_llm.agent.layout import ModelInputs
-    from aqm_llm.agent.levels import soft_targets
     from aqm_llm.training.dataset import IGNORE, batch_arrays
 
     x = TensorInputs.from_numpy(ModelInputs(**batch_arrays(data, rows, rtg)), device=device)
     dist_act = data.dist_act[rows].copy()
     dist_act[~data.dist_valid[rows]] = IGNORE
+    refs = data.references[rows]
     tgt = {"act": torch.from_numpy(data.act[rows]).to(device),
-           "probs": torch.from_numpy(soft_targets(data.probs[rows])).to(device),
+           "probs": torch.from_numpy(epoch_targets(data.probs[rows], refs, epoch_output)).to(device),
            "dist_act": torch.from_numpy(dist_act).to(device),
-           "dist_probs": torch.from_numpy(soft_targets(data.dist_probs[rows])).to(device),
+           "dist_probs": torch.from_numpy(epoch_targets(data.dist_probs[rows], refs, epoch_output)).to(device),
            "dist_valid": torch.from_numpy(data.dist_valid[rows]).to(device)}
     return x, tgt
 
@@ -236,7 +249,7 @@ def train_step(model: Any, optimiser: Optimiser, data: Any, rows: np.ndarray, rt
     returns the loss and its parts."""
     import torch
 
-    x, tgt = _tensors(data, rows, rtg, device)
+    x, tgt = _tensors(data, rows, rtg, device, cfg.epoch_output)
     loss, parts = compute_loss(model(x), tgt, cfg, optimiser.class_weights)
     optimiser.opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -573,7 +586,7 @@ def _validate(model: Any, data: Any, batches: list[np.ndarray], rtg: np.ndarray,
     sums: dict[str, list[float]] = {}
     with torch.no_grad():
         for rows in batches:
-            x, tgt = _tensors(data, rows, rtg, device)
+            x, tgt = _tensors(data, rows, rtg, device, cfg.epoch_output)
             _, parts = compute_loss(model(x), tgt, cfg, class_weights)
             for k, v in parts.items():
                 sums.setdefault(k, []).append(v)

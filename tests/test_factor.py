@@ -1,0 +1,104 @@
+"""The factor output (agent.factor): the epoch decision as factors on DualPI2's own p', its
+level grid, its training targets, and a closed-loop run through the agent path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+import aqm_llm
+from aqm_llm.agent.factor import FACTOR, from_factors, to_factors
+from aqm_llm.agent.interface import RunInfo
+from aqm_llm.agent.layout import DEFAULT_LAYOUT, ModelInputs
+from aqm_llm.agent.levels import FACTORS
+from aqm_llm.agent.policy import PolicyAgent, PolicyConfig
+from aqm_llm.agent.runtime import NetworkOutput
+from aqm_llm.runner import AgentSpec
+
+UNIT = int(np.flatnonzero(FACTORS.levels == 1.0)[0])
+
+
+def test_factor_grid_spans_eighth_to_eight_and_round_trips() -> None:
+    assert FACTORS.levels[0] == 0.0 and FACTORS.levels[1] == 0.125 and FACTORS.levels[-1] == 8.0
+    np.testing.assert_allclose(FACTORS.levels[2:] / FACTORS.levels[1:-1], 2 ** 0.25)
+    f = np.concatenate([np.logspace(np.log10(0.125), np.log10(8.0), 97), [1.0, 0.5, 3.0]])
+    target = FACTORS.soft_targets(f)
+    assert ((target > 0).sum(-1) <= 2).all()
+    np.testing.assert_allclose(FACTORS.decode_logits(np.log(np.maximum(target, 1e-30))), f, rtol=1e-6)
+    assert target[-3, UNIT] == 1.0  # 1 is a level of its own: "as DualPI2" is one-hot
+
+
+def test_dualpi2s_own_decision_is_the_factor_one_and_back() -> None:
+    p_prime = np.array([0.0, 1e-4, 0.02, 0.3, 0.6])
+    p_l = np.minimum(2 * p_prime, 1.0)
+    own = np.stack([p_l, np.zeros_like(p_prime), p_prime ** 2], axis=-1)
+    f = to_factors(own, p_prime, p_l)
+    np.testing.assert_allclose(f, 1.0)
+    for pp in p_prime:
+        assert from_factors(1.0, 1.0, pp) == pytest.approx((min(2 * pp, 1.0), 0.0, pp ** 2))
+    # Another teacher's decision: twice DualPI2's classic signal is the factor sqrt(2) on p'.
+    other = to_factors(np.array([0.04, 0.0008, 0.0]), 0.02, 0.04)
+    np.testing.assert_allclose(other, [1.0, np.sqrt(2.0), 1.0])
+    # No reference: 1 if the teacher is silent too, else the largest factor; NaN factors send nothing.
+    np.testing.assert_allclose(to_factors(np.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.01]]), 0.0, 0.0),
+                               [[1.0, 1.0, 1.0], [8.0, 8.0, 1.0]])
+    assert from_factors(float("nan"), -1.0, 0.1) == (0.0, 0.0, 0.0)
+
+
+class _UnitFactorNetwork:
+    """A network whose head always says "factor 1" and forwards its batch."""
+
+    runtime = "test"
+
+    def infer(self, inputs: ModelInputs) -> NetworkOutput:
+        packets = np.tile(np.array([[5.0, -5.0, -5.0]], np.float32), (DEFAULT_LAYOUT.packets, 1))
+        epoch = np.full((3, FACTORS.size), -20.0, np.float32)
+        epoch[:, UNIT] = 20.0
+        return NetworkOutput(packets, epoch)
+
+
+class UnitFactorPolicy(PolicyAgent):
+    """The policy's decision logic with the factor output around :class:`_UnitFactorNetwork`
+    (loaded by the agent process in the closed-loop test)."""
+
+    def __init__(self) -> None:
+        super().__init__(PolicyConfig(epoch_output=FACTOR, lora=None), _UnitFactorNetwork(), trained=True)
+
+
+def test_factor_one_through_the_policy_is_dualpi2s_probability() -> None:
+    from aqm_llm.agent.stub import DualPi2ProbabilityAgent
+    from aqm_llm.agent.synthetic import random_request
+
+    policy, reference = UnitFactorPolicy(), DualPi2ProbabilityAgent()
+    policy.reset(RunInfo())
+    for seed in range(5):
+        request = random_request(np.random.default_rng(seed))
+        mine, theirs = policy.decide(request), reference.decide(request)
+        assert (mine.p_l_mark, mine.p_c_drop, mine.p_c_mark) == pytest.approx(
+            (theirs.p_l_mark, theirs.p_c_drop, theirs.p_c_mark))
+
+
+def test_factor_one_reproduces_dualpi2_draw_for_draw_in_closed_loop(tmp_path, monkeypatch) -> None:
+    """With no per-packet batch every packet takes the epoch path: the factor-1 policy must give
+    the queue disc's own DualPI2 drops and marks exactly."""
+    from aqm_llm.native import scenario_binary
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
+    params = {"duration": "3s", "warmup": "1s", "bottleneck_rate": "50Mbps", "rtt": "20ms"}
+    via_policy = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=5, params={**params, "llm_batch": 0},
+                             output_dir=tmp_path / "policy",
+                             agent=AgentSpec(agent="test_factor:UnitFactorPolicy", threads=1))
+    assert via_policy["fallbacks"] == 0
+    out = tmp_path / "native.json"
+    subprocess.run([str(scenario_binary("dumbbell")), "--qdisc=l4s-llm", "--seed=5",
+                    *(f"--{k}={v}" for k, v in params.items()), f"--output={out}"],
+                   check=True, capture_output=True)
+    native = json.loads(out.read_text())
+    for cls in ("l4s", "classic"):
+        assert via_policy["classes"][cls]["drops"] == native["classes"][cls]["drops"]
+        assert via_policy["classes"][cls]["marks"] == native["classes"][cls]["marks"]
+    assert via_policy["classes"]["l4s"]["marks"] > 50 and via_policy["classes"]["classic"]["drops"] > 0
