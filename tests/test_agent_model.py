@@ -100,7 +100,10 @@ def test_head_selection_is_always_valid() -> None:
     assert set(sampled.tolist()) <= {0, 1, 2} and sampled[0] != 2
     cls = np.array([0, 1, 1, 0], np.uint8)
     over = overflow_actions(cls, np.array([1, 2, 0, 3], np.uint8), (1.0, 1.0, 1.0), g)
-    assert over.tolist() == [2, 2, 1, 2]
+    assert over.tolist() == [2, 1, 1, 2]  # p_C drop first (the queue disc's one draw), then marks
+    # A classic signal sent as marks only (the factor output) still drops what cannot carry one.
+    marks_only = overflow_actions(cls, np.array([1, 2, 0, 3], np.uint8), (0.0, 0.0, 1.0), g)
+    assert marks_only.tolist() == [0, 2, 1, 0]
     assert overflow_actions(cls, np.array([1, 2, 0, 3], np.uint8), (0.0, 0.0, 0.0), g).tolist() == [0] * 4
 
 

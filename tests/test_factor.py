@@ -102,3 +102,23 @@ def test_factor_one_reproduces_dualpi2_draw_for_draw_in_closed_loop(tmp_path, mo
         assert via_policy["classes"][cls]["drops"] == native["classes"][cls]["drops"]
         assert via_policy["classes"][cls]["marks"] == native["classes"][cls]["marks"]
     assert via_policy["classes"]["l4s"]["marks"] > 50 and via_policy["classes"]["classic"]["drops"] > 0
+
+
+def test_the_factor_output_refuses_a_band_and_other_teachers_in_one_line(tmp_path) -> None:
+    from aqm_llm import ConfigError
+    from aqm_llm.agent.policy import LlmPolicy
+    from aqm_llm.training.config import parse_train_config
+
+    ckpt = tmp_path / "factor"
+    LlmPolicy(PolicyConfig(backbone="random:llama", epoch_output=FACTOR)).save(ckpt, trained=True)
+    spec = AgentSpec(checkpoint=str(ckpt), backbone="random:llama", p_prime_band="ramp:2")
+    with pytest.raises(ConfigError, match="the checkpoint has the factor output"):
+        spec.check()
+    AgentSpec(checkpoint=str(ckpt), backbone="random:llama", p_prime_band="off").check()  # allowed
+    with pytest.raises(ConfigError, match="epoch_output: factor trains only with distill_teacher: dualpi2"):
+        parse_train_config({"pool": "p", "epoch_output": "factor"})
+    with pytest.raises(ConfigError, match="epoch_output: bad value 'logit'"):
+        parse_train_config({"pool": "p", "epoch_output": "logit"})
+    cfg = parse_train_config({"pool": "p", "epoch_output": "factor", "distill_teacher": "dualpi2"})
+    assert cfg.identity()["epoch_output"] == FACTOR
+    assert "epoch_output" not in parse_train_config({"pool": "p"}).identity()  # older identities stay

@@ -182,11 +182,16 @@ class AgentSpec:
             check_checkpoint(self.checkpoint)
         if self.p_prime_band is not None:
             from aqm_llm.agent.band import parse_band
+            from aqm_llm.agent.checkpoint import epoch_output_of
+            from aqm_llm.agent.factor import FACTOR
 
             try:
-                parse_band(str(self.p_prime_band))
+                band = parse_band(str(self.p_prime_band))
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
+            if band is not None and self.agent == "llm" and epoch_output_of(self.checkpoint, self.backbone) == FACTOR:
+                raise ConfigError(f"p' band '{self.p_prime_band}': the checkpoint has the factor output, which "
+                                  "is bounded by its own grid (agent.factor); allowed: off")
         if self.target_return is not None:
             try:
                 value = float(self.target_return)

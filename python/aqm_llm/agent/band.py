@@ -38,10 +38,12 @@ INDEPENDENT = "independent"
 COUPLED_FORM = "coupled"
 RAMP_FORM = "ramp"
 FORMS = (INDEPENDENT, COUPLED_FORM, RAMP_FORM)
+#: DualPI2's coupling factor k (RFC 9332; the queue disc's CouplingFactor default).
+DUALPI2_COUPLING = 2.0
 
 
 def within_band(probs: tuple[float, float, float], p_prime: float, band: float,
-                coupling: float = 2.0, *, form: str = INDEPENDENT,
+                coupling: float = DUALPI2_COUPLING, *, form: str = INDEPENDENT,
                 p_l_reference: float | None = None) -> tuple[float, float, float]:
     """(p_L mark, p_C drop, p_C mark) with p_L in k p' x [1/band, band] (capped at 1) and
     the classic signal p_C drop + p_C mark in p'^2 x [1/band^2, band^2] (its drop/mark split kept;

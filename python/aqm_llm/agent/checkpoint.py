@@ -105,6 +105,15 @@ def queue_disc_of(policy: Mapping[str, object]) -> dict[str, str]:
     return {str(k): str(v) for k, v in dict(policy.get("queue_disc") or {}).items()}
 
 
+def epoch_output_of(checkpoint: str | None, backbone: str | None = None) -> str | None:
+    """The epoch output (``agent.factor.EPOCH_OUTPUTS``) the served checkpoint was trained with;
+    None for an untrained policy or a directory that is not a checkpoint."""
+    path = resolve_checkpoint(checkpoint, backbone)
+    if path is None or checkpoint_problem(path) is not None:
+        return None
+    return str(_policy_section(path).get("epoch_output") or "probability")
+
+
 def queue_disc_settings(checkpoint: str | None, backbone: str | None = None) -> Mapping[str, str]:
     """The l4s-llm queue-disc parameters the served checkpoint carries ({} for none, for an
     untrained policy, or for a directory that is not a checkpoint: serving it fails clearly)."""

@@ -16,13 +16,18 @@ loop) -- and any decision stays DualPI2's controller times a bounded factor (saf
 construction: the PI integrator keeps acting on the queue). The classic signal is sent as
 p_C mark: the queue disc drops the packets that cannot carry a mark (Not-ECT), and its overload
 rule drops L4S packets when DualPI2 would. (ECN-capable classic packets in overload are marked
-where DualPI2 drops them.) The head's third row is unused (trained towards 1).
+where DualPI2 drops them; k is DualPI2's default 2, so a run that sets the queue disc's
+CouplingFactor to another value no longer has "factor 1 = DualPI2".) The head's third row is
+unused (trained towards 1).
 
 A teacher's decision in factor terms (:func:`to_factors`, the training targets): f_C =
 sqrt(its p_C drop + p_C mark) / p'; f_L = its p_L / the p_L the request reports (DualPI2's epoch
 p_L: the ramp at the L head's sojourn or k p', the larger -- the dualpi2 teacher's own p_L has
 the same form, so its f_L is 1 where its p' is the queue disc's). Where the reference is 0 the
-factor is 1 if the teacher sends no signal either, else the largest factor.
+factor is 1 if the teacher sends no signal either, else the largest factor. That f_L is what the
+decoding applies (to k p', under each packet's own ramp) only for DualPI2-like teachers: for a
+teacher whose p_L has another form it is not, so training with this output accepts only
+``distill_teacher: dualpi2`` (the sanity rung) for now.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from aqm_llm.agent.band import DUALPI2_COUPLING
 from aqm_llm.agent.levels import FACTORS
 
 #: ``PolicyConfig.epoch_output``: the head's epoch outputs are probabilities (agent.levels) or
@@ -37,8 +43,6 @@ from aqm_llm.agent.levels import FACTORS
 PROBABILITY = "probability"
 FACTOR = "factor"
 EPOCH_OUTPUTS = (PROBABILITY, FACTOR)
-#: DualPI2's coupling factor k (RFC 9332; the queue disc's CouplingFactor default).
-DUALPI2_COUPLING = 2.0
 
 
 def _ratio(value: npt.NDArray[np.float64], reference: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

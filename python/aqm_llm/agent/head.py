@@ -3,7 +3,8 @@
 At each packet token a Linear gives 3 logits (forward, drop, mark) for each of the token's
 packets (``layout.packets_per_token``); at the epoch token a Linear gives, for each of (p_L mark,
 p_C drop, p_C mark), logits over the log-spaced probability levels of ``agent.levels`` (an exact
-zero, then 1e-6 .. 1), decoded into the probabilities for packets not in the batch.
+zero, then 1e-6 .. 1), decoded into the probabilities for packets not in the batch -- or, with
+the factor output (``agent.factor``), over factors on DualPI2's p' (the same 26-level shape).
 Selection turns these into action codes: argmax, or a draw from the softmax with a
 ``torch.Generator`` seeded per run. Whatever the numbers (even NaN), the result is a valid
 action: codes in {0, 1, 2}, probabilities in [0, 1]; a mark on a Not-ECT packet becomes a
@@ -96,8 +97,8 @@ def overflow_actions(traffic_class: npt.NDArray[np.uint8], ecn: npt.NDArray[np.u
                      generator: torch.Generator | None = None) -> npt.NDArray[np.uint8]:
     """Codes for request packets past the K with tokens: what the queue disc does with packets
     not in the batch, drawn from the epoch probabilities (reproducible with the run's
-    generator): L marked with p_L; ECN-capable C marked with p_C mark; Not-ECT C dropped with
-    p_C drop."""
+    generator): L marked with p_L; C dropped with p_C drop and otherwise marked with p_C mark
+    (one draw, as the queue disc's epoch rule), a mark on a Not-ECT packet being a drop."""
     n = traffic_class.shape[0]
     actions = np.zeros(n, np.uint8)
     if n == 0:
@@ -105,8 +106,7 @@ def overflow_actions(traffic_class: npt.NDArray[np.uint8], ecn: npt.NDArray[np.u
     u = torch.rand(n, generator=generator, dtype=torch.float64).numpy()
     p_l_mark, p_c_drop, p_c_mark = probs
     is_l = traffic_class == TrafficClass.L
-    ect = ecn != 0
     actions[is_l & (u < p_l_mark)] = Action.MARK
-    actions[~is_l & ect & (u < p_c_mark)] = Action.MARK
-    actions[~is_l & ~ect & (u < p_c_drop)] = Action.DROP
+    actions[~is_l & (u < p_c_drop + p_c_mark)] = Action.MARK
+    actions[~is_l & (u < p_c_drop)] = Action.DROP
     return mark_to_drop_if_not_ect(actions, ecn)

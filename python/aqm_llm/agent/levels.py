@@ -55,6 +55,12 @@ class LevelGrid:
         return int(self.levels.shape[0])
 
     def _log(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        # log10 / log2 exactly where they apply: the probability grid decodes bit for bit as the
+        # module did before the factor grid existed.
+        if self.base == 10.0:
+            return np.log10(x)
+        if self.base == 2.0:
+            return np.log2(x)
         return np.log(x) / np.log(self.base)
 
     def soft_targets(self, value: npt.ArrayLike) -> npt.NDArray[np.float32]:

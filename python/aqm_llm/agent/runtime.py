@@ -42,7 +42,10 @@ class NetworkOutput:
 
     @property
     def epoch_probs(self) -> npt.NDArray[np.float64]:
-        """(3,) the probabilities decoded from the levels (``agent.levels``)."""
+        """(3,) the epoch logits decoded on the probability grid (``agent.levels``): the
+        probabilities of a network with the probability output; a factor network's decisions
+        are decoded by ``agent.factor`` instead (this stays a like-for-like check of two
+        runtimes of the same network)."""
         return decode_logits(self.epoch_logits)
 
 

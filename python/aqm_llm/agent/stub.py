@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from aqm_llm.agent.band import DUALPI2_COUPLING
 from aqm_llm.channel import Action, Request, Scalar, TrafficClass
 from aqm_llm.agent.interface import Agent, Decision, RunInfo, mark_to_drop_if_not_ect
 
@@ -55,7 +56,7 @@ class DualPi2ProbabilityAgent(Agent):
     must reproduce the queue disc's own DualPI2 fallback draw for draw: the check that the
     probability path applies probabilities exactly as DualPI2 does."""
 
-    def __init__(self, coupling: float | str = 2.0) -> None:
+    def __init__(self, coupling: float | str = DUALPI2_COUPLING) -> None:
         self.coupling = float(coupling)  # the queue disc's CouplingFactor (k, default 2)
 
     def decide(self, request: Request) -> Decision:

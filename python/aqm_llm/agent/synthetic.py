@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from aqm_llm.agent.band import DUALPI2_COUPLING
 from aqm_llm.channel import (MAX_PACKETS, REQUEST_DTYPE, WINDOW, Request, Reward, Scalar, Series,
                             TrafficClass)
 
@@ -38,7 +39,7 @@ def fill_random_request(record: np.ndarray, rng: np.random.Generator, *, packets
     record["series"] = series
     scalars = np.zeros(record["scalars"].shape)
     p_prime = rng.uniform(0, 0.3)
-    scalars[:N_SCALARS] = [rng.uniform(0, 15e-3), p_prime, min(2 * p_prime, 1.0), p_prime ** 2]
+    scalars[:N_SCALARS] = [rng.uniform(0, 15e-3), p_prime, min(DUALPI2_COUPLING * p_prime, 1.0), p_prime ** 2]
     record["scalars"] = scalars
     pk = np.zeros(record["packets"].shape, record["packets"].dtype)
     cls = rng.integers(0, 2, n)

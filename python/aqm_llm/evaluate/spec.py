@@ -178,8 +178,9 @@ def parse_eval_config(doc: Any, default_name: str = "evaluation", source: str = 
     if reference not in baselines:
         raise fail(f"reference: '{reference}' is not one of the baselines ({', '.join(baselines) or 'none'})")
     target = _target(doc.get("target"), policies, fail)
-    rung = doc.get("rung") or []
-    rung = tuple(rung) if isinstance(rung, list) else (rung,)
+    rung_value = doc.get("rung")
+    rung = () if rung_value is None else as_names(
+        [rung_value] if isinstance(rung_value, str) else rung_value, "rung", fail)
     for label in rung:
         if label not in {p.label for p in policies}:
             raise fail(f"rung: '{label}' is not a policy label ({', '.join(p.label for p in policies) or 'none'})")

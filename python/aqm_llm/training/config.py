@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from aqm_llm.agent.band import INDEPENDENT, band_form, parse_band
+from aqm_llm.agent.factor import EPOCH_OUTPUTS, FACTOR, PROBABILITY
 from aqm_llm.agent.reward import REWARD_WEIGHTS, RTG_MODES, RTG_NORMS
 from aqm_llm.configfile import read_yaml
 from aqm_llm.configschema import Fail, checked_mapping, failing_with
@@ -144,7 +145,7 @@ class TrainConfig:
     distill_teacher: str | None = None
     p_prime_band: float | None = None  # saved in the checkpoint: agent.band at decision time
     p_prime_form: str = INDEPENDENT    # the band's form (agent.band.FORMS), saved with it
-    epoch_output: str = "probability"  # agent.factor.EPOCH_OUTPUTS: what the epoch head predicts
+    epoch_output: str = PROBABILITY    # agent.factor.EPOCH_OUTPUTS: what the epoch head predicts
     # l4s-llm queue-disc parameters saved in the checkpoint and applied to the runs it serves
     # (agent.checkpoint.QUEUE_DISC_PARAMS; runner.checkpoint_params)
     queue_disc: dict[str, str] = field(default_factory=dict)
@@ -203,7 +204,7 @@ class TrainConfig:
             d.pop("rank_after_warmup", None)  # the default: identities from before the option stay
         if d.get("rtg_norm") == "standard":
             d.pop("rtg_norm", None)  # likewise
-        if d.get("epoch_output") == "probability":
+        if d.get("epoch_output") == PROBABILITY:
             d.pop("epoch_output", None)  # likewise
         return d
 
@@ -339,13 +340,14 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
     if not isinstance(rank_after_warmup, bool):
         raise fail("rank_after_warmup: expected true or false")
     band, form = _band(top.get("p_prime_band"), fail)
-    from aqm_llm.agent.factor import EPOCH_OUTPUTS, FACTOR
-
-    epoch_output = top.get("epoch_output", "probability")
+    epoch_output = top.get("epoch_output", PROBABILITY)
     if epoch_output not in EPOCH_OUTPUTS:
         raise fail(f"epoch_output: bad value '{epoch_output}'; allowed: {', '.join(EPOCH_OUTPUTS)}")
     if epoch_output == FACTOR and band is not None:
         raise fail("p_prime_band: applies to the probability output; epoch_output factor is bounded by its own grid")
+    if epoch_output == FACTOR and top.get("distill_teacher") != "dualpi2":
+        raise fail("epoch_output: factor trains only with distill_teacher: dualpi2 for now (another teacher's "
+                   "p_L has no factor on DualPI2's that the decisions apply; agent.factor)")
     queue_disc = _queue_disc(top.get("queue_disc"), fail)
     distill_teacher = top.get("distill_teacher")
     if distill_teacher is not None and (not isinstance(distill_teacher, str) or not distill_teacher):

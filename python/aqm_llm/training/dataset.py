@@ -36,10 +36,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from aqm_llm.agent import features as F
-from aqm_llm.channel import Scalar
 from aqm_llm.agent.layout import TokenLayout
 from aqm_llm.agent.reward import RewardConfig, rtg_token
 from aqm_llm.agent.synthetic import as_request
+from aqm_llm.channel import Scalar
 from aqm_llm.scenarios import parse_seconds
 from aqm_llm.training.pool import episode_rewards, requests_of
 
@@ -95,7 +95,7 @@ class PoolData:
     teacher_probs: np.ndarray  # (N, T, 3) f32
     # (N, 2) f64: DualPI2's own p' and p_L as the request reported them (the factor output's
     # references, agent.factor)
-    references: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    references: np.ndarray
     family_best: dict[str, dict[str, Any]] = field(default_factory=dict)
     dist_act: np.ndarray | None = None  # (N, K) int64
     dist_probs: np.ndarray | None = None  # (N, 3) f32

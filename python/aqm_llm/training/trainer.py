@@ -154,7 +154,7 @@ def epoch_targets(probs: np.ndarray, references: np.ndarray, epoch_output: str) 
 
 
 def _tensors(data: Any, rows: np.ndarray, rtg: np.ndarray, device: str,
-             epoch_output: str = "probability") -> tuple[Any, dict[str, Any]]:
+             epoch_output: str) -> tuple[Any, dict[str, Any]]:
     import torch
 
     from aqm_llm.agent.encoder import TensorInputs
