@@ -110,3 +110,14 @@ def test_the_evaluation_rows_ship_with_their_pools(name: str, pools: list[str]) 
     assert tr["pool_identity"] in (MODELS / name / "README.md").read_text()
     # the 30 s pool's targets were ranked after the warm-up; the others' over whole runs
     assert tr["config"].get("rank_after_warmup", False) == (name == "l4s-llm-long")
+
+
+def test_the_factor_rung_ships_with_its_output_and_card() -> None:
+    from aqm_llm.agent.factor import FACTOR
+    from aqm_llm.agent.policy import PolicyConfig, read_checkpoint_config
+
+    doc = read_checkpoint_config(MODELS / "l4s-llm-imitate-factor")
+    assert PolicyConfig.from_dict(doc["policy"]).epoch_output == FACTOR
+    tr = _training(MODELS / "l4s-llm-imitate-factor")
+    assert tr["config"]["distill_teacher"] == "dualpi2" and tr["steps_done"] == tr["config"]["optim"]["steps"]
+    assert tr["pool_identity"] in (MODELS / "l4s-llm-imitate-factor" / "README.md").read_text()
