@@ -105,13 +105,21 @@ def queue_disc_of(policy: Mapping[str, object]) -> dict[str, str]:
     return {str(k): str(v) for k, v in dict(policy.get("queue_disc") or {}).items()}
 
 
+def epoch_output_in(policy: Mapping[str, object]) -> str:
+    """The epoch output of a checkpoint's policy section (``agent.factor.EPOCH_OUTPUTS``);
+    checkpoints from before the factor output have none: the probability output."""
+    from aqm_llm.agent.factor import PROBABILITY
+
+    return str(policy.get("epoch_output") or PROBABILITY)
+
+
 def epoch_output_of(checkpoint: str | None, backbone: str | None = None) -> str | None:
-    """The epoch output (``agent.factor.EPOCH_OUTPUTS``) the served checkpoint was trained with;
-    None for an untrained policy or a directory that is not a checkpoint."""
+    """The epoch output the served checkpoint was trained with; None for an untrained policy or
+    a directory that is not a checkpoint."""
     path = resolve_checkpoint(checkpoint, backbone)
     if path is None or checkpoint_problem(path) is not None:
         return None
-    return str(_policy_section(path).get("epoch_output") or "probability")
+    return epoch_output_in(_policy_section(path))
 
 
 def queue_disc_settings(checkpoint: str | None, backbone: str | None = None) -> Mapping[str, str]:

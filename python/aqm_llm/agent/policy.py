@@ -34,7 +34,8 @@ from aqm_llm.agent import features as F
 from aqm_llm.agent.band import COUPLED_FORM, FORMS, INDEPENDENT, RAMP_FORM, band_form, parse_band, within_band
 from aqm_llm.agent.checkpoint import (ADAPTER_DIR, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CONFIG_FILE,
                                       DEFAULT_CHECKPOINT, QUEUE_DISC_PARAMS, WEIGHTS_FILE, check_checkpoint,
-                                      default_checkpoint, queue_disc_of, resolve_checkpoint)
+                                      default_checkpoint, epoch_output_in, queue_disc_of,
+                                      resolve_checkpoint)
 from aqm_llm.agent.backbone import MLP, SMOLLM2, Backbone, LoraSpec, load_backbone
 from aqm_llm.agent.encoder import EncoderConfig
 from aqm_llm.agent.factor import EPOCH_OUTPUTS, FACTOR, PROBABILITY, decode_factor_logits, from_factors
@@ -108,7 +109,7 @@ class PolicyConfig:
                    init_seed=int(d["init_seed"]),
                    p_prime_band=None if d.get("p_prime_band") is None else float(d["p_prime_band"]),
                    p_prime_form=_band_form_of(d),
-                   epoch_output=str(d.get("epoch_output") or PROBABILITY),  # absent before factors
+                   epoch_output=epoch_output_in(d),
                    queue_disc=queue_disc_of(d))
 
 

@@ -119,14 +119,27 @@ def collect_stats(cfg: EvalConfig, plan: list[EvalPlanRun], db_path: str | Path)
     return out
 
 
+def _pair(stats: list[SeriesStats], setting: Setting, label: str,
+          reference: str) -> tuple[SeriesStats, SeriesStats] | None:
+    """The series of ``label`` and of ``reference`` on ``setting``; None unless both ran."""
+    mine = next((s for s in stats if s.setting == setting and s.label == label), None)
+    ref = next((s for s in stats if s.setting == setting and s.label == reference), None)
+    return None if mine is None or ref is None else (mine, ref)
+
+
+def _complete(*series: SeriesStats) -> bool:
+    """Every planned run of these series succeeded."""
+    return all(s.stats[0].n == s.planned for s in series)
+
+
 def verdicts(cfg: EvalConfig, stats: list[SeriesStats]) -> list[Verdict]:
     """The target policy against the reference, per setting where both ran."""
     out = []
     for setting in cfg.settings:
-        pol = next((s for s in stats if s.setting == setting and s.label == cfg.target.policy), None)
-        ref = next((s for s in stats if s.setting == setting and s.label == cfg.reference), None)
-        if pol is None or ref is None:
+        pair = _pair(stats, setting, cfg.target.policy, cfg.reference)
+        if pair is None:
             continue
+        pol, ref = pair
         pairs = [(pol.mean(name), ref.mean(name)) for name in TARGET_METRICS]
         (p99, classic, util, loss) = pairs
         p99_ok, classic_ok, util_ok, loss_ok = target_terms(
@@ -134,7 +147,7 @@ def verdicts(cfg: EvalConfig, stats: list[SeriesStats]) -> list[Verdict]:
         out.append(Verdict(
             setting, p99, classic, util, loss, paired_difference(pol, ref, "l4s_p99_ms"),
             p99_ok=p99_ok, classic_ok=classic_ok, util_ok=util_ok, loss_ok=loss_ok,
-            complete=all(s.stats[0].n == s.planned for s in (pol, ref))))
+            complete=_complete(pol, ref)))
     return out
 
 
@@ -154,7 +167,12 @@ class RungCheck:
         metric); None when an interval is undefined (fewer than two paired seeds)."""
         if any(math.isnan(d.half_width) for d in self.deltas):
             return None
-        return all(abs(d.mean) <= d.half_width for d in self.deltas)
+        return all(_contains_zero(d) for d in self.deltas)
+
+
+def _contains_zero(d: MeanCI) -> bool:
+    """Whether a difference's 95% interval contains 0 (an undefined interval counts as yes)."""
+    return math.isnan(d.half_width) or abs(d.mean) <= d.half_width
 
 
 def rung_checks(cfg: EvalConfig, stats: list[SeriesStats]) -> list[RungCheck]:
@@ -162,12 +180,12 @@ def rung_checks(cfg: EvalConfig, stats: list[SeriesStats]) -> list[RungCheck]:
     out = []
     for label in cfg.rung:
         for setting in cfg.settings:
-            rung = next((s for s in stats if s.setting == setting and s.label == label), None)
-            ref = next((s for s in stats if s.setting == setting and s.label == cfg.reference), None)
-            if rung is None or ref is None:
+            pair = _pair(stats, setting, label, cfg.reference)
+            if pair is None:
                 continue
+            rung, ref = pair
             out.append(RungCheck(label, setting, tuple(paired_difference(rung, ref, m) for m in RUNG_METRICS),
-                                 complete=all(s.stats[0].n == s.planned for s in (rung, ref))))
+                                 complete=_complete(rung, ref)))
     return out
 
 
@@ -183,8 +201,7 @@ def _rung_markdown(cfg: EvalConfig, label: str, checks: list[RungCheck]) -> list
              "| setting | split | " + " | ".join(f"Δ {h}" for h in headers) + " | reproduces |",
              "|---|---|" + "---|" * len(headers) + "---|"]
     for c in checks:
-        cells = [_signed(d, col.fmt.replace(".0f", ".1f"))
-                 + ("" if math.isnan(d.half_width) or abs(d.mean) <= d.half_width else " `*`")
+        cells = [_signed(d, col.fmt.replace(".0f", ".1f")) + ("" if _contains_zero(d) else " `*`")
                  for d, col in zip(c.deltas, columns_)]
         ok = _mark(c.reproduces) + ("" if c.complete else " (incomplete)")
         lines.append(f"| {c.setting.name} | {c.setting.split} | " + " | ".join(cells) + f" | {ok} |")
