@@ -82,14 +82,19 @@ def test_factor_one_through_the_policy_is_dualpi2s_probability() -> None:
             (theirs.p_l_mark, theirs.p_c_drop, theirs.p_c_mark))
 
 
-def test_factor_one_reproduces_dualpi2_draw_for_draw_in_closed_loop(tmp_path, monkeypatch) -> None:
-    """With no per-packet batch every packet takes the epoch path: the factor-1 policy must give
-    the queue disc's own DualPI2 drops and marks exactly."""
+@pytest.mark.parametrize("serving, same", [
+    ({"llm_batch": 0}, True),                  # no per-packet batch: every packet takes the epoch path
+    ({"llm_agent_forward": "draw"}, True),     # a batch the head forwards takes the epoch draw
+    ({}, False),                               # a forwarded batch packet is forwarded: not DualPI2
+])
+def test_factor_one_reproduces_dualpi2_draw_for_draw_in_closed_loop(tmp_path, monkeypatch, serving, same) -> None:
+    """The factor-1 policy whose head forwards every packet must give the queue disc's own DualPI2
+    drops and marks exactly wherever its forwards defer to the epoch draw."""
     from aqm_llm.native import scenario_binary
 
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
     params = {"duration": "3s", "warmup": "1s", "bottleneck_rate": "50Mbps", "rtt": "20ms"}
-    via_policy = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=5, params={**params, "llm_batch": 0},
+    via_policy = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=5, params={**params, **serving},
                              output_dir=tmp_path / "policy",
                              agent=AgentSpec(agent="test_factor:UnitFactorPolicy", threads=1))
     assert via_policy["fallbacks"] == 0
@@ -98,10 +103,10 @@ def test_factor_one_reproduces_dualpi2_draw_for_draw_in_closed_loop(tmp_path, mo
                     *(f"--{k}={v}" for k, v in params.items()), f"--output={out}"],
                    check=True, capture_output=True)
     native = json.loads(out.read_text())
-    for cls in ("l4s", "classic"):
-        assert via_policy["classes"][cls]["drops"] == native["classes"][cls]["drops"]
-        assert via_policy["classes"][cls]["marks"] == native["classes"][cls]["marks"]
-    assert via_policy["classes"]["l4s"]["marks"] > 50 and via_policy["classes"]["classic"]["drops"] > 0
+    counts = [(via_policy["classes"][cls][kind], native["classes"][cls][kind])
+              for cls in ("l4s", "classic") for kind in ("drops", "marks")]
+    assert all(mine == theirs for mine, theirs in counts) == same, counts
+    assert native["classes"]["l4s"]["marks"] > 50 and native["classes"]["classic"]["drops"] > 0
 
 
 def test_the_factor_output_refuses_a_band_and_other_teachers_in_one_line(tmp_path) -> None:

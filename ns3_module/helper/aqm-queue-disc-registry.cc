@@ -135,6 +135,8 @@ AqmQueueDiscRegistry::Configure(Ptr<QueueDisc> qdisc,
         qdisc->SetAttribute("OverloadRule", word(options.llmOverload, "llm overload rule"));
         qdisc->SetAttribute("LSojournLimit", TimeValue(options.llmLSojournLimit));
         qdisc->SetAttribute("AgentLDrop", word(options.llmLAgentDrop, "llm L agent drop rule"));
+        qdisc->SetAttribute("AgentForward",
+                            word(options.llmAgentForward, "llm agent forward rule"));
         qdisc->SetAttribute("Teacher", StringValue(options.teacher));
         qdisc->SetAttribute("RecordActor", word(options.recordActor, "record actor"));
         qdisc->SetAttribute("RecordPath", StringValue(options.recordPath));

@@ -165,6 +165,20 @@ L4sLlmQueueDisc::GetTypeId()
                           EnumValue(AGENT_L_DROP_DROP),
                           MakeEnumAccessor<AgentLDropRule>(&L4sLlmQueueDisc::m_agentLDrop),
                           MakeEnumChecker(AGENT_L_DROP_DROP, "Drop", AGENT_L_DROP_MARK, "Mark"))
+            .AddAttribute("AgentForward",
+                          "What the agent's per-packet forward of a head-of-queue packet does. "
+                          "Forward: the packet is forwarded (only the L queue's native ramp can "
+                          "still mark it). Draw: the packet takes the epoch decision's draw, as a "
+                          "packet past the batch does, so that the per-packet drops and marks add "
+                          "to the epoch probabilities instead of replacing them (an agent whose "
+                          "epoch decision is DualPI2's and whose packets are all forwarded is then "
+                          "DualPI2, draw for draw). Teachers' actions are not affected.",
+                          EnumValue(AGENT_FORWARD_FORWARD),
+                          MakeEnumAccessor<AgentForwardRule>(&L4sLlmQueueDisc::m_agentForward),
+                          MakeEnumChecker(AGENT_FORWARD_FORWARD,
+                                          "Forward",
+                                          AGENT_FORWARD_DRAW,
+                                          "Draw"))
             .AddTraceSource("Fallbacks",
                             "Number of epochs that fell back to DualPI2 because of the agent",
                             MakeTraceSourceAccessor(&L4sLlmQueueDisc::m_fallbacks),
@@ -392,7 +406,8 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
     // coupled probability saturates (p_CL >= 1, the L queue no longer held by marks), L packets
     // are dropped with p_C -- the fallback controller's or the decision's (OverloadRule).
     // LSojournLimit (off by default) drops an L packet that waited longer, whoever decides.
-    // AgentLDrop Mark turns the agent's per-packet drop of an L packet into a mark.
+    // AgentLDrop Mark turns the agent's per-packet drop of an L packet into a mark; AgentForward
+    // Draw gives a packet the agent forwards the epoch draw of a packet past the batch.
     if (ExceedsLSojournLimit(d))
     {
         dropReason = L_SOJOURN_LIMIT_DROP; // no draw: the random stream stays as without it
@@ -438,8 +453,12 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
         {
             return Verdict::MARK;
         }
-        markReason = byAgent ? AGENT_EPOCH_MARK : TEACHER_EPOCH_MARK;
-        return Draw(*m_uv, native) ? Verdict::MARK : Verdict::FORWARD;
+        if (!byAgent || m_agentForward == AGENT_FORWARD_FORWARD)
+        {
+            markReason = byAgent ? AGENT_EPOCH_MARK : TEACHER_EPOCH_MARK;
+            return Draw(*m_uv, native) ? Verdict::MARK : Verdict::FORWARD;
+        }
+        // AgentForward Draw: the forwarded packet takes the epoch draw below.
     }
     dropReason = byAgent ? AGENT_EPOCH_DROP : TEACHER_EPOCH_DROP;
     markReason = byAgent ? AGENT_EPOCH_MARK : TEACHER_EPOCH_MARK;

@@ -144,6 +144,13 @@ class L4sLlmQueueDisc : public DualQueueDisc
         AGENT_L_DROP_MARK, //!< it CE-marks the packet (L packets dropped only by the overload rules)
     };
 
+    /// What the agent's per-packet forward of a head-of-queue packet does (AgentForward).
+    enum AgentForwardRule
+    {
+        AGENT_FORWARD_FORWARD, //!< it is forwarded (the L queue's native ramp can still mark it)
+        AGENT_FORWARD_DRAW,    //!< it takes the epoch decision's draw, as a packet past the batch
+    };
+
     /// EpochRecordHeader::actor and the Decision trace: who decided (>= 0: teacher index).
     using ActorCode = EpochDecision::ActorCode;
     static constexpr ActorCode ACTOR_FALLBACK = EpochDecision::ACTOR_FALLBACK; //!< the fallback
@@ -286,6 +293,7 @@ class L4sLlmQueueDisc : public DualQueueDisc
     Time m_maxBurst;               //!< burst allowance after a quiet period
     OverloadRule m_overloadRule;   //!< what the overload rule follows under a decision
     AgentLDropRule m_agentLDrop;   //!< what the agent's per-packet drop of an L packet does
+    AgentForwardRule m_agentForward; //!< what the agent's per-packet forward does
 
     // Fallback
     DualPi2Controller m_fallback;          //!< the fallback controller

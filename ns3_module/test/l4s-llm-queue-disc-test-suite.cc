@@ -58,6 +58,7 @@ enum class Policy
     MARKER,      //!< STEP with p_l_mark = 0.125, p_c_drop = 0.0625, p_c_mark = 0.25
     EPOCH_NONE,  //!< no per-packet actions; every epoch probability 0
     DROPPER,     //!< STEP's thresholds with drops for marks; epoch p = 0
+    FORWARDER,   //!< per packet: drop Not-ECT, forward the rest; p_l_mark 1, p_c_drop 0, p_c_mark 1
 };
 
 /**
@@ -217,7 +218,18 @@ class StubAgent
                         policy == Policy::DROPPER ? agent::kActionDrop : agent::kActionMark;
                     rep.actions[i].action =
                         d.sojourn_s > threshold ? signal : agent::kActionForward;
+                    if (policy == Policy::FORWARDER)
+                    {
+                        rep.actions[i].action = d.ecn == Ipv4Header::ECN_NotECT
+                                                    ? agent::kActionDrop
+                                                    : agent::kActionForward;
+                    }
                 }
+            }
+            if (policy == Policy::FORWARDER)
+            {
+                rep.p_l_mark = 1.0;
+                rep.p_c_mark = 1.0;
             }
             if (policy == Policy::MARKER)
             {
@@ -638,6 +650,58 @@ class L4sLlmAgentLDropTestCase : public TestCase
 
     QueueSizeUnit m_unit;
     bool m_mark;
+};
+
+/**
+ * \ingroup aqm-llm-tests
+ * \brief AgentForward: the agent drops the Not-ECT packets of the batch and forwards the rest,
+ * with epoch probabilities p_L mark 1, p_C mark 1. 1 ECT(1) L packet (alone in the L queue: no
+ * native mark), 3 ECT(0) and 3 Not-ECT C packets waited 16 ms. Forward: 3 agent drops, nothing
+ * marked, 4 forwarded. Draw: the same 3 agent drops, and the 4 forwarded packets take the epoch
+ * draw: 4 epoch marks. Packet and byte mode.
+ */
+class L4sLlmAgentForwardTestCase : public TestCase
+{
+  public:
+    L4sLlmAgentForwardTestCase(QueueSizeUnit unit, bool draw)
+        : TestCase(std::string("AgentForward ") + (draw ? "Draw" : "Forward") + ", " +
+                   ModeName(unit) + " mode"),
+          m_unit(unit),
+          m_draw(draw)
+    {
+    }
+
+  private:
+    void DoRun() override
+    {
+        StubAgent stub(Policy::FORWARDER);
+        NS_TEST_ASSERT_MSG_EQ(stub.Ready(), true, "stub agent created the channel");
+        auto q = MakeQueue(m_unit,
+                           {{"ChannelName", stub.Name()},
+                            {"AgentTimeout", "5s"},
+                            {"AgentForward", m_draw ? "Draw" : "Forward"}});
+        uint32_t forwarded = 0;
+        EnqueueAt(q, MilliSeconds(1), 1, Ipv4Header::ECN_ECT1);
+        EnqueueAt(q, MilliSeconds(1), 3, Ipv4Header::ECN_ECT0);
+        EnqueueAt(q, MilliSeconds(1), 3, Ipv4Header::ECN_NotECT);
+        DrainAt(q, MilliSeconds(17), &forwarded);
+        Simulator::Stop(MilliSeconds(18));
+        Simulator::Run();
+
+        const uint64_t epochMarks = m_draw ? 4 : 0;
+        NS_TEST_EXPECT_MSG_EQ(Drops(q, Q::AGENT_DROP), 3, "the agent's drops stand");
+        NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalDroppedPackets, 3, "no other drops");
+        NS_TEST_EXPECT_MSG_EQ(Marks(q, Q::AGENT_EPOCH_MARK), epochMarks, "epoch marks");
+        NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalMarkedPackets, epochMarks, "no other marks");
+        NS_TEST_EXPECT_MSG_EQ(forwarded, 4, "forwarded");
+        NS_TEST_EXPECT_MSG_EQ(q->GetFallbackCount(), 0, "no fallback");
+        q->Dispose();
+        NS_TEST_EXPECT_MSG_EQ(stub.Join(), 0, "the agent saw the channel close and exited");
+        Simulator::Destroy();
+    }
+
+    QueueSizeUnit m_unit;
+    bool m_draw;
 };
 
 /**
@@ -1091,6 +1155,7 @@ class L4sLlmRegistryTestCase : public TestCase
         o.recordActor = "teacher";
         o.recordPath = "/tmp/x.rec";
         o.llmLAgentDrop = "mark";
+        o.llmAgentForward = "draw";
         AqmQueueDiscRegistry::Configure(q, "l4s-llm", o);
         StringValue s;
         TimeValue t;
@@ -1115,6 +1180,9 @@ class L4sLlmRegistryTestCase : public TestCase
         EnumValue<Q::AgentLDropRule> lDrop;
         q->GetAttribute("AgentLDrop", lDrop);
         NS_TEST_EXPECT_MSG_EQ(lDrop.Get(), Q::AGENT_L_DROP_MARK, "agent L drop rule");
+        EnumValue<Q::AgentForwardRule> forward;
+        q->GetAttribute("AgentForward", forward);
+        NS_TEST_EXPECT_MSG_EQ(forward.Get(), Q::AGENT_FORWARD_DRAW, "agent forward rule");
         std::string error;
         const bool scaled = AqmTeacher::Create("pie-step@0.25") != nullptr;
         const bool unknown = AqmTeacher::Create("pie@2", &error) == nullptr;
@@ -1142,6 +1210,8 @@ class L4sLlmQueueDiscTestSuite : public TestSuite
             AddTestCase(new L4sLlmStubAgentTestCase(unit), Duration::QUICK);
             AddTestCase(new L4sLlmAgentLDropTestCase(unit, false), Duration::QUICK);
             AddTestCase(new L4sLlmAgentLDropTestCase(unit, true), Duration::QUICK);
+            AddTestCase(new L4sLlmAgentForwardTestCase(unit, false), Duration::QUICK);
+            AddTestCase(new L4sLlmAgentForwardTestCase(unit, true), Duration::QUICK);
             AddTestCase(new L4sLlmDecisionDelayTestCase(unit, true), Duration::QUICK);
             AddTestCase(new L4sLlmDecisionDelayTestCase(unit, false), Duration::QUICK);
             AddTestCase(new L4sLlmOverloadRuleTestCase(unit, false, Policy::EPOCH_NONE),
