@@ -82,30 +82,39 @@ def test_factor_one_through_the_policy_is_dualpi2s_probability() -> None:
             (theirs.p_l_mark, theirs.p_c_drop, theirs.p_c_mark))
 
 
-@pytest.mark.parametrize("serving, same", [
-    ({"llm_batch": 0}, True),                  # no per-packet batch: every packet takes the epoch path
-    ({"llm_agent_forward": "draw"}, True),     # a batch the head forwards takes the epoch draw
-    ({}, False),                               # a forwarded batch packet is forwarded: not DualPI2
-])
-def test_factor_one_reproduces_dualpi2_draw_for_draw_in_closed_loop(tmp_path, monkeypatch, serving, same) -> None:
-    """The factor-1 policy whose head forwards every packet must give the queue disc's own DualPI2
-    drops and marks exactly wherever its forwards defer to the epoch draw."""
+CLOSED_LOOP = {"duration": "3s", "warmup": "1s", "bottleneck_rate": "50Mbps", "rtt": "20ms"}
+
+
+@pytest.fixture(scope="module")
+def native_dualpi2(tmp_path_factory) -> dict:
+    """The queue disc's own DualPI2 (no agent) on :data:`CLOSED_LOOP`, seed 5."""
     from aqm_llm.native import scenario_binary
 
+    out = tmp_path_factory.mktemp("native") / "native.json"
+    subprocess.run([str(scenario_binary("dumbbell")), "--qdisc=l4s-llm", "--seed=5",
+                    *(f"--{k}={v}" for k, v in CLOSED_LOOP.items()), f"--output={out}"],
+                   check=True, capture_output=True)
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("serving, reproduces", [
+    ({"llm_batch": 0}, True),                  # no per-packet batch: every packet takes the epoch path
+    ({"llm_agent_forward": "draw"}, True),     # a batch the head forwards takes the epoch draw
+    ({}, False),                               # the batch matters: forwarded packets are not drawn
+], ids=["no-batch", "forward-draw", "forward"])
+def test_factor_one_reproduces_dualpi2_draw_for_draw_in_closed_loop(
+        tmp_path, monkeypatch, native_dualpi2: dict, serving: dict[str, str | int], reproduces: bool) -> None:
+    """The factor-1 policy whose head forwards every packet must give the queue disc's own DualPI2
+    drops and marks exactly wherever its forwards defer to the epoch draw."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
-    params = {"duration": "3s", "warmup": "1s", "bottleneck_rate": "50Mbps", "rtt": "20ms"}
-    via_policy = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=5, params={**params, **serving},
+    via_policy = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=5, params={**CLOSED_LOOP, **serving},
                              output_dir=tmp_path / "policy",
                              agent=AgentSpec(agent="test_factor:UnitFactorPolicy", threads=1))
     assert via_policy["fallbacks"] == 0
-    out = tmp_path / "native.json"
-    subprocess.run([str(scenario_binary("dumbbell")), "--qdisc=l4s-llm", "--seed=5",
-                    *(f"--{k}={v}" for k, v in params.items()), f"--output={out}"],
-                   check=True, capture_output=True)
-    native = json.loads(out.read_text())
+    native = native_dualpi2
     counts = [(via_policy["classes"][cls][kind], native["classes"][cls][kind])
               for cls in ("l4s", "classic") for kind in ("drops", "marks")]
-    assert all(mine == theirs for mine, theirs in counts) == same, counts
+    assert all(mine == theirs for mine, theirs in counts) == reproduces, counts
     assert native["classes"]["l4s"]["marks"] > 50 and native["classes"]["classic"]["drops"] > 0
 
 

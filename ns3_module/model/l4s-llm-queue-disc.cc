@@ -170,9 +170,9 @@ L4sLlmQueueDisc::GetTypeId()
                           "Forward: the packet is forwarded (only the L queue's native ramp can "
                           "still mark it). Draw: the packet takes the epoch decision's draw, as a "
                           "packet past the batch does, so that the per-packet drops and marks add "
-                          "to the epoch probabilities instead of replacing them (an agent whose "
-                          "epoch decision is DualPI2's and whose packets are all forwarded is then "
-                          "DualPI2, draw for draw). Teachers' actions are not affected.",
+                          "to the epoch probabilities instead of replacing them (an agent that "
+                          "forwards every packet then draws as with BatchSize 0). Teachers' "
+                          "actions are not affected.",
                           EnumValue(AGENT_FORWARD_FORWARD),
                           MakeEnumAccessor<AgentForwardRule>(&L4sLlmQueueDisc::m_agentForward),
                           MakeEnumChecker(AGENT_FORWARD_FORWARD,
@@ -453,12 +453,13 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
         {
             return Verdict::MARK;
         }
-        if (!byAgent || m_agentForward == AGENT_FORWARD_FORWARD)
+        const bool forwardDraws = byAgent && m_agentForward == AGENT_FORWARD_DRAW;
+        if (!forwardDraws)
         {
             markReason = byAgent ? AGENT_EPOCH_MARK : TEACHER_EPOCH_MARK;
             return Draw(*m_uv, native) ? Verdict::MARK : Verdict::FORWARD;
         }
-        // AgentForward Draw: the forwarded packet takes the epoch draw below.
+        // AgentForward Draw: the forwarded packet falls through to the epoch draw below.
     }
     dropReason = byAgent ? AGENT_EPOCH_DROP : TEACHER_EPOCH_DROP;
     markReason = byAgent ? AGENT_EPOCH_MARK : TEACHER_EPOCH_MARK;

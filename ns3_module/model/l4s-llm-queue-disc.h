@@ -58,7 +58,8 @@ class UniformRandomVariable;
  * Decisions and how they apply at dequeue: a decision is a Reply: a per-packet action for each
  * described packet, matched by that id (forward unchanged, drop, CE-mark; a mark on a Not-ECT
  * packet, or on an ECT(0) one with UseEcn false, is a drop; a mark on a CE packet leaves it as
- * it is and is not counted), and epoch probabilities for the packets it does not cover: an L
+ * it is and is not counted), and epoch probabilities for the packets it does not cover (and,
+ * with AgentForward Draw, for those the agent forwards): an L
  * packet is marked with p_l_mark; a C packet is dropped with p_c_drop, else marked with p_c_mark
  * (a drop if it cannot carry a mark). Draws come from one seeded stream (AssignStreams). A
  * decision takes effect DecisionDelay of simulated time after its epoch (0: at once) and stays in
@@ -293,7 +294,7 @@ class L4sLlmQueueDisc : public DualQueueDisc
     Time m_maxBurst;               //!< burst allowance after a quiet period
     OverloadRule m_overloadRule;   //!< what the overload rule follows under a decision
     AgentLDropRule m_agentLDrop;   //!< what the agent's per-packet drop of an L packet does
-    AgentForwardRule m_agentForward; //!< what the agent's per-packet forward does
+    AgentForwardRule m_agentForward; //!< what the agent's per-packet forward does (AgentForward)
 
     // Fallback
     DualPi2Controller m_fallback;          //!< the fallback controller

@@ -59,6 +59,7 @@ enum class Policy
     EPOCH_NONE,  //!< no per-packet actions; every epoch probability 0
     DROPPER,     //!< STEP's thresholds with drops for marks; epoch p = 0
     FORWARDER,   //!< per packet: drop Not-ECT, forward the rest; p_l_mark 1, p_c_drop 0, p_c_mark 1
+    FORWARD_ALL, //!< per packet: forward all; p_l_mark 0.25, p_c_drop 0.125, p_c_mark 0.25
 };
 
 /**
@@ -206,6 +207,21 @@ class StubAgent
                 rep.p_l_mark = 1.0;
                 rep.p_c_mark = 1.0;
             }
+            else if (policy == Policy::FORWARDER || policy == Policy::FORWARD_ALL)
+            {
+                const bool all = policy == Policy::FORWARD_ALL;
+                rep.action_count = r.packet_count;
+                for (uint32_t i = 0; i < r.packet_count; ++i)
+                {
+                    rep.actions[i].uid = r.packets[i].uid;
+                    rep.actions[i].action = !all && r.packets[i].ecn == Ipv4Header::ECN_NotECT
+                                                ? agent::kActionDrop
+                                                : agent::kActionForward;
+                }
+                rep.p_l_mark = all ? 0.25 : 1.0;
+                rep.p_c_drop = all ? 0.125 : 0.0;
+                rep.p_c_mark = all ? 0.25 : 1.0;
+            }
             else
             {
                 rep.action_count = r.packet_count;
@@ -218,18 +234,7 @@ class StubAgent
                         policy == Policy::DROPPER ? agent::kActionDrop : agent::kActionMark;
                     rep.actions[i].action =
                         d.sojourn_s > threshold ? signal : agent::kActionForward;
-                    if (policy == Policy::FORWARDER)
-                    {
-                        rep.actions[i].action = d.ecn == Ipv4Header::ECN_NotECT
-                                                    ? agent::kActionDrop
-                                                    : agent::kActionForward;
-                    }
                 }
-            }
-            if (policy == Policy::FORWARDER)
-            {
-                rep.p_l_mark = 1.0;
-                rep.p_c_mark = 1.0;
             }
             if (policy == Policy::MARKER)
             {
@@ -702,6 +707,99 @@ class L4sLlmAgentForwardTestCase : public TestCase
 
     QueueSizeUnit m_unit;
     bool m_draw;
+};
+
+/**
+ * \ingroup aqm-llm-tests
+ * \brief AgentForward Draw, draw for draw: an agent that forwards its whole batch with fractional
+ * epoch probabilities (p_L mark 0.25, p_C drop 0.125, p_C mark 0.25) gives, with Draw, the same
+ * drops and marks by reason as with BatchSize 0 (every packet by the epoch draw, on the same
+ * seeded stream), and not the same with Forward; a teacher's run is the same under Draw and
+ * Forward. Ten epochs of L (ECT(1), CE) and C (ECT(0), Not-ECT) traffic kept backlogged across
+ * the epoch boundaries. Packet and byte mode.
+ */
+class L4sLlmAgentForwardDrawTestCase : public TestCase
+{
+  public:
+    L4sLlmAgentForwardDrawTestCase(QueueSizeUnit unit)
+        : TestCase("AgentForward Draw = BatchSize 0, teachers unaffected, " + ModeName(unit) +
+                   " mode"),
+          m_unit(unit)
+    {
+    }
+
+  private:
+    /// Per-reason counts and the number forwarded after a run with \p attrs (and a FORWARD_ALL
+    /// stub agent unless \p teacher).
+    std::vector<uint64_t> Run(std::vector<std::pair<std::string, std::string>> attrs, bool teacher)
+    {
+        std::unique_ptr<StubAgent> stub;
+        if (teacher)
+        {
+            attrs.emplace_back("Mode", "Teacher");
+        }
+        else
+        {
+            stub = std::make_unique<StubAgent>(Policy::FORWARD_ALL);
+            NS_TEST_EXPECT_MSG_EQ(stub->Ready(), true, "stub agent ready");
+            attrs.emplace_back("ChannelName", stub->Name());
+            attrs.emplace_back("AgentTimeout", "5s");
+        }
+        auto q = MakeQueue(m_unit, attrs);
+        uint32_t forwarded = 0;
+        for (Time t = MilliSeconds(1); t < MilliSeconds(160); t += MilliSeconds(4))
+        {
+            EnqueueAt(q, t, 2, Ipv4Header::ECN_ECT1);
+            EnqueueAt(q, t, 1, Ipv4Header::ECN_CE);
+            EnqueueAt(q, t, 2, Ipv4Header::ECN_ECT0);
+            EnqueueAt(q, t, 1, Ipv4Header::ECN_NotECT);
+            DrainAt(q, t + MilliSeconds(12), &forwarded); // 18 packets queued at each epoch
+        }
+        Simulator::Stop(MilliSeconds(175));
+        Simulator::Run();
+        std::vector<uint64_t> counts{forwarded};
+        for (const char* reason : {Q::AGENT_DROP, Q::AGENT_EPOCH_DROP, Q::TEACHER_DROP,
+                                   Q::TEACHER_EPOCH_DROP, Q::FALLBACK_DROP, Q::OVERLOAD_L4S_DROP})
+        {
+            counts.push_back(Drops(q, reason));
+        }
+        for (const char* reason : {Q::AGENT_MARK, Q::AGENT_EPOCH_MARK, Q::TEACHER_MARK,
+                                   Q::TEACHER_EPOCH_MARK, Q::FALLBACK_MARK})
+        {
+            counts.push_back(Marks(q, reason));
+        }
+        NS_TEST_EXPECT_MSG_EQ(q->GetFallbackCount(), 0, "no fallback");
+        q->Dispose();
+        if (stub)
+        {
+            NS_TEST_EXPECT_MSG_EQ(stub->Join(), 0, "agent exited");
+        }
+        Simulator::Destroy();
+        return counts;
+    }
+
+    void DoRun() override
+    {
+        const auto draw = Run({{"AgentForward", "Draw"}}, false);
+        const auto noBatch = Run({{"BatchSize", "0"}}, false);
+        const auto forward = Run({{"AgentForward", "Forward"}}, false);
+        NS_TEST_EXPECT_MSG_EQ(draw.size(), noBatch.size(), "same reasons");
+        for (size_t i = 0; i < draw.size(); ++i)
+        {
+            NS_TEST_EXPECT_MSG_EQ(draw[i], noBatch[i], "Draw = BatchSize 0, count " << i);
+        }
+        NS_TEST_EXPECT_MSG_GT(draw[2], 0, "epoch drops drawn");
+        NS_TEST_EXPECT_MSG_GT(draw[8], 0, "epoch marks drawn");
+        NS_TEST_EXPECT_MSG_EQ((forward != draw), true, "Forward differs: the batch is forwarded");
+        const auto teacherDraw = Run({{"AgentForward", "Draw"}}, true);
+        const auto teacherForward = Run({{"AgentForward", "Forward"}}, true);
+        NS_TEST_EXPECT_MSG_EQ((teacherDraw == teacherForward), true, "teachers unaffected");
+        NS_TEST_EXPECT_MSG_GT(teacherDraw[3] + teacherDraw[4] + teacherDraw[9] + teacherDraw[10],
+                              0,
+                              "the teacher signalled");
+    }
+
+    QueueSizeUnit m_unit;
 };
 
 /**
@@ -1212,6 +1310,7 @@ class L4sLlmQueueDiscTestSuite : public TestSuite
             AddTestCase(new L4sLlmAgentLDropTestCase(unit, true), Duration::QUICK);
             AddTestCase(new L4sLlmAgentForwardTestCase(unit, false), Duration::QUICK);
             AddTestCase(new L4sLlmAgentForwardTestCase(unit, true), Duration::QUICK);
+            AddTestCase(new L4sLlmAgentForwardDrawTestCase(unit), Duration::QUICK);
             AddTestCase(new L4sLlmDecisionDelayTestCase(unit, true), Duration::QUICK);
             AddTestCase(new L4sLlmDecisionDelayTestCase(unit, false), Duration::QUICK);
             AddTestCase(new L4sLlmOverloadRuleTestCase(unit, false, Policy::EPOCH_NONE),

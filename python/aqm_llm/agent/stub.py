@@ -52,9 +52,11 @@ class DualPi2ProbabilityAgent(Agent):
     p_L = min(k p', 1) (the coupled mark, under which the queue disc keeps the native step),
     p_C = p'^2 as a mark (carried out as a drop on Not-ECT packets); batch packets forwarded.
 
-    With ``llm_batch=0`` (no per-packet batch) every packet goes through the epoch path, so a run
-    must reproduce the queue disc's own DualPI2 fallback draw for draw: the check that the
-    probability path applies probabilities exactly as DualPI2 does."""
+    With ``llm_batch=0`` (no per-packet batch) every packet goes through the epoch path, and with
+    ``llm_agent_forward=draw`` so do the batch packets it forwards, so a run must reproduce the
+    queue disc's own DualPI2 fallback draw for draw (with no L4S sojourn limit, and while the
+    classic queue is not overloaded: there DualPI2 drops ECT(0) packets that this reply marks):
+    the check that the probability path applies probabilities exactly as DualPI2 does."""
 
     def __init__(self, coupling: float | str = DUALPI2_COUPLING) -> None:
         self.coupling = float(coupling)  # the queue disc's CouplingFactor (k, default 2)
