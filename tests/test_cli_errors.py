@@ -100,6 +100,11 @@ def test_scenario_refuses_a_buffer_out_of_range(value: str) -> None:
     assert f"bad value '{value}' for buffer" in line
 
 
+def test_scenario_refuses_a_draw_stream_for_a_queue_disc_without_one() -> None:
+    line = _binary_error("dumbbell", "--qdisc=fifo", "--qdisc_stream=3")
+    assert "bad value '3' for qdisc_stream" in line and "dualpi2 and l4s-llm" in line
+
+
 def test_scenario_refuses_bad_traces(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("0,1e30\n1,50\n")

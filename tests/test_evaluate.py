@@ -41,7 +41,11 @@ def _doc(ckpt: Path, **extra: object) -> dict:
     ({"baselines": ["dualpi2", "l4s-llm"]}, "evaluated through `policies`"),
     ({"reference": "pie"}, "reference: 'pie' is not one of the baselines"),
     ({"settings": [{"name": "x", "scenario": "dumbbell", "split": "test"}]}, "bad split 'test'"),
-    ({"target": {"policy": "nope"}}, "target.policy: 'nope' is not a policy label"),
+    ({"target": {"policy": "nope"}}, "target.policy: 'nope' is not a series other than the reference"),
+    ({"target": {"policy": "dualpi2"}}, "target.policy: 'dualpi2' is not a series other than the reference"),
+    ({"baselines": ["dualpi2", {"label": "d2", "qdisc": "dualpi2", "colour": 1}]}, r"baselines\[1\]: unknown key 'colour'"),
+    ({"baselines": ["dualpi2", {"label": "d2"}]}, r"baselines\[1\]: 'qdisc' is required"),
+    ({"baselines": ["dualpi2", {"label": "d2", "qdisc": "l4s-llm"}]}, "evaluated through `policies`"),
     ({"target": {"utilisation_tolerance": 1.5}}, "bad value '1.5'"),
     ({"colour": "red"}, "unknown key 'colour'"),
     ({"baselines": ["dualpi2", "tiny"]}, "label 'tiny' is used twice"),
@@ -49,7 +53,7 @@ def _doc(ckpt: Path, **extra: object) -> dict:
      r"policies\[0\].target_return: bad value 'high'"),
     ({"policies": [{"label": "t", "checkpoint": "c", "sample": "yes"}]},
      r"policies\[0\].sample: bad value 'yes'"),
-    ({"rung": "dualpi2"}, "rung: 'dualpi2' is not a policy label"),
+    ({"rung": "dualpi2"}, "rung: 'dualpi2' is not a series other than the reference"),
 ])
 def test_bad_evaluation_files_name_the_bad_value(tmp_path: Path, change: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -67,6 +71,31 @@ def test_a_policy_row_can_set_parameters_of_its_own(tmp_path: Path) -> None:
     assert all(r.run.spec.params["decision_delay"] == "16ms" for r in delayed)
     assert all("decision_delay" not in r.run.spec.params for r in runs if r.label == "tiny")
     assert len({r.run.key() for r in runs}) == len(runs)  # a row of its own, not a rerun of 'tiny'
+
+
+def test_a_baseline_row_can_set_parameters_and_be_the_target(tmp_path: Path) -> None:
+    ckpt = _save_policy(tmp_path / "ckpt", 1)
+    other = {"label": "dualpi2, other draws", "qdisc": "dualpi2", "params": {"qdisc_stream": 1}}
+    plain = parse_eval_config(_doc(ckpt), source="ev.yaml").runs()
+    cfg = parse_eval_config(_doc(ckpt, baselines=["dualpi2", other], target={"policy": other["label"]},
+                                 rung=[other["label"]]), source="ev.yaml")
+    runs = cfg.runs()
+    assert cfg.target.policy == "dualpi2, other draws" and cfg.rung == ("dualpi2, other draws",)
+    drawn = [r for r in runs if r.label == "dualpi2, other draws"]
+    assert len(drawn) == 4 and all(r.run.spec.qdisc == "dualpi2" for r in drawn)
+    assert all(r.run.spec.params["qdisc_stream"] == "1" for r in drawn)
+    # A plain baseline's runs keep their keys (databases of earlier evaluations are reused).
+    keys = {r.run.key() for r in plain if r.label == "dualpi2"}
+    assert keys == {r.run.key() for r in runs if r.label == "dualpi2"}
+    assert not keys & {r.run.key() for r in drawn}
+
+
+def test_a_draw_stream_for_a_queue_disc_without_one_fails_before_running(tmp_path: Path) -> None:
+    ckpt = _save_policy(tmp_path / "ckpt", 1)
+    fifo = {"label": "fifo, other draws", "qdisc": "fifo", "params": {"qdisc_stream": 1}}
+    cfg = parse_eval_config(_doc(ckpt, baselines=["dualpi2", fifo]), source="ev.yaml")
+    with pytest.raises(ConfigError, match="bad value '1' for qdisc_stream: it applies to dualpi2 and l4s-llm, not to fifo"):
+        cfg.runs()
 
 
 def test_a_policy_row_can_ask_for_another_target_return(tmp_path: Path) -> None:

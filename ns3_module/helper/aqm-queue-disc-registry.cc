@@ -7,6 +7,8 @@
 #include "ns3/boolean.h"
 #include "ns3/data-rate.h"
 #include "ns3/double.h"
+#include "ns3/dual-pi2-queue-disc.h"
+#include "ns3/l4s-llm-queue-disc.h"
 #include "ns3/log.h"
 #include "ns3/net-device.h"
 #include "ns3/nstime.h"
@@ -99,6 +101,21 @@ AqmQueueDiscRegistry::Configure(Ptr<QueueDisc> qdisc,
     const auto& spec = Get(name);
     NS_LOG_FUNCTION(qdisc << name);
     qdisc->SetAttribute("MaxSize", QueueSizeValue(options.limit));
+    if (options.drawStream >= 0)
+    {
+        if (auto dualPi2 = DynamicCast<DualPi2QueueDisc>(qdisc))
+        {
+            dualPi2->AssignStreams(options.drawStream);
+        }
+        else if (auto llm = DynamicCast<L4sLlmQueueDisc>(qdisc))
+        {
+            llm->AssignStreams(options.drawStream);
+        }
+        else
+        {
+            NS_ABORT_MSG("a draw stream applies to dualpi2 and l4s-llm, not to " << name);
+        }
+    }
     if (spec.typeId == "ns3::FifoQueueDisc")
     {
         return;
@@ -207,6 +224,7 @@ AqmQueueDiscRegistry::InstallMq(Ptr<NetDevice> device,
             childOptions.agentChannel.clear();
             childOptions.recordPath.clear();
             childOptions.llmMode = "teacher";
+            childOptions.drawStream = -1; // a fixed stream serves the main child alone
         }
         Configure(root->GetQueueDiscClass(i)->GetQueueDisc(), name, childOptions);
     }

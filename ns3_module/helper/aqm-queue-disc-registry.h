@@ -49,6 +49,10 @@ struct AqmQueueDiscOptions
     std::string recordActor{"auto"};         //!< record mode: auto | agent | teacher
     std::string recordPath;                  //!< record mode: the record file
     double explorationEpsilon{0};            //!< l4s-llm: epsilon-random teacher actions
+    /// dualpi2, l4s-llm: the ns-3 stream of the queue disc's own random draws (-1: ns-3's
+    /// automatic assignment; l4s-llm takes this stream and the next). Another stream gives the
+    /// same traffic sources other draws; other queue discs refuse it.
+    int64_t drawStream{-1};
 };
 
 /**

@@ -25,6 +25,8 @@ from aqm_llm.scenarios import describe, parse_seconds
 _RUNNER_OWNED = ("output", "progress")
 #: Set by the runner from its own arguments and options: not offered as --set parameters.
 RUNNER_SET = (*_RUNNER_OWNED, "qdisc", "seed", "agent_channel", "timeseries")
+#: Queue discs whose own random draws the scenario parameter qdisc_stream moves to another stream.
+DRAW_STREAM_QDISCS = ("dualpi2", "l4s-llm")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,10 @@ def build_command(spec: RunSpec, output: Path, timeseries: Path | None = None,
     if warmup >= duration:
         raise ConfigError(f"bad value '{args.get('warmup', scenario.params['warmup'].default)}' for warmup: "
                           f"must be below duration ({args.get('duration', scenario.params['duration'].default)})")
+    stream = args.get("qdisc_stream")
+    if stream is not None and int(stream) >= 0 and spec.qdisc not in DRAW_STREAM_QDISCS:
+        raise ConfigError(f"bad value '{stream}' for qdisc_stream: it applies to "
+                          f"{' and '.join(DRAW_STREAM_QDISCS)}, not to {spec.qdisc} (-1: automatic)")
     cmd = [str(native.scenario_binary(spec.scenario))]
     cmd += [f"--{k}={v}" for k, v in args.items()]
     cmd += [f"--output={output}"]

@@ -7,8 +7,10 @@ Format (YAML)::
     seeds: {count: 3, start: 101}          # or a list; as in sweep files
     params: {duration: 6s, warmup: 2s}     # every run (each setting may override)
     baselines: [dualpi2, pie-l4s, fq-codel-l4s, codel, fifo]
+    #   or entries {label, qdisc, params}: a queue disc with parameters of its own, e.g.
+    #   {label: "dualpi2, other draws", qdisc: dualpi2, params: {qdisc_stream: 1}}
     reference: dualpi2                     # the baseline the target is stated against
-    target: {policy: l4s-llm, utilisation_tolerance: 0.02}
+    target: {policy: l4s-llm, utilisation_tolerance: 0.02}   # policy: any series but the reference
     policies:                              # l4s-llm runs, one series per trained checkpoint
       - {label: l4s-llm, checkpoint: models/l4s-llm}
       - {label: mlp-ablation, checkpoint: models/l4s-llm-mlp, splits: [held-out]}
@@ -43,6 +45,7 @@ SPLITS = ("training", "held-out")
 _TOP_KEYS = ("name", "description", "seeds", "params", "baselines", "reference", "target", "rung", "policies",
              "agent", "settings", "timeseries", "run_timeout_s")
 _SETTING_KEYS = ("name", "scenario", "split", "params")
+_BASELINE_KEYS = ("label", "qdisc", "params")
 _POLICY_KEYS = ("label", "checkpoint", "splits", "params", "p_prime_band", "target_return", "sample")
 _TARGET_KEYS = ("policy", "utilisation_tolerance")
 
@@ -54,6 +57,16 @@ class Setting:
     name: str
     scenario: str
     split: str
+    params: dict[str, Scalar] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A queue disc evaluated as it is (no agent), ``label`` in the tables; ``params`` apply to
+    its runs on top of the setting's (qdisc_stream: the same queue disc with other draws)."""
+
+    label: str
+    qdisc: str
     params: dict[str, Scalar] = field(default_factory=dict)
 
 
@@ -77,8 +90,9 @@ DEFAULT_UTILISATION_TOLERANCE = 0.02
 
 @dataclass(frozen=True)
 class Target:
-    """The bar: ``policy`` on held-out settings, L4S p99 sojourn <= the reference's, utilisation
-    >= (1 - tolerance) x the reference's, loss <= the reference's (means over seeds)."""
+    """The bar: ``policy`` (a policy's or a baseline's label) on held-out settings, L4S p99
+    sojourn <= the reference's, utilisation >= (1 - tolerance) x the reference's, loss <= the
+    reference's (means over seeds)."""
 
     policy: str
     utilisation_tolerance: float = DEFAULT_UTILISATION_TOLERANCE
@@ -97,7 +111,7 @@ class EvalPlanRun:
 class EvalConfig:
     name: str
     settings: tuple[Setting, ...]
-    baselines: tuple[str, ...]
+    baselines: tuple[Baseline, ...]
     policies: tuple[Policy, ...]
     reference: str
     target: Target
@@ -107,13 +121,13 @@ class EvalConfig:
     timeseries: bool = False
     run_timeout_s: float | None = None  # wall-clock limit per run (None: the sweep default)
     source: str = "evaluation"
-    # The sanity rung: policy labels whose runs must reproduce the reference's (evaluate.table's
-    # rung check); empty: no such check.
+    # The sanity rung: labels of series (not the reference) whose runs must reproduce the
+    # reference's (evaluate.table's rung check); empty: no such check.
     rung: tuple[str, ...] = ()
 
     def labels(self) -> list[str]:
         """Series in table order: baselines, then policies."""
-        return [*self.baselines, *(p.label for p in self.policies)]
+        return [*(b.label for b in self.baselines), *(p.label for p in self.policies)]
 
     def runs(self, base_dir: Path | None = None) -> list[EvalPlanRun]:
         """Every run, validated (ConfigError names the first bad one). A policy's checkpoint must
@@ -123,8 +137,9 @@ class EvalConfig:
         out: list[EvalPlanRun] = []
         for s in self.settings:
             params = {**self.params, **s.params}
-            for qdisc in self.baselines:
-                out += [EvalPlanRun(s, qdisc, canonical(SweepRun(RunSpec(s.scenario, qdisc, seed, dict(params)),
+            for b in self.baselines:
+                out += [EvalPlanRun(s, b.label, canonical(SweepRun(RunSpec(s.scenario, b.qdisc, seed,
+                                                                           {**params, **b.params}),
                                                                  timeseries=self.timeseries,
                                                                  timeout_s=self.run_timeout_s)))
                         for seed in self.seeds]
@@ -164,26 +179,27 @@ def checkpoint_digest(directory: Path, source: str = "evaluation") -> str:
 
 def parse_eval_config(doc: Any, default_name: str = "evaluation", source: str = "evaluation") -> EvalConfig:
     fail, name = top_level(doc, _TOP_KEYS, "settings, baselines, policies, seeds", source, default_name)
-    baselines = as_names(doc.get("baselines", []), "baselines", fail)
-    if "l4s-llm" in baselines:
-        raise fail("baselines: 'l4s-llm' is evaluated through `policies` (one entry per checkpoint)")
+    baselines = tuple(_baseline(item, i, fail)
+                      for i, item in enumerate(_as_list(doc.get("baselines", []), "baselines", fail)))
     policies = tuple(_policy(item, i, fail) for i, item in enumerate(_as_list(doc.get("policies", []), "policies", fail)))
-    labels = [*baselines, *(p.label for p in policies)]
+    labels = [*(b.label for b in baselines), *(p.label for p in policies)]
     if len(set(labels)) != len(labels):
         dup = next(x for x in labels if labels.count(x) > 1)
         raise fail(f"label '{dup}' is used twice (baselines and policy labels must be distinct)")
     if not labels:
         raise fail("nothing to compare: give baselines and/or policies")
     reference = doc.get("reference", "dualpi2")
-    if reference not in baselines:
-        raise fail(f"reference: '{reference}' is not one of the baselines ({', '.join(baselines) or 'none'})")
-    target = _target(doc.get("target"), policies, fail)
+    baseline_labels = [b.label for b in baselines]
+    if reference not in baseline_labels:
+        raise fail(f"reference: '{reference}' is not one of the baselines ({', '.join(baseline_labels) or 'none'})")
+    compared = [label for label in labels if label != reference]
+    target = _target(doc.get("target"), policies, compared, fail)
     rung_value = doc.get("rung")
     rung = () if rung_value is None else as_names(
         [rung_value] if isinstance(rung_value, str) else rung_value, "rung", fail)
     for label in rung:
-        if label not in {p.label for p in policies}:
-            raise fail(f"rung: '{label}' is not a policy label ({', '.join(p.label for p in policies) or 'none'})")
+        if label not in compared:
+            raise fail(f"rung: '{label}' is not a series other than the reference ({', '.join(compared) or 'none'})")
     settings = tuple(_setting(item, i, fail) for i, item in enumerate(_as_list(doc.get("settings"), "settings", fail)))
     if not settings:
         raise fail("settings: give at least one {name, scenario, split, params}")
@@ -226,6 +242,23 @@ def _setting(item: Any, i: int, fail: Fail) -> Setting:
     return Setting(d["name"], d["scenario"], d["split"], as_params(d.get("params", {}), f"{where}.params", fail))
 
 
+def _baseline(item: Any, i: int, fail: Fail) -> Baseline:
+    """A queue disc name, or {label, qdisc, params}."""
+    where = f"baselines[{i}]"
+    if isinstance(item, str):
+        d: dict[str, Any] = {"label": item, "qdisc": item}
+    elif isinstance(item, dict):
+        d = checked_mapping(item, where, _BASELINE_KEYS, fail)
+    else:
+        raise fail(f"{where}: bad value '{item}': expected a queue disc name or {{label, qdisc, params}}")
+    for k in ("label", "qdisc"):
+        if not isinstance(d.get(k), str) or not d[k]:
+            raise fail(f"{where}: '{k}' is required (a name)")
+    if d["qdisc"] == "l4s-llm":
+        raise fail(f"{where}: 'l4s-llm' is evaluated through `policies` (one entry per checkpoint)")
+    return Baseline(d["label"], d["qdisc"], as_params(d.get("params", {}), f"{where}.params", fail))
+
+
 def _policy(item: Any, i: int, fail: Fail) -> Policy:
     where = f"policies[{i}]"
     d = checked_mapping(item, where, _POLICY_KEYS, fail)
@@ -254,12 +287,15 @@ def _policy(item: Any, i: int, fail: Fail) -> Policy:
                   band, target, sample)
 
 
-def _target(value: Any, policies: tuple[Policy, ...], fail: Fail) -> Target:
+def _target(value: Any, policies: tuple[Policy, ...], compared: list[str], fail: Fail) -> Target:
+    """``compared``: the series other than the reference; the target policy is one of them (by
+    default the first policy)."""
     d = checked_mapping(as_mapping(value, "target", fail) if value is not None else {}, "target", _TARGET_KEYS, fail)
     default = policies[0].label if policies else ""
     policy = d.get("policy", default)
-    if policies and policy not in {p.label for p in policies}:
-        raise fail(f"target.policy: '{policy}' is not a policy label ({', '.join(p.label for p in policies)})")
+    if "policy" in d and policy not in compared:
+        raise fail(f"target.policy: '{policy}' is not a series other than the reference "
+                   f"({', '.join(compared) or 'none'})")
     tol = d.get("utilisation_tolerance", DEFAULT_UTILISATION_TOLERANCE)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
         raise fail(f"target.utilisation_tolerance: bad value '{tol}': expected a fraction in [0, 1)")
