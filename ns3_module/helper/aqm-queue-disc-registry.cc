@@ -63,6 +63,12 @@ AqmQueueDiscRegistry::Names()
 }
 
 bool
+AqmQueueDiscRegistry::HasDrawStream(const std::string& name)
+{
+    return name == "dualpi2" || name == "l4s-llm";
+}
+
+bool
 AqmQueueDiscRegistry::IsKnown(const std::string& name)
 {
     for (const auto& n : Names())
@@ -103,17 +109,17 @@ AqmQueueDiscRegistry::Configure(Ptr<QueueDisc> qdisc,
     qdisc->SetAttribute("MaxSize", QueueSizeValue(options.limit));
     if (options.drawStream >= 0)
     {
+        NS_ABORT_MSG_UNLESS(HasDrawStream(name),
+                            "a draw stream applies to dualpi2 and l4s-llm, not to " << name);
         if (auto dualPi2 = DynamicCast<DualPi2QueueDisc>(qdisc))
         {
             dualPi2->AssignStreams(options.drawStream);
         }
-        else if (auto llm = DynamicCast<L4sLlmQueueDisc>(qdisc))
-        {
-            llm->AssignStreams(options.drawStream);
-        }
         else
         {
-            NS_ABORT_MSG("a draw stream applies to dualpi2 and l4s-llm, not to " << name);
+            auto llm = DynamicCast<L4sLlmQueueDisc>(qdisc);
+            NS_ASSERT_MSG(llm, "HasDrawStream names a queue disc with no stream to assign");
+            llm->AssignStreams(options.drawStream);
         }
     }
     if (spec.typeId == "ns3::FifoQueueDisc")

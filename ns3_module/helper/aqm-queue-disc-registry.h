@@ -86,6 +86,9 @@ class AqmQueueDiscRegistry
     static std::vector<std::string> Names();
     /// \brief Whether \p name is one of Names().
     static bool IsKnown(const std::string& name);
+    /// \brief Whether \p name's own random draws can be moved to another stream
+    /// (AqmQueueDiscOptions::drawStream): dualpi2 and l4s-llm.
+    static bool HasDrawStream(const std::string& name);
     /// \brief The spec for \p name; aborts with the allowed names if it is unknown.
     static const AqmQueueDiscSpec& Get(const std::string& name);
 

@@ -88,7 +88,7 @@ SetupRun(const ParamSet& p)
     {
         p.Fail("llm_mode=record needs record_path");
     }
-    if (p.GetInt("qdisc_stream") >= 0 && qdisc != "dualpi2" && qdisc != "l4s-llm")
+    if (p.GetInt("qdisc_stream") >= 0 && !AqmQueueDiscRegistry::HasDrawStream(qdisc))
     {
         p.Fail("bad value '" + p.GetString("qdisc_stream") +
                "' for qdisc_stream: it applies to dualpi2 and l4s-llm, not to " + qdisc +
