@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from aqm_llm import cli
+from conftest import REPO
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "nan"])
@@ -268,3 +269,14 @@ def test_db_that_is_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[st
     f.write_text("scenarios: [dumbbell]\nqdiscs: [fifo]\nparams: {duration: 1s, warmup: 500ms}\n")
     for argv in (["sweep", str(f), "--db", str(tmp_path)], ["report", str(tmp_path), "-o", str(tmp_path / "r")]):
         _one_line_error(cli.main(argv), capsys, "is a directory")
+
+
+def test_reuse_from_a_missing_database_or_with_tables_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("scenarios: [dumbbell]\nqdiscs: [dualpi2]\nparams: {duration: 1s, warmup: 500ms}\n")
+    missing = tmp_path / "missing.db"
+    rc = cli.main(["sweep", str(sweep), "--db", str(tmp_path / "r.db"), "--reuse-from", str(missing), "--no-progress"])
+    _one_line_error(rc, capsys, str(missing))
+    rc = cli.main(["evaluate", str(REPO / "configs" / "evaluate-default.yaml"), "--tables-only",
+                   "--reuse-from", str(missing)])
+    _one_line_error(rc, capsys, "--reuse-from", "--tables-only")

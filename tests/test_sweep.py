@@ -82,6 +82,43 @@ def test_second_invocation_runs_nothing(six_runs):
     assert rows(db) == before
 
 
+# --- runs another database holds are copied in, not run again --------------------------------
+
+def must_not_run(run: SweepRun, output_dir: Path) -> dict:
+    raise AssertionError(f"{run.label()} ran although another database holds it")
+
+
+def test_reuse_from_copies_the_runs_another_database_holds(six_runs, tmp_path):
+    from aqm_llm.results import ResultsDB, RunRecord
+
+    source, planned = six_runs
+    target = tmp_path / "target.db"
+    first = planned[0]
+    with ResultsDB(target) as db:  # a failed attempt of one run is already here
+        db.record(RunRecord(first.key(), "earlier", "dumbbell", first.spec.qdisc, first.spec.seed, first.spec.params,
+                            "", None, "failed", "boom", 1.0, 2.0, "w", {}, None))
+    failed_id = rows(target)[0][0]
+    summary = run_sweep([r.spec for r in planned], target, task=must_not_run, progress=False, reuse_from=[source])
+    assert (summary.total, summary.skipped, summary.reused, summary.ok, summary.failed) == (6, 0, 6, 0, 0)
+    cols = "key, sweep, status, params, agent, started, wall_s, worker, versions, metrics, utilisation"
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        assert sorted(src.execute(f"SELECT {cols} FROM runs").fetchall()) == \
+            sorted(dst.execute(f"SELECT {cols} FROM runs").fetchall())  # the rows as they were written
+        assert dict(src.execute("SELECT key, csv_gz FROM timeseries").fetchall()) == \
+            dict(dst.execute("SELECT key, csv_gz FROM timeseries").fetchall())
+        # the failed row became the copied one: same id, its attempt counted
+        assert dst.execute("SELECT id, attempts FROM runs WHERE key = ?", (first.key(),)).fetchone() == (failed_id, 2)
+    finally:
+        src.close()
+        dst.close()
+    again = run_sweep([r.spec for r in planned], target, task=must_not_run, progress=False, reuse_from=[source])
+    assert (again.skipped, again.reused) == (6, 0)
+    for bad, needle in ((tmp_path / "missing.db", "no results database"), (target, "the database being written")):
+        with pytest.raises(ConfigError, match=needle):
+            run_sweep([r.spec for r in planned], target, task=must_not_run, progress=False, reuse_from=[bad])
+
+
 # --- killed with SIGKILL midway, then resumed ---------------------------------------------
 
 SHM = Path("/dev/shm")

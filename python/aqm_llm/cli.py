@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from aqm_llm.errors import ConfigError, SimulationError
 from aqm_llm.scenarios import parse_sets
@@ -186,23 +186,41 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.file)
     if args.dry_run:
-        from aqm_llm.results import ResultsDB
-
         runs = plan(spec)
-        done: set[str] = set()
-        if Path(args.db).is_file():
-            with ResultsDB(args.db) as db:
-                done = db.done_keys(r.key() for r in runs)
+        status = _planned_status([r.key() for r in runs], args.db, args.reuse_from)
         for r in runs:
-            print(f"{'done ' if r.key() in done else 'to run'} {r.key()} cores={r.cores()} {r.label()}")
-        print(f"{len(runs)} runs, {len(runs) - len(done)} to run")
+            print(f"{status[r.key()]:<6} {r.key()} cores={r.cores()} {r.label()}")
+        _print_planned_counts(status)
         return 0
     cluster = _cluster(args)
     _stop_on_sigterm()  # rows so far kept, runs stopped
-    summary = run_sweep(spec, args.db, cluster=cluster, run_dir=args.run_dir, progress=not args.no_progress)
-    print(f"{spec.name}: {summary.total} runs: {summary.skipped} already in {args.db}, {summary.ok} ran ok, "
-          f"{summary.failed} failed")
+    summary = run_sweep(spec, args.db, cluster=cluster, run_dir=args.run_dir, progress=not args.no_progress,
+                        reuse_from=args.reuse_from)
+    print(f"{spec.name}: {summary.total} runs: {summary.skipped} already in {args.db}, "
+          f"{_reused_text(summary.reused, args.reuse_from)}{summary.ok} ran ok, {summary.failed} failed")
     return _report_failures(summary.failures, "the sweep")
+
+
+def _planned_status(keys: Sequence[str], db: str | Path, reuse_from: Sequence[str]) -> dict[str, str]:
+    """Per run key, what running it now would do: 'done' (in ``db``), 'reuse' (copied from a
+    ``--reuse-from`` database) or 'to run'. Reads the databases only."""
+    from aqm_llm.results import ok_keys
+
+    done = ok_keys(db, keys) if Path(db).is_file() else set()
+    reusable: set[str] = set()
+    for source in reuse_from:
+        reusable |= ok_keys(source, keys)
+    return {k: "done" if k in done else "reuse" if k in reusable else "to run" for k in keys}
+
+
+def _print_planned_counts(status: Mapping[str, str]) -> None:
+    values = list(status.values())
+    reuse = values.count("reuse")
+    print(f"{len(values)} runs, {values.count('to run')} to run" + (f", {reuse} to reuse" if reuse else ""))
+
+
+def _reused_text(reused: int, sources: Sequence[str]) -> str:
+    return f"{reused} reused from {', '.join(sources)}, " if sources else ""
 
 
 def _report_failures(failures: Sequence[tuple[str, str]], rerun: str) -> int:
@@ -260,20 +278,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from aqm_llm.evaluate import evaluate, load_eval_config
 
     cfg = load_eval_config(args.file)
+    if args.tables_only and args.reuse_from:
+        raise ConfigError("--reuse-from copies runs in before running and --tables-only runs nothing; drop one "
+                          "(to build tables from another database, give it as --db)")
     db = args.db or f"results/{cfg.name}.db"
     out = _output_dir(args.output_dir or f"results/{cfg.name}", "--output-dir")
     if args.dry_run:
-        from aqm_llm.results import ResultsDB
-
         runs = cfg.runs()
-        done: set[str] = set()
-        if Path(db).is_file():
-            with ResultsDB(db) as rdb:
-                done = rdb.done_keys(r.run.key() for r in runs)
+        status = _planned_status([r.run.key() for r in runs], db, args.reuse_from)
         for r in runs:
-            print(f"{'done ' if r.run.key() in done else 'to run'} {r.run.key()} {r.setting.name} {r.label} "
-                  f"seed {r.run.spec.seed}")
-        print(f"{len(runs)} runs, {len(runs) - len(done)} to run")
+            print(f"{status[r.run.key()]:<6} {r.run.key()} {r.setting.name} {r.label} seed {r.run.spec.seed}")
+        _print_planned_counts(status)
         return 0
     cluster = _cluster(args)
     _stop_on_sigterm()
@@ -281,11 +296,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     command = ("aqm-llm evaluate " + " ".join(a for a in sys.argv[2:] if a != "--tables-only")
                if sys.argv[1:2] == ["evaluate"] else "")
     result = evaluate(cfg, db, out, cluster=cluster, run=not args.tables_only, progress=not args.no_progress,
-                      command=command)
+                      command=command, reuse_from=args.reuse_from)
     print(result.markdown)
     s = result.summary
     if s is not None:
-        print(f"{cfg.name}: {s.total} runs: {s.skipped} already in {db}, {s.ok} ran ok, {s.failed} failed")
+        print(f"{cfg.name}: {s.total} runs: {s.skipped} already in {db}, {_reused_text(s.reused, args.reuse_from)}"
+              f"{s.ok} ran ok, {s.failed} failed")
     print(f"tables: {result.markdown_path}, {result.csv_path}")
     return _report_failures(s.failures, "aqm-llm evaluate") if s is not None else 0
 
@@ -326,6 +342,12 @@ def _cmd_prepare_agent(args: argparse.Namespace) -> int:
     print(f"agent ready: {policy.source or 'untrained policy'} -> {getattr(network, 'path', '?')} "
           f"({time.monotonic() - start:.1f} s)")
     return 0
+
+
+def _add_reuse_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reuse-from", action="append", default=[], metavar="DB",
+                   help="copy in this database's successful runs with the same keys before running "
+                        "(repeatable; a run's key covers scenario, queue disc, seed, parameters and policy)")
 
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
@@ -419,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default="results.db", help="results database (SQLite), created if missing")
     _add_cluster_options(p)
     p.add_argument("--run-dir", default=None, help="metrics/time-series files (default: <db stem>-runs/)")
+    _add_reuse_option(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true", help="validate and list the runs; run nothing")
     p.set_defaults(func=_cmd_sweep)
@@ -448,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=None, help="results database (default: results/<name>.db)")
     p.add_argument("-o", "--output-dir", default=None, help="evaluation.md and .csv (default: results/<name>/)")
     _add_cluster_options(p)
+    _add_reuse_option(p)
     p.add_argument("--tables-only", action="store_true", help="run nothing; tables from what the database holds")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true", help="validate and list the runs; run nothing")

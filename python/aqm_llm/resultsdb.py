@@ -84,6 +84,15 @@ FLAT_NAMES = tuple(c[0] for c in FLAT_COLUMNS)
 
 _IDENTITY = ("key", "sweep", "scenario", "qdisc", "seed", "params", "variant", "agent")
 _OUTCOME = ("status", "error", "started", "finished", "wall_s", "worker", "versions", "metrics")
+_ROW = (*_IDENTITY, *_OUTCOME, *FLAT_NAMES)  # every column a run writes (attempts and id are the database's)
+
+
+def _upsert_sql(columns: tuple[str, ...], attempts: str) -> str:
+    """INSERT of one run row that replaces a 'failed' row of the same key and leaves an 'ok' one
+    alone (a successful row is never overwritten); ``attempts``: the SET clause for the count."""
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in ("key", "attempts"))
+    return (f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT(key) DO UPDATE SET {updates}, {attempts} WHERE runs.status = 'failed'")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
@@ -196,6 +205,18 @@ def json_cell(text: Any, column: str, key: str, db_path: str | Path) -> dict[str
     return value
 
 
+def ok_keys(path: str | Path, keys: Iterable[str]) -> set[str]:
+    """Which of ``keys`` the database at ``path`` holds as 'ok', read-only (a dry run changes nothing)."""
+    conn = connect(path, create=False)
+    try:
+        done = {k for (k,) in conn.execute("SELECT key FROM runs WHERE status = 'ok'")}
+    except sqlite3.OperationalError as exc:
+        raise schema_error(path, exc) from None
+    finally:
+        conn.close()
+    return done & set(keys)
+
+
 class ResultsDB:
     """The database as a sweep uses it: which keys are done, and record one run per transaction."""
 
@@ -217,6 +238,53 @@ class ResultsDB:
         done = {k for (k,) in self.conn.execute("SELECT key FROM runs WHERE status = 'ok'")}
         return done if keys is None else done & set(keys)
 
+    def copy_from(self, source: str | Path, keys: Iterable[str]) -> int:
+        """Copy from the database at ``source`` the 'ok' rows among ``keys`` that this one lacks as
+        'ok', with their time series, in one transaction; return how many were copied.
+
+        A copied row keeps everything it had (the sweep that wrote it, its worker, versions, wall
+        time), so a table built here says where each run came from. Raises ConfigError for a
+        source that is missing, this database itself, or not a results database of this version.
+        """
+        src_path = Path(source)
+        if src_path.resolve() == self.path.resolve():
+            raise ConfigError(f"--reuse-from {src_path}: that is the database being written; give another one")
+        wanted = sorted(set(keys) - self.done_keys())
+        if not wanted:
+            return 0
+        src = connect(src_path, create=False)
+        try:
+            rows: list[tuple[Any, ...]] = []
+            series: list[tuple[str, bytes]] = []
+            for start in range(0, len(wanted), 500):  # SQLite's bound on '?' per statement
+                chunk = wanted[start:start + 500]
+                marks = ", ".join("?" * len(chunk))
+                rows += src.execute(f"SELECT {', '.join(_ROW)}, attempts FROM runs "
+                                    f"WHERE status = 'ok' AND key IN ({marks})", chunk).fetchall()
+                series += src.execute(f"SELECT key, csv_gz FROM timeseries WHERE key IN ({marks})",
+                                      chunk).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise schema_error(src_path, exc) from None
+        finally:
+            src.close()
+        if not rows:
+            return 0
+        copied = {r[0] for r in rows}
+        sql = _upsert_sql((*_ROW, "attempts"), "attempts = runs.attempts + excluded.attempts")
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            count = sum(self.conn.execute(sql, row).rowcount for row in rows)
+            with_series = {k for k, _ in series}
+            self.conn.executemany("INSERT OR REPLACE INTO timeseries (key, csv_gz) VALUES (?, ?)",
+                                  [s for s in series if s[0] in copied])
+            self.conn.executemany("DELETE FROM timeseries WHERE key = ?",
+                                  [(k,) for k in copied - with_series])
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return count
+
     def record(self, rec: RunRecord) -> bool:
         """Write one run in its own transaction; False if an 'ok' row for the key was already there."""
         m = rec.metrics or {}
@@ -225,12 +293,8 @@ class ResultsDB:
                   rec.variant, json.dumps(dict(rec.agent)) if rec.agent else None,
                   rec.status, rec.error, rec.started, rec.finished, rec.finished - rec.started, rec.worker,
                   json.dumps(dict(rec.versions)), json.dumps(rec.metrics) if rec.metrics is not None else None, *flat]
-        columns = (*_IDENTITY, *_OUTCOME, *FLAT_NAMES)
-        assert len(columns) == len(values)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "key")
-        sql = (f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(values))}) "
-               f"ON CONFLICT(key) DO UPDATE SET {updates}, attempts = runs.attempts + 1 "
-               "WHERE runs.status = 'failed'")
+        assert len(_ROW) == len(values)
+        sql = _upsert_sql(_ROW, "attempts = runs.attempts + 1")
         for attempt in range(5):
             try:
                 self.conn.execute("BEGIN IMMEDIATE")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from aqm_llm.evaluate.spec import EvalConfig, EvalPlanRun, load_eval_config, parse_eval_config
 from aqm_llm.evaluate.table import SeriesStats, Verdict, collect_stats, csv_rows, markdown, verdicts
@@ -34,16 +35,18 @@ class EvaluationResult:
 
 def evaluate(cfg: EvalConfig, db_path: str | Path, out_dir: str | Path, *, cluster: ClusterConfig | None = None,
              run: bool = True, progress: bool = True, command: str = "",
-             base_dir: Path | None = None) -> EvaluationResult:
+             base_dir: Path | None = None, reuse_from: Sequence[str | Path] = ()) -> EvaluationResult:
     """Run what the database lacks (unless ``run`` is False), then write the tables into ``out_dir``.
 
     ``base_dir``: where relative checkpoint paths start (default: the working directory).
+    ``reuse_from``: databases of other evaluations or sweeps whose 'ok' runs with the same keys are
+    copied in before running (``run_sweep``).
     """
     plan = cfg.runs(base_dir)
     summary = None
     if run:
         summary = run_sweep([r.run for r in plan], db_path, cluster=cluster, name=cfg.name, progress=progress,
-                            run_dir=Path(db_path).parent / f"{Path(db_path).stem}-runs")
+                            run_dir=Path(db_path).parent / f"{Path(db_path).stem}-runs", reuse_from=reuse_from)
     return write_tables(cfg, plan, db_path, out_dir, command=command, summary=summary)
 
 

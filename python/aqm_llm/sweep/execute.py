@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from aqm_llm.errors import ConfigError
-from aqm_llm.resultsdb import ResultsDB, RunRecord
-from aqm_llm.runner import RunSpec
+from aqm_llm.resultsdb import ResultsDB, RunRecord, ok_keys
+from aqm_llm.runner import PROGRESS_LINE_EVERY_S, RunSpec
 from aqm_llm.sweep.cluster import RESOURCE, ClusterConfig, open_client
 from aqm_llm.sweep.runs import SweepRun, canonical, sweep_agent
 from aqm_llm.sweep.spec import SweepSpec
@@ -36,6 +36,7 @@ class SweepSummary:
     db_path: Path
     total: int = 0      # distinct runs in the sweep
     skipped: int = 0    # already 'ok' in the database
+    reused: int = 0     # copied from another database (reuse_from) before running
     ok: int = 0         # succeeded now
     failed: int = 0     # failed now (recorded, retried next time)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (run label, last line of its error)
@@ -60,13 +61,16 @@ def plan(sweep: SweepSpec | Sequence[SweepRun | RunSpec]) -> list[SweepRun]:
 
 def run_sweep(sweep: SweepSpec | Sequence[SweepRun | RunSpec], db_path: str | Path = "results.db", *,
               cluster: ClusterConfig | None = None, task: TaskFn = simulate, run_dir: str | Path | None = None,
-              name: str | None = None, progress: bool = True) -> SweepSummary:
+              name: str | None = None, progress: bool = True,
+              reuse_from: Sequence[str | Path] = ()) -> SweepSummary:
     """Run every run of ``sweep`` that the database at ``db_path`` does not hold as 'ok'.
 
     ``sweep`` is a SweepSpec (from ``load_spec``) or a list of RunSpec/SweepRun. ``task`` replaces
     the default simulation (see aqm_llm.sweep.tasks). Metrics JSON and time-series files go to
     ``run_dir`` (default: ``<db stem>-runs/`` next to the database); the database keeps copies.
     Nothing runs and nothing is written if any run is invalid (ConfigError).
+    ``reuse_from``: other results databases whose 'ok' rows for this sweep's run keys are copied in
+    first (``ResultsDB.copy_from``), so runs another sweep or evaluation already made are not made again.
     """
     cluster = cluster or ClusterConfig()
     cluster.check()
@@ -76,10 +80,16 @@ def run_sweep(sweep: SweepSpec | Sequence[SweepRun | RunSpec], db_path: str | Pa
     out_dir = Path(run_dir) if run_dir is not None else db_path.parent / f"{db_path.stem}-runs"
     out_dir = out_dir.resolve()
     summary = SweepSummary(db_path=db_path, total=len(runs))
+    keys = [r.key() for r in runs]
+    for source in reuse_from:  # a bad source fails before the database is created or locked
+        if Path(source).resolve() != db_path.resolve():
+            ok_keys(source, keys)
     with exclusive_use(db_path), ResultsDB(db_path) as db:
-        done = db.done_keys(r.key() for r in runs)
+        summary.skipped = len(db.done_keys(keys))
+        for source in reuse_from:
+            summary.reused += db.copy_from(source, keys)
+        done = db.done_keys(keys)
         pending = [r for r in runs if r.key() not in done]
-        summary.skipped = len(runs) - len(pending)
         if not pending:
             return summary
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -127,8 +137,12 @@ def _run_all(client: "Client", pending: list[SweepRun], db: ResultsDB, out_dir: 
         fut = client.submit(execute, run, str(out_dir), task, pure=False, resources={RESOURCE: run.cores()},
                             key=f"aqm-llm-run-{run.key()}-{time.time_ns()}")
         by_future[fut] = run
-    with tqdm(total=summary.total, initial=summary.skipped, desc=label, unit="run", disable=not progress,
-              file=sys.stderr, dynamic_ncols=True) as bar:
+    already = summary.skipped + summary.reused
+    # A bar on a terminal; in a log (stderr not a terminal) a plain line at most every few seconds.
+    interactive = progress and sys.stderr.isatty()
+    started = last_line = time.monotonic()
+    with tqdm(total=summary.total, initial=already, desc=label, unit="run",
+              disable=not interactive, file=sys.stderr, dynamic_ncols=True) as bar:
         try:
             for fut in as_completed(by_future):
                 run = by_future.pop(fut)
@@ -145,6 +159,10 @@ def _run_all(client: "Client", pending: list[SweepRun], db: ResultsDB, out_dir: 
                         bar.write(f"failed: {run.label()}: {last[0]}")
                 bar.set_postfix_str(f"{summary.failed} failed" if summary.failed else "", refresh=False)
                 bar.update(1)
+                now = time.monotonic()
+                if progress and not interactive and (now - last_line >= PROGRESS_LINE_EVERY_S or not by_future):
+                    last_line = now
+                    print(_progress_line(label, summary, already, now - started), file=sys.stderr, flush=True)
         finally:
             if by_future:  # interrupted: runs not yet recorded stay missing; stop their processes
                 client.cancel(list(by_future))
@@ -152,6 +170,15 @@ def _run_all(client: "Client", pending: list[SweepRun], db: ResultsDB, out_dir: 
                     client.run(stop_runs, str(out_dir), on_error="ignore")
                 except Exception:  # a worker already gone: nothing of ours left there
                     pass
+
+
+def _progress_line(label: str, summary: SweepSummary, already: int, elapsed: float) -> str:
+    ran = summary.ok + summary.failed
+    left = summary.total - already - ran
+    eta = f", about {elapsed * left / ran / 60:.0f} min to go" if left else ""
+    failed = f", {summary.failed} failed" if summary.failed else ""
+    return (f"{label}: {already + ran}/{summary.total} runs done{failed}, "
+            f"{elapsed / 60:.1f} min elapsed{eta}")
 
 
 def _outcome(fut: "Future", run: SweepRun) -> TaskOutcome:
