@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aqm_llm import cli
+from aqm_llm import ConfigError, cli
 from conftest import REPO
 
 
@@ -102,8 +102,19 @@ def test_scenario_refuses_a_buffer_out_of_range(value: str) -> None:
 
 
 def test_scenario_refuses_a_draw_stream_for_a_queue_disc_without_one() -> None:
+    from aqm_llm.runner import RunSpec, build_command
+    from aqm_llm.scenarios import describe
+
     line = _binary_error("dumbbell", "--qdisc=fifo", "--qdisc_stream=3")
     assert "bad value '3' for qdisc_stream" in line and "dualpi2 and l4s-llm" in line
+    # The program declares which queue discs take the parameter; the runner refuses the same run
+    # with the same line before starting it, and passes the default and the queue discs it names.
+    assert describe("dumbbell").params["qdisc_stream"].qdiscs == ("dualpi2", "l4s-llm")
+    with pytest.raises(ConfigError) as refused:
+        build_command(RunSpec("dumbbell", "fifo", 1, {"qdisc_stream": 3}), Path("out.json"))
+    assert str(refused.value) == line.split(": ", 1)[1]
+    build_command(RunSpec("dumbbell", "fifo", 1, {"qdisc_stream": -1}), Path("out.json"))
+    build_command(RunSpec("dumbbell", "l4s-llm", 1, {"qdisc_stream": 3}), Path("out.json"))
 
 
 def test_scenario_refuses_bad_traces(tmp_path: Path) -> None:
@@ -229,9 +240,7 @@ def test_a_killed_runs_leftovers_are_removed_at_the_next_start(tmp_path: Path) -
 def test_progress_lines_off_a_terminal_and_the_log_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     import aqm_llm
-    from aqm_llm import runner
 
-    monkeypatch.setattr(runner, "PROGRESS_LINE_EVERY_S", 0.0)
     m = aqm_llm.run("dumbbell", qdisc="dualpi2", params={"duration": "3s", "warmup": "1s"},
                     output_dir=tmp_path, progress=True)
     err = capsys.readouterr().err

@@ -280,7 +280,7 @@ def crash_on_seed_3(run: SweepRun, output_dir: Path) -> dict:
     return simulate(run, output_dir)
 
 
-def test_failed_runs_are_recorded_and_retried(tmp_path):
+def test_failed_runs_are_recorded_and_retried(tmp_path, capsys):
     from distributed import LocalCluster
 
     db = tmp_path / "results.db"
@@ -301,8 +301,12 @@ def test_failed_runs_are_recorded_and_retried(tmp_path):
         assert "no traffic" in no_traffic["error"]
         before = rows(db)
 
-        second = run_sweep(specs, db, cluster=cfg, progress=False)  # default task: seed 3 now works
+        capsys.readouterr()
+        second = run_sweep(specs, db, cluster=cfg, name="retry")  # default task: seed 3 now works
     assert (second.skipped, second.ok, second.failed) == (2, 1, 1)
+    err = capsys.readouterr().err  # not a terminal: plain lines, the failure named, the last one at the end
+    assert "failed: " in err and "no traffic" in err and "\r" not in err
+    assert err.strip().splitlines()[-1].startswith("retry: 4/4 runs done, 1 failed, ")
     after = {r[1]: r for r in rows(db)}
     assert len(after) == 4
     for r in before:

@@ -239,7 +239,7 @@ def test_robust_return_to_go_spreads_the_middle_of_the_pool_and_saturates_outlie
         RewardConfig(rtg_norm="iqr")
 
 
-def test_per_epoch_training_stores_a_standardised_target(tmp_path: Path) -> None:
+def test_per_epoch_training_stores_a_standardised_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from aqm_llm.agent.policy import LlmPolicy
     from aqm_llm.training.trainer import set_target_return, train
 
@@ -257,9 +257,13 @@ def test_per_epoch_training_stores_a_standardised_target(tmp_path: Path) -> None
         tiny_config(pool, tmp_path / "x", rtg_mode="avg")
     with pytest.raises(ConfigError, match="rtg_norm: bad value 'iqr'"):
         tiny_config(pool, tmp_path / "x", rtg_norm="iqr")
+    capsys.readouterr()
     robust = train(tiny_config(pool, tmp_path / "robust", rtg_mode="per_epoch", rtg_norm="robust",
-                               optim={"steps": 2, "batch_size": 4}), resume=False, progress=False)
+                               optim={"steps": 2, "batch_size": 4}), resume=False, progress=True)
     assert LlmPolicy.load(robust.checkpoint).config.reward.rtg_norm == "robust"
+    # Off a terminal the progress is plain lines, the last at the final step; no bar.
+    err = capsys.readouterr().err
+    assert "step 2/2, loss " in err and "min to go" in err and "\r" not in err
 
 
 def test_pool_rows_match_the_record_and_the_online_policy_inputs(tmp_path: Path) -> None:

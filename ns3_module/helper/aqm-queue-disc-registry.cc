@@ -40,8 +40,8 @@ AqmQueueDiscRegistry::Specs()
         {"fq-pie", "ns3::FqPieQueueDisc", "FQ-PIE, ECN"},
         {"cobalt", "ns3::CobaltQueueDisc", "COBALT (CoDel + BLUE), ECN"},
         {"fq-cobalt", "ns3::FqCobaltQueueDisc", "FQ-COBALT, ECN"},
-        {"dualpi2", "ns3::DualPi2QueueDisc", "DualQ Coupled PI2 (RFC 9332)"},
-        {"l4s-llm", "ns3::L4sLlmQueueDisc", "LLM-driven dual queue (aqm-llm)"},
+        {"dualpi2", "ns3::DualPi2QueueDisc", "DualQ Coupled PI2 (RFC 9332)", true},
+        {"l4s-llm", "ns3::L4sLlmQueueDisc", "LLM-driven dual queue (aqm-llm)", true},
     };
     return specs;
 }
@@ -65,7 +65,21 @@ AqmQueueDiscRegistry::Names()
 bool
 AqmQueueDiscRegistry::HasDrawStream(const std::string& name)
 {
-    return name == "dualpi2" || name == "l4s-llm";
+    return IsKnown(name) && Get(name).drawStream;
+}
+
+std::vector<std::string>
+AqmQueueDiscRegistry::DrawStreamNames()
+{
+    std::vector<std::string> names;
+    for (const auto& n : Names())
+    {
+        if (HasDrawStream(n))
+        {
+            names.push_back(n);
+        }
+    }
+    return names;
 }
 
 bool
@@ -109,8 +123,7 @@ AqmQueueDiscRegistry::Configure(Ptr<QueueDisc> qdisc,
     qdisc->SetAttribute("MaxSize", QueueSizeValue(options.limit));
     if (options.drawStream >= 0)
     {
-        NS_ABORT_MSG_UNLESS(HasDrawStream(name),
-                            "a draw stream applies to dualpi2 and l4s-llm, not to " << name);
+        NS_ABORT_MSG_UNLESS(HasDrawStream(name), "a draw stream does not apply to " << name);
         if (auto dualPi2 = DynamicCast<DualPi2QueueDisc>(qdisc))
         {
             dualPi2->AssignStreams(options.drawStream);

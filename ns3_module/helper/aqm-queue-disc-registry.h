@@ -64,6 +64,8 @@ struct AqmQueueDiscSpec
     std::string name;        //!< short name used on every command line (e.g. "fq-codel-l4s")
     std::string typeId;      //!< ns-3 TypeId name (e.g. "ns3::FqCoDelQueueDisc")
     std::string description; //!< one line for help texts
+    /// Whether its own random draws can be moved to another stream (AqmQueueDiscOptions::drawStream)
+    bool drawStream{false};
 };
 
 /**
@@ -87,8 +89,10 @@ class AqmQueueDiscRegistry
     /// \brief Whether \p name is one of Names().
     static bool IsKnown(const std::string& name);
     /// \brief Whether \p name's own random draws can be moved to another stream
-    /// (AqmQueueDiscOptions::drawStream): dualpi2 and l4s-llm.
+    /// (AqmQueueDiscOptions::drawStream; AqmQueueDiscSpec::drawStream).
     static bool HasDrawStream(const std::string& name);
+    /// \brief The names for which HasDrawStream holds, in a stable order.
+    static std::vector<std::string> DrawStreamNames();
     /// \brief The spec for \p name; aborts with the allowed names if it is unknown.
     static const AqmQueueDiscSpec& Get(const std::string& name);
 

@@ -19,14 +19,13 @@ from typing import Any, Mapping
 from aqm_llm import native
 from aqm_llm.agent.runtime import ONNX
 from aqm_llm.errors import ConfigError, SimulationError
+from aqm_llm.progress import LineClock
 from aqm_llm.scenarios import describe, parse_seconds
 
 # Parameters the runner sets itself; a user who passes them gets a clear error.
 _RUNNER_OWNED = ("output", "progress")
 #: Set by the runner from its own arguments and options: not offered as --set parameters.
 RUNNER_SET = (*_RUNNER_OWNED, "qdisc", "seed", "agent_channel", "timeseries")
-#: Queue discs whose own random draws the scenario parameter qdisc_stream moves to another stream.
-DRAW_STREAM_QDISCS = ("dualpi2", "l4s-llm")
 
 
 @dataclass(frozen=True)
@@ -64,10 +63,6 @@ def build_command(spec: RunSpec, output: Path, timeseries: Path | None = None,
     if warmup >= duration:
         raise ConfigError(f"bad value '{args.get('warmup', scenario.params['warmup'].default)}' for warmup: "
                           f"must be below duration ({args.get('duration', scenario.params['duration'].default)})")
-    stream = args.get("qdisc_stream")
-    if stream is not None and int(stream) >= 0 and spec.qdisc not in DRAW_STREAM_QDISCS:
-        raise ConfigError(f"bad value '{stream}' for qdisc_stream: it applies to "
-                          f"{' and '.join(DRAW_STREAM_QDISCS)}, not to {spec.qdisc} (-1: automatic)")
     cmd = [str(native.scenario_binary(spec.scenario))]
     cmd += [f"--{k}={v}" for k, v in args.items()]
     cmd += [f"--output={output}"]
@@ -76,8 +71,6 @@ def build_command(spec: RunSpec, output: Path, timeseries: Path | None = None,
     return cmd
 
 
-#: Seconds between progress lines when stderr is not a terminal (batch jobs, logs, make demo).
-PROGRESS_LINE_EVERY_S = 5.0
 
 
 def run_simulation(cmd: list[str], progress: bool = False, label: str = "",
@@ -90,7 +83,7 @@ def run_simulation(cmd: list[str], progress: bool = False, label: str = "",
     log = log_path.open("w") if log_path is not None else None
     bar = None
     started = time.monotonic()
-    last_line = started
+    clock = LineClock()
     # A bar only on a terminal: in logs and pipes it would only garble the error lines.
     if progress and sys.stderr.isatty():
         from tqdm import tqdm
@@ -114,9 +107,8 @@ def run_simulation(cmd: list[str], progress: bool = False, label: str = "",
                 if bar is not None:
                     bar.n = round(100 * now / total) if total else 0
                     bar.set_postfix_str(f"sim {now:.1f}/{total:.0f} s", refresh=True)
-                elif progress and time.monotonic() - last_line >= PROGRESS_LINE_EVERY_S:
-                    last_line = time.monotonic()
-                    elapsed = last_line - started
+                elif progress and clock.due():
+                    elapsed = time.monotonic() - started
                     eta = elapsed * (total - now) / now if now > 0 else float("nan")
                     print(f"{label or 'simulating'}: sim {now:.1f}/{total:.0f} s, {elapsed:.0f} s elapsed, "
                           f"about {eta:.0f} s to go", file=sys.stderr, flush=True)

@@ -66,6 +66,7 @@ class ParamSpec:
     min: float | None = None
     max: float | None = None
     choices: tuple[str, ...] = ()
+    qdiscs: tuple[str, ...] = ()  # the queue discs it acts on (empty: all); others refuse a non-default value
 
     def normalise(self, value: Any) -> str:
         """The value as the program's command line wants it; ConfigError if it is bad."""
@@ -142,9 +143,24 @@ class ScenarioSpec:
                     f"unknown parameter '{name}' for scenario {self.name}; allowed: "
                     + ", ".join(sorted(set(self.params) - set(hidden))))
             out[name] = spec.normalise(value)
+        self._check_qdisc_scope(out)
         if ns3_defaults and self.binary:
             _check_ns3_defaults(self.binary, tuple(sorted(ns3_defaults.items())))
         return out
+
+
+    def _check_qdisc_scope(self, values: Mapping[str, str]) -> None:
+        """The program's own check (ParamSet::CheckQdiscScope), before a run starts: a parameter
+        declared for some queue discs only, set to anything but its default with another one."""
+        qdisc = values.get("qdisc")
+        for name, value in values.items():
+            spec = self.params.get(name)
+            if qdisc is None or spec is None or not spec.qdiscs or value == spec.default or qdisc in spec.qdiscs:
+                continue
+            names = " and ".join([", ".join(spec.qdiscs[:-1]), spec.qdiscs[-1]] if len(spec.qdiscs) > 1
+                                 else spec.qdiscs)
+            raise ConfigError(f"bad value '{value}' for {name}: it applies to {names}, not to {qdisc} "
+                              f"(default {spec.default})")
 
 
 def _to_text(value: Any) -> str:
@@ -175,7 +191,8 @@ def _describe_cached(binary: str, mtime_ns: int) -> ScenarioSpec:
     params = {
         p["name"]: ParamSpec(
             name=p["name"], kind=p["kind"], default=p["default"], help=p["help"],
-            min=p.get("min"), max=p.get("max"), choices=tuple(p.get("choices", ())))
+            min=p.get("min"), max=p.get("max"), choices=tuple(p.get("choices", ())),
+            qdiscs=tuple(p.get("qdiscs", ())))
         for p in doc["params"]
     }
     return ScenarioSpec(name=doc["program"], params=params, binary=binary)

@@ -7,6 +7,7 @@
 #include "ns3/string.h"
 #include "ns3/type-id.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -414,6 +415,41 @@ ParamSet::SetDefault(const std::string& name, const std::string& value)
     return *this;
 }
 
+ParamSet&
+ParamSet::AppliesTo(const std::string& name, const std::vector<std::string>& qdiscs)
+{
+    for (auto& s : m_specs)
+    {
+        if (s.name == name)
+        {
+            s.qdiscs = qdiscs;
+            return *this;
+        }
+    }
+    Find(name); // fails with the allowed names
+    return *this;
+}
+
+void
+ParamSet::CheckQdiscScope(const std::string& qdisc) const
+{
+    for (const auto& s : m_specs)
+    {
+        if (s.qdiscs.empty() || GetString(s.name) == s.defaultValue ||
+            std::find(s.qdiscs.begin(), s.qdiscs.end(), qdisc) != s.qdiscs.end())
+        {
+            continue;
+        }
+        std::string names;
+        for (std::size_t i = 0; i < s.qdiscs.size(); ++i)
+        {
+            names += (i == 0 ? "" : i + 1 == s.qdiscs.size() ? " and " : ", ") + s.qdiscs[i];
+        }
+        Fail("bad value '" + GetString(s.name) + "' for " + s.name + ": it applies to " + names +
+             ", not to " + qdisc + " (default " + s.defaultValue + ")");
+    }
+}
+
 long
 ParamSet::GetInt(const std::string& name) const
 {
@@ -484,12 +520,16 @@ ParamSet::DescribeJson() const
         {
             os << ", \"max\": " << JsonNumber(*s.max);
         }
-        if (!s.choices.empty())
+        for (const auto& [key, list] : {std::pair{"choices", &s.choices}, std::pair{"qdiscs", &s.qdiscs}})
         {
-            os << ", \"choices\": [";
-            for (std::size_t i = 0; i < s.choices.size(); ++i)
+            if (list->empty())
             {
-                os << (i ? ", " : "") << JsonString(s.choices[i]);
+                continue;
+            }
+            os << ", " << JsonString(key) << ": [";
+            for (std::size_t i = 0; i < list->size(); ++i)
+            {
+                os << (i ? ", " : "") << JsonString((*list)[i]);
             }
             os << "]";
         }

@@ -48,6 +48,9 @@ class ParamSet
         std::optional<double> min; //!< numeric lower bound (Int, Double; seconds for Time; bit/s for Rate)
         std::optional<double> max; //!< numeric upper bound
         std::vector<std::string> choices;
+        /// Queue discs the parameter acts on; set to anything but its default with another queue
+        /// disc, a run is refused (CheckQdiscScope). Empty: every queue disc.
+        std::vector<std::string> qdiscs;
     };
 
     explicit ParamSet(std::string program);
@@ -74,6 +77,18 @@ class ParamSet
 
     /// \brief Change a declared parameter's default (a scenario's own choice), before Parse.
     ParamSet& SetDefault(const std::string& name, const std::string& value);
+
+    /**
+     * \brief Declare that parameter \p name acts on the queue discs \p qdiscs only (listed in
+     * `--describe` as "qdiscs", so the Python runner refuses the same runs before starting one).
+     */
+    ParamSet& AppliesTo(const std::string& name, const std::vector<std::string>& qdiscs);
+
+    /**
+     * \brief Fail (exit 2, one line) if a parameter declared with AppliesTo is set to anything
+     * but its default while the queue disc under test, \p qdisc, is not one it acts on.
+     */
+    void CheckQdiscScope(const std::string& qdisc) const;
 
     long GetInt(const std::string& name) const;
     double GetDouble(const std::string& name) const;

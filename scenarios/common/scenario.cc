@@ -52,8 +52,9 @@ DeclareCommonParams(ParamSet& p)
         .String("record_path", "", "l4s-llm record mode: the record file (one record per epoch)")
         .String("flowmon", "", "write ns-3 FlowMonitor statistics of every flow (XML) to this path (empty: none)")
         .String("pcap", "", "write the packets leaving the queue disc under test (raw IPv4 PCAP) to PREFIX-<node>-<device>.pcap (empty: none)")
-        .Int("qdisc_stream", -1, "dualpi2, l4s-llm: ns-3 stream index of the queue disc's own random draws (-1: ns-3's automatic assignment; another index: the same traffic sources, other draws; l4s-llm takes this index and the next)", -1, 1e9)
+        .Int("qdisc_stream", -1, "ns-3 stream index of the queue disc's own random draws (-1: ns-3's automatic assignment; another index: the same traffic sources, other draws; l4s-llm takes this index and the next)", -1, 1e9)
         .Double("explore_epsilon", 0, "l4s-llm: probability that an acting teacher's per-packet action is replaced by a uniformly random one (experience collection)", 0, 1);
+    p.AppliesTo("qdisc_stream", AqmQueueDiscRegistry::DrawStreamNames());
     TrafficMix::Declare(p);
 }
 
@@ -88,12 +89,7 @@ SetupRun(const ParamSet& p)
     {
         p.Fail("llm_mode=record needs record_path");
     }
-    if (p.GetInt("qdisc_stream") >= 0 && !AqmQueueDiscRegistry::HasDrawStream(qdisc))
-    {
-        p.Fail("bad value '" + p.GetString("qdisc_stream") +
-               "' for qdisc_stream: it applies to dualpi2 and l4s-llm, not to " + qdisc +
-               " (-1: automatic)");
-    }
+    p.CheckQdiscScope(qdisc);
     RngSeedManager::SetSeed(1);
     RngSeedManager::SetRun(p.GetInt("seed"));
 }

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 from aqm_llm.errors import ConfigError
 from aqm_llm.resultsdb import ResultsDB, RunRecord, ok_keys
-from aqm_llm.runner import PROGRESS_LINE_EVERY_S, RunSpec
+from aqm_llm.progress import LineClock
+from aqm_llm.runner import RunSpec
 from aqm_llm.sweep.cluster import RESOURCE, ClusterConfig, open_client
 from aqm_llm.sweep.runs import SweepRun, canonical, sweep_agent
 from aqm_llm.sweep.spec import SweepSpec
@@ -140,7 +141,7 @@ def _run_all(client: "Client", pending: list[SweepRun], db: ResultsDB, out_dir: 
     already = summary.skipped + summary.reused
     # A bar on a terminal; in a log (stderr not a terminal) a plain line at most every few seconds.
     interactive = progress and sys.stderr.isatty()
-    started = last_line = time.monotonic()
+    started, clock = time.monotonic(), LineClock()
     with tqdm(total=summary.total, initial=already, desc=label, unit="run",
               disable=not interactive, file=sys.stderr, dynamic_ncols=True) as bar:
         try:
@@ -156,13 +157,12 @@ def _run_all(client: "Client", pending: list[SweepRun], db: ResultsDB, out_dir: 
                     last = (outcome.error or "").strip().splitlines()[-1:] or ["(no message)"]
                     summary.failures.append((run.label(), last[0]))
                     if progress:
-                        bar.write(f"failed: {run.label()}: {last[0]}")
+                        bar.write(f"failed: {run.label()}: {last[0]}", file=sys.stderr)
                 bar.set_postfix_str(f"{summary.failed} failed" if summary.failed else "", refresh=False)
                 bar.update(1)
-                now = time.monotonic()
-                if progress and not interactive and (now - last_line >= PROGRESS_LINE_EVERY_S or not by_future):
-                    last_line = now
-                    print(_progress_line(label, summary, already, now - started), file=sys.stderr, flush=True)
+                if progress and not interactive and clock.due(final=not by_future):
+                    print(_progress_line(label, summary, already, time.monotonic() - started), file=sys.stderr,
+                          flush=True)
         finally:
             if by_future:  # interrupted: runs not yet recorded stay missing; stop their processes
                 client.cancel(list(by_future))

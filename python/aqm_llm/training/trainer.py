@@ -46,6 +46,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from aqm_llm.errors import ConfigError
+from aqm_llm.progress import LineClock
 from aqm_llm.training.config import TrainConfig, load_train_config, to_dict
 
 STATE_FILE = "trainer_state.pt"
@@ -510,9 +511,11 @@ def _train(cfg: TrainConfig, device: str, *, resume: bool, progress: bool,
     t0 = time.monotonic()
     end = o.steps if stop_after is None else min(o.steps, stop_after)
     acc: dict[str, list[float]] = {}
-    # disable=None: a bar on a terminal only (in logs it would only garble the lines).
+    # disable=None: a bar on a terminal only (in logs it would only garble the lines); in a log, a
+    # plain line with each logged loss, at most every few seconds.
     bar = tqdm(total=o.steps, initial=step, desc=f"train {cfg.name}", unit="step", disable=None if progress else True,
                file=sys.stderr, dynamic_ncols=True)
+    lines, clock, first_step = progress and bar.disable, LineClock(), step
     try:
         while step < end:
             rows = batch_rows(train_rows, step, o.batch_size, cfg.seed)
@@ -527,6 +530,12 @@ def _train(cfg: TrainConfig, device: str, *, resume: bool, progress: bool,
                 log.append(row)
                 acc = {}
                 bar.set_postfix_str(f"loss {row['loss']:.4f}", refresh=False)
+                if lines and clock.due(final=step == end):
+                    now = time.monotonic()
+                    per_step = (now - t0) / (step - first_step)
+                    print(f"train {cfg.name}: step {step}/{o.steps}, loss {row['loss']:.4f}, "
+                          f"{(now - t0) / 60:.1f} min elapsed, about {per_step * (o.steps - step) / 60:.0f} min to go",
+                          file=sys.stderr, flush=True)
             if val_batches and (step % cfg.validation.every == 0 or step == o.steps):
                 log.append(_validate(model, data, val_batches, rtg, device, cfg, class_weights, step,
                                      sched.get_last_lr()[0], elapsed0 + time.monotonic() - t0))
