@@ -101,7 +101,9 @@ def test_scenario_refuses_a_buffer_out_of_range(value: str) -> None:
     assert f"bad value '{value}' for buffer" in line
 
 
-def test_scenario_refuses_a_draw_stream_for_a_queue_disc_without_one() -> None:
+def test_scenario_refuses_a_draw_stream_for_a_queue_disc_without_one(tmp_path: Path) -> None:
+    import subprocess
+
     from aqm_llm.runner import RunSpec, build_command
     from aqm_llm.scenarios import describe
 
@@ -115,6 +117,10 @@ def test_scenario_refuses_a_draw_stream_for_a_queue_disc_without_one() -> None:
     assert str(refused.value) == line.split(": ", 1)[1]
     build_command(RunSpec("dumbbell", "fifo", 1, {"qdisc_stream": -1}), Path("out.json"))
     build_command(RunSpec("dumbbell", "l4s-llm", 1, {"qdisc_stream": 3}), Path("out.json"))
+    # The default spelled another way is the default, for the program too.
+    cmd = build_command(RunSpec("dumbbell", "fifo", 1, {"qdisc_stream": "-01", "duration": "1s", "warmup": "0.5s"}),
+                        tmp_path / "out.json")
+    assert subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
 
 
 def test_scenario_refuses_bad_traces(tmp_path: Path) -> None:
@@ -283,9 +289,12 @@ def test_db_that_is_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_reuse_from_a_missing_database_or_with_tables_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sweep = tmp_path / "s.yaml"
     sweep.write_text("scenarios: [dumbbell]\nqdiscs: [dualpi2]\nparams: {duration: 1s, warmup: 500ms}\n")
-    missing = tmp_path / "missing.db"
-    rc = cli.main(["sweep", str(sweep), "--db", str(tmp_path / "r.db"), "--reuse-from", str(missing), "--no-progress"])
+    missing, target = tmp_path / "missing.db", tmp_path / "r.db"
+    rc = cli.main(["sweep", str(sweep), "--db", str(target), "--reuse-from", str(missing), "--no-progress"])
     _one_line_error(rc, capsys, str(missing))
+    assert not target.exists()
+    rc = cli.main(["sweep", str(sweep), "--db", str(target), "--reuse-from", str(target), "--dry-run"])
+    _one_line_error(rc, capsys, "the database being written")  # the dry run refuses what the run would
     rc = cli.main(["evaluate", str(REPO / "configs" / "evaluate-default.yaml"), "--tables-only",
                    "--reuse-from", str(missing)])
     _one_line_error(rc, capsys, "--reuse-from", "--tables-only")

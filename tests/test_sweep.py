@@ -114,9 +114,26 @@ def test_reuse_from_copies_the_runs_another_database_holds(six_runs, tmp_path):
         dst.close()
     again = run_sweep([r.spec for r in planned], target, task=must_not_run, progress=False, reuse_from=[source])
     assert (again.skipped, again.reused) == (6, 0)
-    for bad, needle in ((tmp_path / "missing.db", "no results database"), (target, "the database being written")):
+    # A source's failed rows are not copied; a source of another schema fails before anything is written.
+    other = tmp_path / "other.db"
+    extra = RunSpec("dumbbell", "fifo", 9, SHORT)
+    with ResultsDB(other) as db:
+        db.record(RunRecord(extra.key(), "other", "dumbbell", "fifo", 9, SHORT, "", None, "failed", "boom", 1.0, 2.0,
+                            "w", {}, None))
+    with ResultsDB(target) as db:
+        assert db.copy_from(other, [extra.key()]) == 0
+    old_schema = tmp_path / "old.db"
+    conn = sqlite3.connect(old_schema)
+    conn.executescript("CREATE TABLE runs (key TEXT, status TEXT); CREATE TABLE timeseries (key TEXT, csv_gz BLOB);")
+    conn.close()
+    fresh = tmp_path / "fresh.db"
+    for bad, needle in ((tmp_path / "missing.db", "no results database"),
+                        (old_schema, "not an aqm-llm results database of this version")):
         with pytest.raises(ConfigError, match=needle):
-            run_sweep([r.spec for r in planned], target, task=must_not_run, progress=False, reuse_from=[bad])
+            run_sweep([r.spec for r in planned], fresh, task=must_not_run, progress=False, reuse_from=[bad])
+        assert not fresh.exists()  # refused before the database was created
+    with pytest.raises(ConfigError, match="the database being written"):
+        run_sweep([r.spec for r in planned], target, task=must_not_run, progress=False, reuse_from=[target])
 
 
 # --- killed with SIGKILL midway, then resumed ---------------------------------------------

@@ -204,12 +204,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _planned_status(keys: Sequence[str], db: str | Path, reuse_from: Sequence[str]) -> dict[str, str]:
     """Per run key, what running it now would do: 'done' (in ``db``), 'reuse' (copied from a
     ``--reuse-from`` database) or 'to run'. Reads the databases only."""
-    from aqm_llm.results import ok_keys
+    from aqm_llm.results import ok_keys, reusable_keys
 
     done = ok_keys(db, keys) if Path(db).is_file() else set()
     reusable: set[str] = set()
     for source in reuse_from:
-        reusable |= ok_keys(source, keys)
+        reusable |= reusable_keys(source, keys, db)
     return {k: "done" if k in done else "reuse" if k in reusable else "to run" for k in keys}
 
 
@@ -278,9 +278,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from aqm_llm.evaluate import evaluate, load_eval_config
 
     cfg = load_eval_config(args.file)
-    if args.tables_only and args.reuse_from:
-        raise ConfigError("--reuse-from copies runs in before running and --tables-only runs nothing; drop one "
-                          "(to build tables from another database, give it as --db)")
     db = args.db or f"results/{cfg.name}.db"
     out = _output_dir(args.output_dir or f"results/{cfg.name}", "--output-dir")
     if args.dry_run:

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aqm_llm.errors import ConfigError
-from aqm_llm.resultsdb import FLAT_NAMES, ResultsDB, RunRecord, connect, json_cell, ok_keys, schema_error
+from aqm_llm.resultsdb import FLAT_NAMES, ResultsDB, RunRecord, connect, json_cell, ok_keys, reusable_keys, schema_error
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FLAT_NAMES", "ResultsDB", "RunRecord", "connect", "export", "load", "load_timeseries", "ok_keys"]
+__all__ = ["FLAT_NAMES", "ResultsDB", "RunRecord", "connect", "export", "load", "load_timeseries", "ok_keys", "reusable_keys"]
 
 _BASE = ("id", "key", "sweep", "scenario", "qdisc", "seed", "variant", "status", "error", "attempts",
          "started", "finished", "wall_s", "worker", "versions", "agent", "params")

@@ -39,6 +39,7 @@ overwritten; a failed one is replaced (same id, attempts + 1) when the run is tr
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -210,11 +211,36 @@ def ok_keys(path: str | Path, keys: Iterable[str]) -> set[str]:
     conn = connect(path, create=False)
     try:
         done = {k for (k,) in conn.execute("SELECT key FROM runs WHERE status = 'ok'")}
-    except sqlite3.OperationalError as exc:
+    except sqlite3.DatabaseError as exc:
         raise schema_error(path, exc) from None
     finally:
         conn.close()
     return done & set(keys)
+
+
+def reusable_keys(source: str | Path, keys: Iterable[str], target: str | Path) -> set[str]:
+    """Which of ``keys`` the database at ``source`` holds as 'ok' for ``target`` to copy
+    (``ResultsDB.copy_from``, ``--reuse-from``), read-only. ConfigError, before anything is written,
+    if ``source`` is ``target`` itself, missing, or lacks a column a copy needs."""
+    src = Path(source)
+    if _same_file(src, Path(target)):
+        raise ConfigError(f"--reuse-from {src}: that is the database being written; give another one")
+    conn = connect(src, create=False)
+    try:  # every column a copy reads, so that an older or foreign database fails here
+        conn.execute(f"SELECT {', '.join(_ROW)}, attempts FROM runs LIMIT 0")
+        conn.execute("SELECT key, csv_gz FROM timeseries LIMIT 0")
+    except sqlite3.DatabaseError as exc:
+        raise schema_error(src, exc) from None
+    finally:
+        conn.close()
+    return ok_keys(src, keys)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # hard links and bind mounts too
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
 
 
 class ResultsDB:
@@ -247,9 +273,7 @@ class ResultsDB:
         source that is missing, this database itself, or not a results database of this version.
         """
         src_path = Path(source)
-        if src_path.resolve() == self.path.resolve():
-            raise ConfigError(f"--reuse-from {src_path}: that is the database being written; give another one")
-        wanted = sorted(set(keys) - self.done_keys())
+        wanted = sorted(reusable_keys(src_path, set(keys) - self.done_keys(), self.path))
         if not wanted:
             return 0
         src = connect(src_path, create=False)
@@ -263,7 +287,7 @@ class ResultsDB:
                                     f"WHERE status = 'ok' AND key IN ({marks})", chunk).fetchall()
                 series += src.execute(f"SELECT key, csv_gz FROM timeseries WHERE key IN ({marks})",
                                       chunk).fetchall()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             raise schema_error(src_path, exc) from None
         finally:
             src.close()

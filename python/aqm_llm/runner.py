@@ -71,8 +71,6 @@ def build_command(spec: RunSpec, output: Path, timeseries: Path | None = None,
     return cmd
 
 
-
-
 def run_simulation(cmd: list[str], progress: bool = False, label: str = "",
                    timeout: float | None = None, env: Mapping[str, str] | None = None,
                    log_path: Path | None = None) -> None:

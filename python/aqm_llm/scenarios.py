@@ -68,6 +68,13 @@ class ParamSpec:
     choices: tuple[str, ...] = ()
     qdiscs: tuple[str, ...] = ()  # the queue discs it acts on (empty: all); others refuse a non-default value
 
+    def is_default(self, text: str) -> bool:
+        """Whether a valid value (``normalise``'s text) is the default: by number for numbers
+        ("-01" is -1), as the program's own check compares (ParamSet::IsDefault)."""
+        if self.kind in ("int", "float"):
+            return float(text) == float(self.default)
+        return text == self.default
+
     def normalise(self, value: Any) -> str:
         """The value as the program's command line wants it; ConfigError if it is bad."""
         text = _to_text(value)
@@ -148,14 +155,13 @@ class ScenarioSpec:
             _check_ns3_defaults(self.binary, tuple(sorted(ns3_defaults.items())))
         return out
 
-
     def _check_qdisc_scope(self, values: Mapping[str, str]) -> None:
         """The program's own check (ParamSet::CheckQdiscScope), before a run starts: a parameter
         declared for some queue discs only, set to anything but its default with another one."""
         qdisc = values.get("qdisc")
         for name, value in values.items():
             spec = self.params.get(name)
-            if qdisc is None or spec is None or not spec.qdiscs or value == spec.default or qdisc in spec.qdiscs:
+            if qdisc is None or spec is None or not spec.qdiscs or spec.is_default(value) or qdisc in spec.qdiscs:
                 continue
             names = " and ".join([", ".join(spec.qdiscs[:-1]), spec.qdiscs[-1]] if len(spec.qdiscs) > 1
                                  else spec.qdiscs)

@@ -430,12 +430,26 @@ ParamSet::AppliesTo(const std::string& name, const std::vector<std::string>& qdi
     return *this;
 }
 
+bool
+ParamSet::IsDefault(const Spec& spec) const
+{
+    switch (spec.kind)
+    {
+    case Kind::Int: // by number: "-01" is -1
+        return GetInt(spec.name) == std::stol(spec.defaultValue);
+    case Kind::Double:
+        return GetDouble(spec.name) == std::stod(spec.defaultValue);
+    default:
+        return GetString(spec.name) == spec.defaultValue;
+    }
+}
+
 void
 ParamSet::CheckQdiscScope(const std::string& qdisc) const
 {
     for (const auto& s : m_specs)
     {
-        if (s.qdiscs.empty() || GetString(s.name) == s.defaultValue ||
+        if (s.qdiscs.empty() || IsDefault(s) ||
             std::find(s.qdiscs.begin(), s.qdiscs.end(), qdisc) != s.qdiscs.end())
         {
             continue;

@@ -118,6 +118,8 @@ class ParamSet
     const Spec& Find(const std::string& name) const;
     /// \return an error message, empty if \p value is valid for \p spec
     std::string Check(const Spec& spec, const std::string& value) const;
+    /// \return whether the parsed value of \p spec is its default (numbers compared as numbers)
+    bool IsDefault(const Spec& spec) const;
 
     std::string m_program;
     std::vector<Spec> m_specs;

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from aqm_llm.errors import ConfigError
 from aqm_llm.evaluate.spec import EvalConfig, EvalPlanRun, load_eval_config, parse_eval_config
 from aqm_llm.evaluate.table import SeriesStats, Verdict, collect_stats, csv_rows, markdown, verdicts
 from aqm_llm.sweep import ClusterConfig, SweepSummary, run_sweep
@@ -42,6 +43,9 @@ def evaluate(cfg: EvalConfig, db_path: str | Path, out_dir: str | Path, *, clust
     ``reuse_from``: databases of other evaluations or sweeps whose 'ok' runs with the same keys are
     copied in before running (``run_sweep``).
     """
+    if reuse_from and not run:
+        raise ConfigError("--reuse-from copies runs in before running and --tables-only runs nothing; drop one "
+                          "(to build tables from another database, give it as --db)")
     plan = cfg.runs(base_dir)
     summary = None
     if run:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from aqm_llm.errors import ConfigError
-from aqm_llm.resultsdb import ResultsDB, RunRecord, ok_keys
 from aqm_llm.progress import LineClock
+from aqm_llm.resultsdb import ResultsDB, RunRecord, reusable_keys
 from aqm_llm.runner import RunSpec
 from aqm_llm.sweep.cluster import RESOURCE, ClusterConfig, open_client
 from aqm_llm.sweep.runs import SweepRun, canonical, sweep_agent
@@ -83,8 +83,7 @@ def run_sweep(sweep: SweepSpec | Sequence[SweepRun | RunSpec], db_path: str | Pa
     summary = SweepSummary(db_path=db_path, total=len(runs))
     keys = [r.key() for r in runs]
     for source in reuse_from:  # a bad source fails before the database is created or locked
-        if Path(source).resolve() != db_path.resolve():
-            ok_keys(source, keys)
+        reusable_keys(source, keys, db_path)
     with exclusive_use(db_path), ResultsDB(db_path) as db:
         summary.skipped = len(db.done_keys(keys))
         for source in reuse_from:
