@@ -54,6 +54,9 @@ def _doc(ckpt: Path, **extra: object) -> dict:
     ({"policies": [{"label": "t", "checkpoint": "c", "sample": "yes"}]},
      r"policies\[0\].sample: bad value 'yes'"),
     ({"rung": "dualpi2"}, "rung: 'dualpi2' is not a series other than the reference"),
+    ({"target": {"policy": "tiny", "calibration": "tiny"}}, r"target.calibration: 'tiny' is not a series other "
+                                                             r"than the reference and the policy \(fifo\)"),
+    ({"target": {"calibration": "dualpi2"}}, "target.calibration: 'dualpi2' is not a series"),
 ])
 def test_bad_evaluation_files_name_the_bad_value(tmp_path: Path, change: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -195,6 +198,19 @@ def test_evaluate_runs_tabulates_and_resumes(tmp_path: Path) -> None:
         assert v.loss[1] == ref.stats[4].mean
         assert f"{v.loss[0]:.3f} ({v.loss[1]:.3f})" in again.markdown
     assert set(family_verdicts(vs)) == {"dumbbell"}
+    # A calibration row: the same target judged for it, in a column beside the policy's verdict.
+    import dataclasses
+
+    from aqm_llm.evaluate.table import markdown
+
+    calibrated = dataclasses.replace(cfg, target=dataclasses.replace(cfg.target, calibration="fifo"))
+    text = markdown(calibrated, stats, "cmd")
+    assert "| met | fifo met |" in text and "the same target for fifo against dualpi2" in text
+    for v, c in zip(vs, verdicts(cfg, stats, "fifo")):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {v.setting.name} | dumbbell |"))
+        assert row.endswith(f"| {'yes' if v.met else '**no**'} | {'yes' if c.met else '**no**'} |")
+    assert "| family (held-out settings) | target met | fifo met |" in text
+    assert "fifo met" not in again.markdown  # no calibration row in the file: no column
     # The rung check pairs the same seeds: each delta's mean is the difference of the two means.
     checks = rung_checks(cfg, stats)
     assert [c.setting.name for c in checks] == ["seen", "unseen"]

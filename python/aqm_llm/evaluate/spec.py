@@ -47,7 +47,7 @@ _TOP_KEYS = ("name", "description", "seeds", "params", "baselines", "reference",
 _SETTING_KEYS = ("name", "scenario", "split", "params")
 _BASELINE_KEYS = ("label", "qdisc", "params")
 _POLICY_KEYS = ("label", "checkpoint", "splits", "params", "p_prime_band", "target_return", "sample")
-_TARGET_KEYS = ("policy", "utilisation_tolerance")
+_TARGET_KEYS = ("policy", "utilisation_tolerance", "calibration")
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,10 @@ class Target:
 
     policy: str
     utilisation_tolerance: float = DEFAULT_UTILISATION_TOLERANCE
+    # A series that is the reference in distribution (e.g. the reference with other random
+    # draws): the same target is judged for it too, beside the policy's, so each verdict is read
+    # against how often the reference meets the target against itself. None: no such row.
+    calibration: str | None = None
 
 
 @dataclass(frozen=True)
@@ -299,7 +303,11 @@ def _target(value: Any, policies: tuple[Policy, ...], compared: list[str], fail:
     tol = d.get("utilisation_tolerance", DEFAULT_UTILISATION_TOLERANCE)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
         raise fail(f"target.utilisation_tolerance: bad value '{tol}': expected a fraction in [0, 1)")
-    return Target(policy, float(tol))
+    calibration = d.get("calibration")
+    if calibration is not None and (calibration not in compared or calibration == policy):
+        raise fail(f"target.calibration: '{calibration}' is not a series other than the reference and the "
+                   f"policy ({', '.join(c for c in compared if c != policy) or 'none'})")
+    return Target(policy, float(tol), calibration)
 
 
 def load_eval_config(path: str | Path) -> EvalConfig:

@@ -132,11 +132,11 @@ def _complete(*series: SeriesStats) -> bool:
     return all(s.stats[0].n == s.planned for s in series)
 
 
-def verdicts(cfg: EvalConfig, stats: list[SeriesStats]) -> list[Verdict]:
-    """The target policy against the reference, per setting where both ran."""
+def verdicts(cfg: EvalConfig, stats: list[SeriesStats], policy: str | None = None) -> list[Verdict]:
+    """``policy`` (default: the target policy) against the reference, per setting where both ran."""
     out = []
     for setting in cfg.settings:
-        pair = _pair(stats, setting, cfg.target.policy, cfg.reference)
+        pair = _pair(stats, setting, policy or cfg.target.policy, cfg.reference)
         if pair is None:
             continue
         pol, ref = pair
@@ -241,6 +241,9 @@ def markdown(cfg: EvalConfig, stats: list[SeriesStats], command: str) -> str:
         lines.append("")
     vs = verdicts(cfg, stats)
     if vs:
+        # The calibration row's verdict per setting (None: no calibration row in the file).
+        cal = ({v.setting.name: v for v in verdicts(cfg, stats, cfg.target.calibration)}
+               if cfg.target.calibration else None)
         tol = cfg.target.utilisation_tolerance
         lines += [f"#### Target: {cfg.target.policy} against {cfg.reference}", "",
                   f"L4S p99 sojourn at most {cfg.reference}'s, classic p99 at most {CLASSIC_P99_FACTOR:g}x, "
@@ -248,20 +251,27 @@ def markdown(cfg: EvalConfig, stats: list[SeriesStats], command: str) -> str:
                   f"+ {LOSS_MARGIN_PCT:g} percentage points (means across seeds). L4S p99 Δ: "
                   f"{cfg.target.policy}'s minus {cfg.reference}'s seed by seed (same seed: same traffic "
                   "and link), mean ± 95% interval; an interval that contains 0 means the seeds do not "
-                  "tell the two apart.", "",
+                  "tell the two apart." + _calibration_text(cfg), "",
                   "| setting | family | split | L4S p99 ms (ref) | L4S p99 Δ ms, paired | classic p99 ms (ref) "
-                  "| util (ref) | loss % (ref) | L4S p99 | classic p99 | util | loss | met |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| util (ref) | loss % (ref) | L4S p99 | classic p99 | util | loss | met |"
+                  + (f" {cfg.target.calibration} met |" if cal is not None else ""),
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if cal is not None else "")]
         for v in vs:
             met = _mark(v.met) + ("" if v.complete else " (incomplete)")
             lines.append(f"| {v.setting.name} | {v.setting.scenario} | {v.setting.split} | "
                          f"{v.p99[0]:.2f} ({v.p99[1]:.2f}) | {_signed(v.p99_delta)} | "
                          f"{v.classic_p99[0]:.1f} ({v.classic_p99[1]:.1f}) | "
                          f"{v.util[0]:.3f} ({v.util[1]:.3f}) | {v.loss[0]:.3f} ({v.loss[1]:.3f}) | "
-                         f"{_mark(v.p99_ok)} | {_mark(v.classic_ok)} | {_mark(v.util_ok)} | {_mark(v.loss_ok)} | {met} |")
-        lines += ["", "| family (held-out settings) | target met |", "|---|---|"]
-        for family, ok in family_verdicts(vs).items():
-            lines.append(f"| {family} | {_mark(ok)} |")
+                         f"{_mark(v.p99_ok)} | {_mark(v.classic_ok)} | {_mark(v.util_ok)} | {_mark(v.loss_ok)} | {met} |"
+                         + (f" {_calibration_mark(cal, v.setting.name)} |" if cal is not None else ""))
+        families = family_verdicts(vs)
+        cal_families = family_verdicts(verdicts(cfg, stats, cfg.target.calibration)) if cal is not None else {}
+        lines += ["", "| family (held-out settings) | target met |" + (f" {cfg.target.calibration} met |"
+                                                                      if cal is not None else ""),
+                  "|---|---|" + ("---|" if cal is not None else "")]
+        for family, ok in families.items():
+            lines.append(f"| {family} | {_mark(ok)} |" + (f" {_mark(cal_families.get(family))} |"
+                                                          if cal is not None else ""))
         lines.append("")
     checks = rung_checks(cfg, stats)
     for label in cfg.rung:
@@ -269,6 +279,20 @@ def markdown(cfg: EvalConfig, stats: list[SeriesStats], command: str) -> str:
         if mine:
             lines += _rung_markdown(cfg, label, mine)
     return "\n".join(lines)
+
+
+def _calibration_text(cfg: EvalConfig) -> str:
+    if not cfg.target.calibration:
+        return ""
+    return (f" Last column: the same target for {cfg.target.calibration} against {cfg.reference}, a row that "
+            f"is {cfg.reference} in distribution: where it is **no**, the target does not tell {cfg.reference} "
+            f"from itself on that setting, and a verdict there for a policy that tracks {cfg.reference} is "
+            "the draw's.")
+
+
+def _calibration_mark(cal: dict[str, Verdict], setting: str) -> str:
+    v = cal.get(setting)
+    return "-" if v is None else _mark(v.met) + ("" if v.complete else " (incomplete)")
 
 
 def family_verdicts(vs: list[Verdict]) -> dict[str, bool | None]:
