@@ -206,16 +206,19 @@ def json_cell(text: Any, column: str, key: str, db_path: str | Path) -> dict[str
     return value
 
 
+def _ok_keys(conn: sqlite3.Connection) -> set[str]:
+    return {k for (k,) in conn.execute("SELECT key FROM runs WHERE status = 'ok'")}
+
+
 def ok_keys(path: str | Path, keys: Iterable[str]) -> set[str]:
     """Which of ``keys`` the database at ``path`` holds as 'ok', read-only (a dry run changes nothing)."""
     conn = connect(path, create=False)
     try:
-        done = {k for (k,) in conn.execute("SELECT key FROM runs WHERE status = 'ok'")}
+        return _ok_keys(conn) & set(keys)
     except sqlite3.DatabaseError as exc:
         raise schema_error(path, exc) from None
     finally:
         conn.close()
-    return done & set(keys)
 
 
 def reusable_keys(source: str | Path, keys: Iterable[str], target: str | Path) -> set[str]:
@@ -229,11 +232,11 @@ def reusable_keys(source: str | Path, keys: Iterable[str], target: str | Path) -
     try:  # every column a copy reads, so that an older or foreign database fails here
         conn.execute(f"SELECT {', '.join(_ROW)}, attempts FROM runs LIMIT 0")
         conn.execute("SELECT key, csv_gz FROM timeseries LIMIT 0")
+        return _ok_keys(conn) & set(keys)
     except sqlite3.DatabaseError as exc:
         raise schema_error(src, exc) from None
     finally:
         conn.close()
-    return ok_keys(src, keys)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -261,7 +264,7 @@ class ResultsDB:
 
     def done_keys(self, keys: Iterable[str] | None = None) -> set[str]:
         """Keys of successful runs (among ``keys`` if given)."""
-        done = {k for (k,) in self.conn.execute("SELECT key FROM runs WHERE status = 'ok'")}
+        done = _ok_keys(self.conn)
         return done if keys is None else done & set(keys)
 
     def copy_from(self, source: str | Path, keys: Iterable[str]) -> int:
