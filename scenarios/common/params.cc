@@ -14,6 +14,7 @@
 #include <iostream>
 #include <regex>
 #include <sstream>
+#include <utility>
 
 namespace aqmllm
 {
@@ -186,6 +187,13 @@ ParamSet::Find(const std::string& name) const
         allowed += (allowed.empty() ? "" : ", ") + s.name;
     }
     Fail("unknown parameter '" + name + "'; allowed: " + allowed);
+}
+
+ParamSet::Spec&
+ParamSet::Find(const std::string& name)
+{
+    // Declarations (SetDefault, AppliesTo) change a spec in place; the lookup and its error stay one.
+    return const_cast<Spec&>(std::as_const(*this).Find(name));
 }
 
 std::string
@@ -402,31 +410,15 @@ ParamSet::Parse(int argc, char* argv[])
 ParamSet&
 ParamSet::SetDefault(const std::string& name, const std::string& value)
 {
-    for (auto& s : m_specs)
-    {
-        if (s.name == name)
-        {
-            s.defaultValue = value;
-            m_values[name] = value;
-            return *this;
-        }
-    }
-    Find(name); // fails with the allowed names
+    Find(name).defaultValue = value;
+    m_values[name] = value;
     return *this;
 }
 
 ParamSet&
 ParamSet::AppliesTo(const std::string& name, const std::vector<std::string>& qdiscs)
 {
-    for (auto& s : m_specs)
-    {
-        if (s.name == name)
-        {
-            s.qdiscs = qdiscs;
-            return *this;
-        }
-    }
-    Find(name); // fails with the allowed names
+    Find(name).qdiscs = qdiscs;
     return *this;
 }
 

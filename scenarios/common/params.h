@@ -116,6 +116,7 @@ class ParamSet
   private:
     ParamSet& Add(Spec spec);
     const Spec& Find(const std::string& name) const;
+    Spec& Find(const std::string& name);
     /// \return an error message, empty if \p value is valid for \p spec
     std::string Check(const Spec& spec, const std::string& value) const;
     /// \return whether the parsed value of \p spec is its default (numbers compared as numbers)
