@@ -57,6 +57,8 @@ def _doc(ckpt: Path, **extra: object) -> dict:
     ({"target": {"policy": "tiny", "calibration": "tiny"}}, r"target.calibration: 'tiny' is not a series other "
                                                              r"than the reference and the policy \(fifo\)"),
     ({"target": {"calibration": "dualpi2"}}, "target.calibration: 'dualpi2' is not a series"),
+    ({"target": {"calibration": ["fifo", "nope"]}}, "target.calibration: 'nope' is not a series"),
+    ({"target": {"calibration": ["fifo", 3]}}, "target.calibration: expected a list of names"),
 ])
 def test_bad_evaluation_files_name_the_bad_value(tmp_path: Path, change: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -203,7 +205,7 @@ def test_evaluate_runs_tabulates_and_resumes(tmp_path: Path) -> None:
 
     from aqm_llm.evaluate.table import markdown
 
-    calibrated = dataclasses.replace(cfg, target=dataclasses.replace(cfg.target, calibration="fifo"))
+    calibrated = dataclasses.replace(cfg, target=dataclasses.replace(cfg.target, calibration=("fifo",)))
     text = markdown(calibrated, stats, "cmd")
     assert "| met | fifo met |" in text and "the same target for fifo against dualpi2" in text
     for v, c in zip(vs, verdicts(cfg, stats, "fifo")):
@@ -211,6 +213,26 @@ def test_evaluate_runs_tabulates_and_resumes(tmp_path: Path) -> None:
         assert row.endswith(f"| {'yes' if v.met else '**no**'} | {'yes' if c.met else '**no**'} |")
     assert "| family (held-out settings) | target met | fifo met |" in text
     assert "fifo met" not in again.markdown  # no calibration row in the file: no column
+    # Several calibration rows: each cell counts the rows that meet the target. A second row with
+    # fifo's runs ("fifo, again") meets it exactly where fifo does; with "seen" made a held-out
+    # setting of another family, a last family row says how often all families are met at once.
+    seen = cfg.settings[0]
+    other = dataclasses.replace(seen, scenario="wifi", split="held-out")
+    moved = [dataclasses.replace(s, setting=other) if s.setting == seen else s for s in stats]
+    moved += [dataclasses.replace(s, label="fifo, again") for s in moved if s.label == "fifo"]
+    several = dataclasses.replace(cfg, settings=(other, *cfg.settings[1:]), target=dataclasses.replace(
+        cfg.target, calibration=("fifo", "fifo, again")))
+    text = markdown(several, moved, "cmd")
+    assert "| met | calibration rows met (of 2) |" in text and "each of 2 rows" in text
+    fifo = verdicts(several, moved, "fifo")
+    for c in fifo:
+        row = next(line for line in text.splitlines() if line.startswith(f"| {c.setting.name} | "))
+        assert row.endswith(f"| {2 if c.met else 0} of 2 |")
+    for family, ok in family_verdicts(fifo).items():
+        row = next(line for line in text.splitlines() if line.startswith(f"| {family} | "))
+        assert row.endswith(f"| {2 if ok else 0} of 2 |")
+    policy_all = all(v.met for v in verdicts(several, moved))
+    assert f"| all 2 | {'yes' if policy_all else '**no**'} | {2 if all(c.met for c in fifo) else 0} of 2 |" in text
     # The rung check pairs the same seeds: each delta's mean is the difference of the two means.
     checks = rung_checks(cfg, stats)
     assert [c.setting.name for c in checks] == ["seen", "unseen"]

@@ -96,10 +96,10 @@ class Target:
 
     policy: str
     utilisation_tolerance: float = DEFAULT_UTILISATION_TOLERANCE
-    # A series that is the reference in distribution (e.g. the reference with other random
-    # draws): the same target is judged for it too, beside the policy's, so each verdict is read
-    # against how often the reference meets the target against itself. None: no such row.
-    calibration: str | None = None
+    # Series that are the reference in distribution (e.g. the reference with other random
+    # draws): the same target is judged for each, beside the policy's, so each verdict is read
+    # against how often the reference meets the target against itself. Empty: no such rows.
+    calibration: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -303,10 +303,13 @@ def _target(value: Any, policies: tuple[Policy, ...], compared: list[str], fail:
     tol = d.get("utilisation_tolerance", DEFAULT_UTILISATION_TOLERANCE)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
         raise fail(f"target.utilisation_tolerance: bad value '{tol}': expected a fraction in [0, 1)")
-    calibration = d.get("calibration")
-    if calibration is not None and (calibration not in compared or calibration == policy):
-        raise fail(f"target.calibration: '{calibration}' is not a series other than the reference and the "
-                   f"policy ({', '.join(c for c in compared if c != policy) or 'none'})")
+    value = d.get("calibration")
+    calibration = () if value is None else as_names([value] if isinstance(value, str) else value,
+                                                   "target.calibration", fail)
+    for label in calibration:
+        if label not in compared or label == policy:
+            raise fail(f"target.calibration: '{label}' is not a series other than the reference and the "
+                       f"policy ({', '.join(c for c in compared if c != policy) or 'none'})")
     return Target(policy, float(tol), calibration)
 
 
