@@ -223,7 +223,7 @@ def test_evaluate_runs_tabulates_and_resumes(tmp_path: Path) -> None:
     several = dataclasses.replace(cfg, settings=(other, *cfg.settings[1:]), target=dataclasses.replace(
         cfg.target, calibration=("fifo", "fifo, again")))
     text = markdown(several, moved, "cmd")
-    assert "| met | calibration rows met (of 2) |" in text and "each of 2 rows" in text
+    assert "| met | calibration rows met (of 2) |" in text and "each of the 2 rows named as calibration" in text
     fifo = verdicts(several, moved, "fifo")
     for c in fifo:
         row = next(line for line in text.splitlines() if line.startswith(f"| {c.setting.name} | "))

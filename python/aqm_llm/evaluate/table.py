@@ -300,8 +300,9 @@ def _calibration_text(cfg: EvalConfig) -> str:
                 f"is {cfg.reference} in distribution: where it is **no**, the target does not tell {cfg.reference} "
                 f"from itself on that setting, and a verdict there for a policy that tracks {cfg.reference} is "
                 "the draw's.")
-    return (f" Last column: the same target for each of {len(labels)} rows that are {cfg.reference} in "
-            f"distribution ({', '.join(labels)}), against {cfg.reference}: in how many it is met. Where that "
+    return (f" Last column: the same target for each of the {len(labels)} rows named as calibration in the "
+            f"evaluation file (rows that are {cfg.reference} in distribution), against {cfg.reference}: in how "
+            "many it is met. Where that "
             f"count is short of all, the target does not tell {cfg.reference} from itself on that setting, "
             f"and a verdict there for a policy that tracks {cfg.reference} is the draw's: the count is the rate "
             "at which such a policy is called a success.")
