@@ -58,7 +58,9 @@ def _doc(ckpt: Path, **extra: object) -> dict:
                                                              r"than the reference and the policy \(fifo\)"),
     ({"target": {"calibration": "dualpi2"}}, "target.calibration: 'dualpi2' is not a series"),
     ({"target": {"calibration": ["fifo", "nope"]}}, "target.calibration: 'nope' is not a series"),
-    ({"target": {"calibration": ["fifo", 3]}}, "target.calibration: expected a list of names"),
+    ({"target": {"calibration": ["fifo", 3]}}, "target.calibration: bad value '3': expected a series name"),
+    ({"target": {"calibration": {"a": 1}}}, "target.calibration: bad value .* expected a series name or a list"),
+    ({"target": {"calibration": []}}, r"target.calibration: bad value '\[\]': expected a series name or a list"),
 ])
 def test_bad_evaluation_files_name_the_bad_value(tmp_path: Path, change: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -213,26 +215,32 @@ def test_evaluate_runs_tabulates_and_resumes(tmp_path: Path) -> None:
         assert row.endswith(f"| {'yes' if v.met else '**no**'} | {'yes' if c.met else '**no**'} |")
     assert "| family (held-out settings) | target met | fifo met |" in text
     assert "fifo met" not in again.markdown  # no calibration row in the file: no column
-    # Several calibration rows: each cell counts the rows that meet the target. A second row with
-    # fifo's runs ("fifo, again") meets it exactly where fifo does; with "seen" made a held-out
-    # setting of another family, a last family row says how often all families are met at once.
+    # Several calibration rows: each cell counts the rows that meet the target. The rows are a copy
+    # of the reference's runs ("dualpi2, again": meets the target everywhere) and a copy of the
+    # random policy's ("tiny, again": it misses somewhere), so the counts mix two verdicts; with
+    # "seen" made a held-out setting of another family, a last family row says how often all
+    # families are met at once.
     seen = cfg.settings[0]
     other = dataclasses.replace(seen, scenario="wifi", split="held-out")
     moved = [dataclasses.replace(s, setting=other) if s.setting == seen else s for s in stats]
-    moved += [dataclasses.replace(s, label="fifo, again") for s in moved if s.label == "fifo"]
+    moved += [dataclasses.replace(s, label=f"{s.label}, again") for s in moved if s.label in ("tiny", "dualpi2")]
     several = dataclasses.replace(cfg, settings=(other, *cfg.settings[1:]), target=dataclasses.replace(
-        cfg.target, calibration=("fifo", "fifo, again")))
+        cfg.target, calibration=("dualpi2, again", "tiny, again")))
     text = markdown(several, moved, "cmd")
     assert "| met | calibration rows met (of 2) |" in text and "each of the 2 rows named as calibration" in text
-    fifo = verdicts(several, moved, "fifo")
-    for c in fifo:
-        row = next(line for line in text.splitlines() if line.startswith(f"| {c.setting.name} | "))
-        assert row.endswith(f"| {2 if c.met else 0} of 2 |")
-    for family, ok in family_verdicts(fifo).items():
+    rows = {label: verdicts(several, moved, label) for label in ("dualpi2, again", "tiny, again")}
+    assert all(v.met for v in rows["dualpi2, again"]) and not all(v.met for v in rows["tiny, again"])
+    assert "| 1 of 2 |" in text
+    for a, b in zip(rows["dualpi2, again"], rows["tiny, again"]):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {a.setting.name} | "))
+        assert row.endswith(f"| {int(bool(a.met)) + int(bool(b.met))} of 2 |")
+    families = {label: family_verdicts(vs) for label, vs in rows.items()}
+    for family in families["tiny, again"]:
         row = next(line for line in text.splitlines() if line.startswith(f"| {family} | "))
-        assert row.endswith(f"| {2 if ok else 0} of 2 |")
+        assert row.endswith(f"| {sum(bool(f[family]) for f in families.values())} of 2 |")
     policy_all = all(v.met for v in verdicts(several, moved))
-    assert f"| all 2 | {'yes' if policy_all else '**no**'} | {2 if all(c.met for c in fifo) else 0} of 2 |" in text
+    both = sum(all(f.values()) for f in families.values())
+    assert f"| all 2 | {'yes' if policy_all else '**no**'} | {both} of 2 |" in text
     # The rung check pairs the same seeds: each delta's mean is the difference of the two means.
     checks = rung_checks(cfg, stats)
     assert [c.setting.name for c in checks] == ["seen", "unseen"]

@@ -303,9 +303,14 @@ def _target(value: Any, policies: tuple[Policy, ...], compared: list[str], fail:
     tol = d.get("utilisation_tolerance", DEFAULT_UTILISATION_TOLERANCE)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
         raise fail(f"target.utilisation_tolerance: bad value '{tol}': expected a fraction in [0, 1)")
-    value = d.get("calibration")
-    calibration = () if value is None else as_names([value] if isinstance(value, str) else value,
-                                                   "target.calibration", fail)
+    named = d.get("calibration")
+    names = [] if named is None else [named] if isinstance(named, str) else named
+    if not isinstance(names, list) or (named is not None and not names):
+        raise fail(f"target.calibration: bad value '{named}': expected a series name or a list of them")
+    for label in names:
+        if not isinstance(label, str) or not label:
+            raise fail(f"target.calibration: bad value '{label}': expected a series name")
+    calibration = tuple(dict.fromkeys(names))
     for label in calibration:
         if label not in compared or label == policy:
             raise fail(f"target.calibration: '{label}' is not a series other than the reference and the "

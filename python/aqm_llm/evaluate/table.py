@@ -274,7 +274,8 @@ def markdown(cfg: EvalConfig, stats: list[SeriesStats], command: str) -> str:
             # The issue's bar is every held-out family at once: how often a calibration row meets it
             # is the chance that a policy deciding as the reference does is called a success.
             lines.append(f"| all {len(families)} | {_mark(_all_met(families))} |"
-                         + (_calibration_cell([_all_met(c) if c else None for c in cal_families]) if cal else ""))
+                         + (_calibration_cell([_all_met({f: c.get(f) for f in families}) for c in cal_families])
+                            if cal else ""))
         lines.append("")
     checks = rung_checks(cfg, stats)
     for label in cfg.rung:
@@ -311,7 +312,8 @@ def _calibration_text(cfg: EvalConfig) -> str:
 def _calibration_cell(outcomes: list[Verdict | bool | None]) -> str:
     """One calibration row: its mark; several: how many met, of those judged. A Verdict counts as
     met when its target is met; None where a row has no verdict."""
-    known = [o for o in outcomes if o is not None]
+    # A row whose target cannot be judged (no verdict, or a term without a value) is not counted.
+    known = [o for o in outcomes if o is not None and (o.met if isinstance(o, Verdict) else o) is not None]
     if not known:
         return " - |"
     met = [o.met if isinstance(o, Verdict) else o for o in known]
