@@ -12,7 +12,8 @@ import yaml
 
 from aqm_llm import ConfigError, cli
 from aqm_llm.evaluate import evaluate, load_eval_config, parse_eval_config
-from aqm_llm.evaluate.table import RUNG_METRICS, RungCheck, family_verdicts, rung_checks, verdicts
+from aqm_llm.evaluate.table import (RUNG_METRICS, RungCheck, family_verdicts, resolutions, rung_checks,
+                                    verdicts)
 from aqm_llm.report.stats import MeanCI
 
 TINY = "random:llama"
@@ -241,6 +242,19 @@ def test_evaluate_runs_tabulates_and_resumes(tmp_path: Path) -> None:
     policy_all = all(v.met for v in verdicts(several, moved))
     both = sum(all(f.values()) for f in families.values())
     assert f"| all 2 | {'yes' if policy_all else '**no**'} | {both} of 2 |" in text
+    # What the target can resolve: per term, the worst calibration row against the reference (the
+    # reference's own copy is 1x on every ratio, so the worst is the random policy's where it is
+    # worse), bold where some row misses the term.
+    assert "What the target can resolve" in text and "What the target can resolve" not in again.markdown
+    for r, tiny_v in zip(resolutions(several, moved), rows["tiny, again"]):
+        assert r.rows == 2
+        assert r.l4s_p99_ratio == pytest.approx(max(1.0, tiny_v.p99[0] / tiny_v.p99[1]))
+        assert r.util_ratio == pytest.approx(min(1.0, tiny_v.util[0] / tiny_v.util[1]))
+        assert r.loss_excess_pct == pytest.approx(max(0.0, tiny_v.loss[0] - tiny_v.loss[1]))
+        assert r.beyond == tuple(ok is False for ok in (tiny_v.p99_ok, tiny_v.classic_ok, tiny_v.util_ok,
+                                                        tiny_v.loss_ok))
+        row = next(line for line in text.splitlines() if line.startswith(f"| {r.setting.name} | held-out | 2 |"))
+        assert (f"**{r.l4s_p99_ratio:.2f}x**" in row) == r.beyond[0]
     # The rung check pairs the same seeds: each delta's mean is the difference of the two means.
     checks = rung_checks(cfg, stats)
     assert [c.setting.name for c in checks] == ["seen", "unseen"]

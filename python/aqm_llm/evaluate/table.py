@@ -152,6 +152,74 @@ def verdicts(cfg: EvalConfig, stats: list[SeriesStats], policy: str | None = Non
 
 
 @dataclass(frozen=True)
+class Resolution:
+    """How far the draw alone moves each target term on one setting: the worst of the calibration
+    rows (rows that are the reference in distribution) against the reference. ``beyond``: per term,
+    whether some calibration row misses it -- where a policy that decides as the reference does
+    can miss the term by the draw alone."""
+
+    setting: Setting
+    rows: int                          # calibration rows judged on this setting
+    l4s_p99_ratio: float | None        # largest row / reference
+    classic_p99_ratio: float | None    # largest row / reference
+    util_ratio: float | None           # smallest row / reference
+    loss_excess_pct: float | None      # largest row - reference, percentage points
+    beyond: tuple[bool, bool, bool, bool]
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b > 0 and not (math.isnan(a) or math.isnan(b)) else None
+
+
+def _worst(values: list[float | None], pick: Any) -> float | None:
+    known = [x for x in values if x is not None and not math.isnan(x)]
+    return pick(known) if known else None
+
+
+def resolutions(cfg: EvalConfig, stats: list[SeriesStats]) -> list[Resolution]:
+    """Per setting where a calibration row ran: each target term's worst calibration row."""
+    judged: dict[str, list[Verdict]] = {}
+    for label in cfg.target.calibration:
+        for v in verdicts(cfg, stats, label):
+            judged.setdefault(v.setting.name, []).append(v)
+    out = []
+    for setting in cfg.settings:
+        vs = judged.get(setting.name, [])
+        if not vs:
+            continue
+        out.append(Resolution(
+            setting, len(vs),
+            _worst([_ratio(*v.p99) for v in vs], max), _worst([_ratio(*v.classic_p99) for v in vs], max),
+            _worst([_ratio(*v.util) for v in vs], min), _worst([v.loss[0] - v.loss[1] for v in vs], max),
+            tuple(any(ok is False for ok in oks) for oks in zip(*[(v.p99_ok, v.classic_ok, v.util_ok, v.loss_ok)
+                                                                 for v in vs]))))
+    return out
+
+
+def _resolution_markdown(cfg: EvalConfig, rs: list[Resolution]) -> list[str]:
+    tol = cfg.target.utilisation_tolerance
+    lines = [f"#### What the target can resolve: calibration rows against {cfg.reference}", "",
+             f"Each term: the worst of the calibration rows (rows that are {cfg.reference} in distribution) "
+             f"against {cfg.reference}, i.e. how far the draw alone moves it. The target allows L4S p99 "
+             f"1x, classic p99 {CLASSIC_P99_FACTOR:g}x, utilisation {1 - tol:g}x, loss +{LOSS_MARGIN_PCT:g} "
+             "points; a **bold** cell is beyond that: there a policy that decides as "
+             f"{cfg.reference} does can miss the term by the draw alone.", "",
+             "| setting | split | rows | L4S p99 (largest) | classic p99 (largest) | util (smallest) "
+             "| loss (largest) |", "|---|---|---|---|---|---|---|"]
+    for r in rs:
+        cells = [_ratio_text(r.l4s_p99_ratio, "{:.2f}x"), _ratio_text(r.classic_p99_ratio, "{:.2f}x"),
+                 _ratio_text(r.util_ratio, "{:.3f}x"), _ratio_text(r.loss_excess_pct, "{:+.3f} pp")]
+        cells = [f"**{c}**" if beyond and c != "-" else c for c, beyond in zip(cells, r.beyond)]
+        lines.append(f"| {r.setting.name} | {r.setting.split} | {r.rows} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _ratio_text(x: float | None, fmt: str) -> str:
+    # Rounded to the three decimals shown, plus 0.0: a tiny negative prints as +0.000, not -0.000.
+    return "-" if x is None else fmt.format(round(x, 3) + 0.0)
+
+
+@dataclass(frozen=True)
 class RungCheck:
     """A rung policy against the reference on one setting: per RUNG_METRICS the paired
     difference (rung minus reference, seed by seed) with its 95% interval."""
@@ -277,6 +345,9 @@ def markdown(cfg: EvalConfig, stats: list[SeriesStats], command: str) -> str:
                          + (_calibration_cell([_all_met({f: c.get(f) for f in families}) for c in cal_families])
                             if cal else ""))
         lines.append("")
+        rs = resolutions(cfg, stats)
+        if rs:
+            lines += _resolution_markdown(cfg, rs)
     checks = rung_checks(cfg, stats)
     for label in cfg.rung:
         mine = [c for c in checks if c.label == label]
