@@ -178,12 +178,17 @@ def _worst(values: list[float | None], pick: Any) -> float | None:
 
 def resolutions(cfg: EvalConfig, stats: list[SeriesStats]) -> list[Resolution]:
     """Per setting where a calibration row ran: each target term's worst calibration row."""
+    return _resolutions(cfg.settings, [verdicts(cfg, stats, label) for label in cfg.target.calibration])
+
+
+def _resolutions(settings: tuple[Setting, ...], per_row: list[list[Verdict]]) -> list[Resolution]:
+    """``per_row``: each calibration row's verdicts (the target tables have them already)."""
     judged: dict[str, list[Verdict]] = {}
-    for label in cfg.target.calibration:
-        for v in verdicts(cfg, stats, label):
+    for row in per_row:
+        for v in row:
             judged.setdefault(v.setting.name, []).append(v)
     out = []
-    for setting in cfg.settings:
+    for setting in settings:
         vs = judged.get(setting.name, [])
         if not vs:
             continue
@@ -207,14 +212,14 @@ def _resolution_markdown(cfg: EvalConfig, rs: list[Resolution]) -> list[str]:
              "| setting | split | rows | L4S p99 (largest) | classic p99 (largest) | util (smallest) "
              "| loss (largest) |", "|---|---|---|---|---|---|---|"]
     for r in rs:
-        cells = [_ratio_text(r.l4s_p99_ratio, "{:.2f}x"), _ratio_text(r.classic_p99_ratio, "{:.2f}x"),
-                 _ratio_text(r.util_ratio, "{:.3f}x"), _ratio_text(r.loss_excess_pct, "{:+.3f} pp")]
+        cells = [_worst_text(r.l4s_p99_ratio, "{:.2f}x"), _worst_text(r.classic_p99_ratio, "{:.2f}x"),
+                 _worst_text(r.util_ratio, "{:.3f}x"), _worst_text(r.loss_excess_pct, "{:+.3f} pp")]
         cells = [f"**{c}**" if beyond and c != "-" else c for c, beyond in zip(cells, r.beyond)]
         lines.append(f"| {r.setting.name} | {r.setting.split} | {r.rows} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
-def _ratio_text(x: float | None, fmt: str) -> str:
+def _worst_text(x: float | None, fmt: str) -> str:
     # Rounded to the three decimals shown, plus 0.0: a tiny negative prints as +0.000, not -0.000.
     return "-" if x is None else fmt.format(round(x, 3) + 0.0)
 
@@ -310,7 +315,8 @@ def markdown(cfg: EvalConfig, stats: list[SeriesStats], command: str) -> str:
     vs = verdicts(cfg, stats)
     if vs:
         # Each calibration row's verdict per setting (empty: no calibration rows in the file).
-        cal = [{v.setting.name: v for v in verdicts(cfg, stats, label)} for label in cfg.target.calibration]
+        cal_verdicts = [verdicts(cfg, stats, label) for label in cfg.target.calibration]
+        cal = [{v.setting.name: v for v in row} for row in cal_verdicts]
         header = _calibration_header(cfg)
         tol = cfg.target.utilisation_tolerance
         lines += [f"#### Target: {cfg.target.policy} against {cfg.reference}", "",
@@ -345,7 +351,7 @@ def markdown(cfg: EvalConfig, stats: list[SeriesStats], command: str) -> str:
                          + (_calibration_cell([_all_met({f: c.get(f) for f in families}) for c in cal_families])
                             if cal else ""))
         lines.append("")
-        rs = resolutions(cfg, stats)
+        rs = _resolutions(cfg.settings, cal_verdicts)
         if rs:
             lines += _resolution_markdown(cfg, rs)
     checks = rung_checks(cfg, stats)
