@@ -55,13 +55,15 @@ def _doc(ckpt: Path, **extra: object) -> dict:
     ({"policies": [{"label": "t", "checkpoint": "c", "sample": "yes"}]},
      r"policies\[0\].sample: bad value 'yes'"),
     ({"rung": "dualpi2"}, "rung: 'dualpi2' is not a series other than the reference"),
+    ({"rung": ["fifo", ""]}, "rung: bad value '': expected a name"),
+    ({"rung": 7}, "rung: bad value '7': expected a name or a list of names"),
     ({"target": {"policy": "tiny", "calibration": "tiny"}}, r"target.calibration: 'tiny' is not a series other "
                                                              r"than the reference and the policy \(fifo\)"),
     ({"target": {"calibration": "dualpi2"}}, "target.calibration: 'dualpi2' is not a series"),
     ({"target": {"calibration": ["fifo", "nope"]}}, "target.calibration: 'nope' is not a series"),
-    ({"target": {"calibration": ["fifo", 3]}}, "target.calibration: bad value '3': expected a series name"),
-    ({"target": {"calibration": {"a": 1}}}, "target.calibration: bad value .* expected a series name or a list"),
-    ({"target": {"calibration": []}}, r"target.calibration: bad value '\[\]': expected a series name or a list"),
+    ({"target": {"calibration": ["fifo", 3]}}, "target.calibration: bad value '3': expected a name"),
+    ({"target": {"calibration": {"a": 1}}}, "target.calibration: bad value .* expected a name or a list of names"),
+    ({"target": {"calibration": []}}, r"target.calibration: bad value '\[\]': expected a name or a list of names"),
 ])
 def test_bad_evaluation_files_name_the_bad_value(tmp_path: Path, change: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

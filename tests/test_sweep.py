@@ -235,6 +235,7 @@ def test_sigterm_stops_the_sweep_and_its_simulations(tmp_path):
     ("scenarios: [dumbbell]\nqdiscs: [fifo]\nparams: {nosuch: 3}\n", "nosuch"),
     ("scenarios: [dumbbell]\nqdiscs: [fifo]\ngrid: {bottleneck_rate: [10Mbps, fast]}\n", "bottleneck_rate"),
     ("scenarios: [dumbbell]\nqdiscs: [fifo, nosuch]\n", "nosuch"),
+    ("scenarios: [dumbbell, 3]\nqdiscs: [fifo]\n", "scenarios: bad value '3': expected a name"),
     ("scenarios: [dumbbell, wifi]\nqdiscs: [fifo]\nparams: {bottleneck_rate: 10Mbps}\n", "per_scenario"),
     ("scenarios: [dumbbell]\nqdiscs: [fifo]\nseeds: 3\n", "seeds"),
     ("scenarios: [dumbbell]\nqdisc: [fifo]\n", "unknown key 'qdisc'"),

@@ -73,10 +73,21 @@ def as_mapping(value: Any, where: str, fail: Fail) -> dict[str, Any]:
 
 
 def as_names(value: Any, where: str, fail: Fail) -> tuple[str, ...]:
+    """A list of non-empty names, first occurrence kept; the error names the first bad item."""
     items = as_list(value, where, fail)
-    if not all(isinstance(v, str) and v for v in items):
-        raise fail(f"{where}: expected a list of names")
+    for v in items:
+        if not isinstance(v, str) or not v:
+            raise fail(f"{where}: bad value '{v}': expected a name")
     return tuple(dict.fromkeys(items))
+
+
+def as_one_or_more_names(value: Any, where: str, fail: Fail, *, allow_empty: bool) -> tuple[str, ...]:
+    """One name or a list of names (the form ``rung`` and ``target.calibration`` take).
+    ``allow_empty``: whether an empty list means "none" (True) or is refused (False)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or (not items and not allow_empty):
+        raise fail(f"{where}: bad value '{value}': expected a name or a list of names")
+    return as_names(items, where, fail)
 
 
 def as_scalar(value: Any, where: str, fail: Fail) -> Scalar:

@@ -37,8 +37,8 @@ from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
 from aqm_llm.runner import AgentSpec, RunSpec
 from aqm_llm.sweep.runs import SweepRun, canonical, sweep_agent
-from aqm_llm.configschema import (Fail, Scalar, as_mapping, as_names, as_params, as_run_timeout, as_seeds,
-                                  checked_mapping, top_level)
+from aqm_llm.configschema import (Fail, Scalar, as_list, as_mapping, as_names, as_one_or_more_names, as_params,
+                                  as_run_timeout, as_seeds, checked_mapping, top_level)
 from aqm_llm.sweep.spec import agent_spec
 
 SPLITS = ("training", "held-out")
@@ -184,8 +184,8 @@ def checkpoint_digest(directory: Path, source: str = "evaluation") -> str:
 def parse_eval_config(doc: Any, default_name: str = "evaluation", source: str = "evaluation") -> EvalConfig:
     fail, name = top_level(doc, _TOP_KEYS, "settings, baselines, policies, seeds", source, default_name)
     baselines = tuple(_baseline(item, i, fail)
-                      for i, item in enumerate(_as_list(doc.get("baselines", []), "baselines", fail)))
-    policies = tuple(_policy(item, i, fail) for i, item in enumerate(_as_list(doc.get("policies", []), "policies", fail)))
+                      for i, item in enumerate(as_list(doc.get("baselines", []), "baselines", fail)))
+    policies = tuple(_policy(item, i, fail) for i, item in enumerate(as_list(doc.get("policies", []), "policies", fail)))
     labels = [*(b.label for b in baselines), *(p.label for p in policies)]
     if len(set(labels)) != len(labels):
         dup = next(x for x in labels if labels.count(x) > 1)
@@ -199,12 +199,11 @@ def parse_eval_config(doc: Any, default_name: str = "evaluation", source: str = 
     compared = [label for label in labels if label != reference]
     target = _target(doc.get("target"), policies, compared, fail)
     rung_value = doc.get("rung")
-    rung = () if rung_value is None else as_names(
-        [rung_value] if isinstance(rung_value, str) else rung_value, "rung", fail)
+    rung = () if rung_value is None else as_one_or_more_names(rung_value, "rung", fail, allow_empty=True)
     for label in rung:
         if label not in compared:
             raise fail(f"rung: '{label}' is not a series other than the reference ({', '.join(compared) or 'none'})")
-    settings = tuple(_setting(item, i, fail) for i, item in enumerate(_as_list(doc.get("settings"), "settings", fail)))
+    settings = tuple(_setting(item, i, fail) for i, item in enumerate(as_list(doc.get("settings"), "settings", fail)))
     if not settings:
         raise fail("settings: give at least one {name, scenario, split, params}")
     names = [s.name for s in settings]
@@ -219,12 +218,6 @@ def parse_eval_config(doc: Any, default_name: str = "evaluation", source: str = 
                       agent=agent_spec(doc["agent"], fail) if doc.get("agent") is not None else sweep_agent(None),
                       timeseries=timeseries, run_timeout_s=as_run_timeout(doc.get("run_timeout_s"), fail),
                       source=source, rung=rung)
-
-
-def _as_list(value: Any, where: str, fail: Fail) -> list[Any]:
-    if not isinstance(value, list):
-        raise fail(f"{where}: expected a list")
-    return value
 
 
 def _splits(value: Any, where: str, fail: Fail) -> tuple[str, ...]:
@@ -304,13 +297,8 @@ def _target(value: Any, policies: tuple[Policy, ...], compared: list[str], fail:
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
         raise fail(f"target.utilisation_tolerance: bad value '{tol}': expected a fraction in [0, 1)")
     named = d.get("calibration")
-    names = [] if named is None else [named] if isinstance(named, str) else named
-    if not isinstance(names, list) or (named is not None and not names):
-        raise fail(f"target.calibration: bad value '{named}': expected a series name or a list of them")
-    for label in names:
-        if not isinstance(label, str) or not label:
-            raise fail(f"target.calibration: bad value '{label}': expected a series name")
-    calibration = tuple(dict.fromkeys(names))
+    calibration = () if named is None else as_one_or_more_names(named, "target.calibration", fail,
+                                                                allow_empty=False)
     for label in calibration:
         if label not in compared or label == policy:
             raise fail(f"target.calibration: '{label}' is not a series other than the reference and the "
