@@ -12,8 +12,8 @@ import yaml
 
 from aqm_llm import ConfigError, cli
 from aqm_llm.evaluate import evaluate, load_eval_config, parse_eval_config
-from aqm_llm.evaluate.table import (RUNG_METRICS, RungCheck, family_verdicts, resolutions, rung_checks,
-                                    verdicts)
+from aqm_llm.evaluate.table import (RUNG_METRICS, RungCheck, draw_standings, family_verdicts, resolutions,
+                                    rung_checks, verdicts)
 from aqm_llm.report.stats import MeanCI
 
 TINY = "random:llama"
@@ -257,6 +257,19 @@ def test_evaluate_runs_tabulates_and_resumes(tmp_path: Path) -> None:
                                                         tiny_v.loss_ok))
         row = next(line for line in text.splitlines() if line.startswith(f"| {r.setting.name} | held-out | 2 |"))
         assert (f"**{r.l4s_p99_ratio:.2f}x**" in row) == r.beyond[0]
+    # Against each draw of the reference: the reference row and each calibration row in turn. The
+    # policy meets the target against its own copy ("tiny, again") everywhere, and against the
+    # reference and its copy exactly where it meets it against the reference.
+    standings = {d.label: d for d in draw_standings(several, moved)}
+    assert "dualpi2" not in standings and set(standings) >= {"tiny", "fifo", "dualpi2, again", "tiny, again"}
+    for v in verdicts(several, moved):
+        assert standings["tiny"].per_setting[v.setting.name] == (2 * int(bool(v.met)) + 1, 3)
+    assert standings["tiny"].all_families == (2 * int(policy_all) + 1, 3)
+    assert standings["dualpi2, again"].per_setting[other.name][1] == 2  # not judged against itself
+    assert "#### Against each draw of dualpi2" in text and "Against each draw" not in again.markdown
+    row = next(line for line in text.splitlines()
+               if line.startswith("| all 2 held-out families | held-out | "))
+    assert f"| {2 * int(policy_all) + 1} of 3 |" in row
     # The rung check pairs the same seeds: each delta's mean is the difference of the two means.
     checks = rung_checks(cfg, stats)
     assert [c.setting.name for c in checks] == ["seen", "unseen"]

@@ -132,11 +132,13 @@ def _complete(*series: SeriesStats) -> bool:
     return all(s.stats[0].n == s.planned for s in series)
 
 
-def verdicts(cfg: EvalConfig, stats: list[SeriesStats], policy: str | None = None) -> list[Verdict]:
-    """``policy`` (default: the target policy) against the reference, per setting where both ran."""
+def verdicts(cfg: EvalConfig, stats: list[SeriesStats], policy: str | None = None,
+             reference: str | None = None) -> list[Verdict]:
+    """``policy`` (default: the target policy) against ``reference`` (default: the file's),
+    per setting where both ran."""
     out = []
     for setting in cfg.settings:
-        pair = _pair(stats, setting, policy or cfg.target.policy, cfg.reference)
+        pair = _pair(stats, setting, policy or cfg.target.policy, reference or cfg.reference)
         if pair is None:
             continue
         pol, ref = pair
@@ -222,6 +224,83 @@ def _resolution_markdown(cfg: EvalConfig, rs: list[Resolution]) -> list[str]:
 def _worst_text(x: float | None, fmt: str) -> str:
     # Rounded to the three decimals shown, plus 0.0: a tiny negative prints as +0.000, not -0.000.
     return "-" if x is None else fmt.format(round(x, 3) + 0.0)
+
+
+@dataclass(frozen=True)
+class DrawStanding:
+    """A series judged by the target against each draw of the reference -- the reference row and
+    the calibration rows, all of them the reference in distribution -- instead of against the one
+    reference row: per setting, against how many draws it meets the target, of those judged; and
+    against how many it meets every held-out family at once."""
+
+    label: str
+    per_setting: dict[str, tuple[int, int]]    # setting name -> (draws met against, draws judged)
+    all_families: tuple[int, int]              # (draws against which every held-out family is met, judged)
+
+
+def draw_standings(cfg: EvalConfig, stats: list[SeriesStats]) -> list[DrawStanding]:
+    """Every series but the reference (baselines, policies, the calibration rows themselves)
+    against each draw of the reference other than itself."""
+    draws = (cfg.reference, *cfg.target.calibration)
+    held_out = {s.name for s in cfg.settings if s.split == "held-out"}
+    out = []
+    for label in dict.fromkeys(s.label for s in stats):   # every series that has statistics, in order
+        if label == cfg.reference:
+            continue
+        per_setting: dict[str, list[bool]] = {}
+        families_met: list[bool] = []
+        for draw in draws:
+            if draw == label:
+                continue
+            vs = verdicts(cfg, stats, label, reference=draw)
+            for v in vs:
+                if v.met is not None:
+                    per_setting.setdefault(v.setting.name, []).append(v.met)
+            # Every held-out family at once: only against a draw with a verdict on each held-out setting.
+            if held_out and {v.setting.name for v in vs if v.met is not None} >= held_out:
+                families_met.append(bool(_all_met(family_verdicts(vs))))
+        if per_setting:
+            out.append(DrawStanding(label, {name: (sum(m), len(m)) for name, m in per_setting.items()},
+                                    (sum(families_met), len(families_met))))
+    return out
+
+
+def _standing_markdown(cfg: EvalConfig, standings: list[DrawStanding]) -> list[str]:
+    draws = 1 + len(cfg.target.calibration)
+    calibration = [d for d in standings if d.label in cfg.target.calibration]
+    others = [d for d in standings if d.label not in cfg.target.calibration]
+    lines = [f"#### Against each draw of {cfg.reference}", "",
+             f"The same target, judged against each of the {draws} rows that are {cfg.reference} in "
+             f"distribution ({cfg.reference} and the calibration rows) in turn instead of against "
+             f"{cfg.reference}'s row alone: against how many of them a series meets it (of those "
+             "judged). Last column: the calibration rows themselves, each against the other draws, "
+             "median (range) -- what a series that decides as the reference does gets.", "",
+             "| setting | split | " + " | ".join(d.label for d in others) + " | calibration rows |",
+             "|---|---|" + "---|" * len(others) + "---|"]
+
+    def count(pair: tuple[int, int] | None) -> str:
+        return "-" if pair is None or pair[1] == 0 else f"{pair[0]} of {pair[1]}"
+
+    def spread(pairs: list[tuple[int, int]]) -> str:
+        met = sorted(m for m, n in pairs if n)
+        if not met:
+            return "-"
+        judged = max(n for _, n in pairs)
+        median = met[len(met) // 2] if len(met) % 2 else (met[len(met) // 2 - 1] + met[len(met) // 2]) / 2
+        return f"{median:g} of {judged} ({met[0]}-{met[-1]})"
+
+    for setting in cfg.settings:
+        if not any(setting.name in d.per_setting for d in standings):
+            continue
+        cells = [count(d.per_setting.get(setting.name)) for d in others]
+        cal = spread([d.per_setting[setting.name] for d in calibration if setting.name in d.per_setting])
+        lines.append(f"| {setting.name} | {setting.split} | " + " | ".join(cells) + f" | {cal} |")
+    if any(d.all_families[1] for d in standings):
+        families = len({s.scenario for s in cfg.settings if s.split == "held-out"})
+        lines.append(f"| all {families} held-out families | held-out | "
+                     + " | ".join(count(d.all_families) for d in others)
+                     + f" | {spread([d.all_families for d in calibration])} |")
+    return lines + [""]
 
 
 @dataclass(frozen=True)
@@ -354,6 +433,9 @@ def markdown(cfg: EvalConfig, stats: list[SeriesStats], command: str) -> str:
         rs = _resolutions(cfg.settings, cal_verdicts)
         if rs:
             lines += _resolution_markdown(cfg, rs)
+        if len(cfg.target.calibration) > 1:
+            # With one calibration row the target table's last column already says it all.
+            lines += _standing_markdown(cfg, draw_standings(cfg, stats))
     checks = rung_checks(cfg, stats)
     for label in cfg.rung:
         mine = [c for c in checks if c.label == label]
