@@ -266,6 +266,12 @@ def test_evaluate_runs_tabulates_and_resumes(tmp_path: Path) -> None:
         assert standings["tiny"].per_setting[v.setting.name] == (2 * int(bool(v.met)) + 1, 3)
     assert standings["tiny"].all_families == (2 * int(policy_all) + 1, 3)
     assert standings["dualpi2, again"].per_setting[other.name][1] == 2  # not judged against itself
+    # With a training setting ("seen" in the file as it is): against how many draws every training
+    # setting is met at once.
+    one_training = {d.label: d for d in draw_standings(calibrated, stats)}["tiny"]
+    seen_met = [next(v for v in verdicts(cfg, stats, "tiny", reference=draw) if v.setting == seen).met
+                for draw in ("dualpi2", "fifo")]
+    assert one_training.all_training == (sum(bool(m) for m in seen_met), 2)
     assert "#### Against each draw of dualpi2" in text and "Against each draw" not in again.markdown
     row = next(line for line in text.splitlines()
                if line.startswith("| all 2 held-out families | held-out | "))

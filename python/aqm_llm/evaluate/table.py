@@ -236,6 +236,7 @@ class DrawStanding:
     label: str
     per_setting: dict[str, tuple[int, int]]    # setting name -> (draws met against, draws judged)
     all_families: tuple[int, int]              # (draws against which every held-out family is met, judged)
+    all_training: tuple[int, int] = (0, 0)     # (draws against which every training setting is met, judged)
 
 
 def draw_standings(cfg: EvalConfig, stats: list[SeriesStats]) -> list[DrawStanding]:
@@ -243,25 +244,30 @@ def draw_standings(cfg: EvalConfig, stats: list[SeriesStats]) -> list[DrawStandi
     against each draw of the reference other than itself."""
     draws = (cfg.reference, *cfg.target.calibration)
     held_out = {s.name for s in cfg.settings if s.split == "held-out"}
+    training = {s.name for s in cfg.settings if s.split == "training"}
     out = []
     for label in dict.fromkeys(s.label for s in stats):   # every series that has statistics, in order
         if label == cfg.reference:
             continue
         per_setting: dict[str, list[bool]] = {}
         families_met: list[bool] = []
+        training_met: list[bool] = []
         for draw in draws:
             if draw == label:
                 continue
             vs = verdicts(cfg, stats, label, reference=draw)
-            for v in vs:
-                if v.met is not None:
-                    per_setting.setdefault(v.setting.name, []).append(v.met)
-            # Every held-out family at once: only against a draw with a verdict on each held-out setting.
-            if held_out and {v.setting.name for v in vs if v.met is not None} >= held_out:
+            met = {v.setting.name: v.met for v in vs if v.met is not None}
+            for name, ok in met.items():
+                per_setting.setdefault(name, []).append(ok)
+            # All at once: only against a draw with a verdict on each setting of the split.
+            if held_out and set(met) >= held_out:
                 families_met.append(bool(_all_met(family_verdicts(vs))))
+            if training and set(met) >= training:
+                training_met.append(all(met[name] for name in training))
         if per_setting:
             out.append(DrawStanding(label, {name: (sum(m), len(m)) for name, m in per_setting.items()},
-                                    (sum(families_met), len(families_met))))
+                                    (sum(families_met), len(families_met)),
+                                    (sum(training_met), len(training_met))))
     return out
 
 
@@ -295,6 +301,11 @@ def _standing_markdown(cfg: EvalConfig, standings: list[DrawStanding]) -> list[s
         cells = [count(d.per_setting.get(setting.name)) for d in others]
         cal = spread([d.per_setting[setting.name] for d in calibration if setting.name in d.per_setting])
         lines.append(f"| {setting.name} | {setting.split} | " + " | ".join(cells) + f" | {cal} |")
+    if any(d.all_training[1] for d in standings):
+        settings = sum(s.split == "training" for s in cfg.settings)
+        lines.append(f"| all {settings} training settings | training | "
+                     + " | ".join(count(d.all_training) for d in others)
+                     + f" | {spread([d.all_training for d in calibration])} |")
     if any(d.all_families[1] for d in standings):
         families = len({s.scenario for s in cfg.settings if s.split == "held-out"})
         lines.append(f"| all {families} held-out families | held-out | "
@@ -418,8 +429,9 @@ def markdown(cfg: EvalConfig, stats: list[SeriesStats], command: str) -> str:
                          + (_calibration_cell([c.get(v.setting.name) for c in cal]) if cal else ""))
         families = family_verdicts(vs)
         cal_families = [family_verdicts(list(c.values())) for c in cal]
-        lines += ["", "| family (held-out settings) | target met |" + header,
-                  "|---|---|" + ("---|" if cal else "")]
+        if families:
+            lines += ["", "| family (held-out settings) | target met |" + header,
+                      "|---|---|" + ("---|" if cal else "")]
         for family, ok in families.items():
             lines.append(f"| {family} | {_mark(ok)} |" + (_calibration_cell([c.get(family) for c in cal_families])
                                                           if cal else ""))
