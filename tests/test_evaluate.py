@@ -12,8 +12,8 @@ import yaml
 
 from aqm_llm import ConfigError, cli
 from aqm_llm.evaluate import evaluate, load_eval_config, parse_eval_config
-from aqm_llm.evaluate.table import (RUNG_METRICS, RungCheck, draw_standings, family_verdicts, resolutions,
-                                    rung_checks, verdicts)
+from aqm_llm.evaluate.table import (RUNG_METRICS, RungCheck, draw_standings, family_verdicts, median_and_range,
+                                    resolutions, rung_checks, verdicts)
 from aqm_llm.report.stats import MeanCI
 
 TINY = "random:llama"
@@ -62,8 +62,8 @@ def _doc(ckpt: Path, **extra: object) -> dict:
     ({"target": {"calibration": "dualpi2"}}, "target.calibration: 'dualpi2' is not a series"),
     ({"target": {"calibration": ["fifo", "nope"]}}, "target.calibration: 'nope' is not a series"),
     ({"target": {"calibration": ["fifo", 3]}}, "target.calibration: bad value '3': expected a name"),
-    ({"target": {"calibration": {"a": 1}}}, "target.calibration: bad value .* expected a name or a list of names"),
-    ({"target": {"calibration": []}}, r"target.calibration: bad value '\[\]': expected a name or a list of names"),
+    ({"target": {"calibration": {"a": 1}}}, "target.calibration: bad value .* expected a name or a non-empty list"),
+    ({"target": {"calibration": []}}, r"target.calibration: bad value '\[\]': expected a name or a non-empty list"),
 ])
 def test_bad_evaluation_files_name_the_bad_value(tmp_path: Path, change: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -159,6 +159,14 @@ def test_the_rung_reproduces_only_when_every_paired_interval_contains_zero() -> 
     assert RungCheck("r", setting, (inside, outside, inside, inside, inside), True).reproduces is False
     one_seed = MeanCI(0.0, float("nan"), 1)
     assert RungCheck("r", setting, (inside, one_seed, inside, inside, inside), True).reproduces is None
+
+
+def test_median_and_range_of_draw_counts() -> None:
+    assert median_and_range([(3, 12), (0, 12), (10, 12)]) == "3 of 12 (0-10)"
+    assert median_and_range([(3, 12), (0, 12), (10, 12), (6, 12)]) == "4.5 of 12 (0-10)"
+    # different numbers judged (a draw without runs): the denominators' range, not one of them
+    assert median_and_range([(2, 11), (5, 12), (0, 0)]) == "3.5 (2-5) of 11-12"
+    assert median_and_range([(0, 0)]) == "-"
 
 
 def test_missing_checkpoint_and_bad_parameter_fail_before_running(tmp_path: Path) -> None:
@@ -261,6 +269,8 @@ def test_evaluate_runs_tabulates_and_resumes(tmp_path: Path) -> None:
     # policy meets the target against its own copy ("tiny, again") everywhere, and against the
     # reference and its copy exactly where it meets it against the reference.
     standings = {d.label: d for d in draw_standings(several, moved)}
+    # in the file's order (baselines, then policies), then the rows the statistics add
+    assert list(standings)[:2] == ["fifo", "tiny"] and all(d.complete for d in standings.values())
     assert "dualpi2" not in standings and set(standings) >= {"tiny", "fifo", "dualpi2, again", "tiny, again"}
     for v in verdicts(several, moved):
         assert standings["tiny"].per_setting[v.setting.name] == (2 * int(bool(v.met)) + 1, 3)

@@ -60,7 +60,7 @@ def as_run_timeout(value: Any, fail: Fail) -> float | None:
 
 def as_list(value: Any, where: str, fail: Fail) -> list[Any]:
     if not isinstance(value, list):
-        raise fail(f"{where}: expected a list")
+        raise fail(f"{where}: bad value '{value}': expected a list")
     return value
 
 
@@ -86,7 +86,8 @@ def as_one_or_more_names(value: Any, where: str, fail: Fail, *, allow_empty: boo
     ``allow_empty``: whether an empty list means "none" (True) or is refused (False)."""
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or (not items and not allow_empty):
-        raise fail(f"{where}: bad value '{value}': expected a name or a list of names")
+        raise fail(f"{where}: bad value '{value}': expected a name or a "
+                   f"{'' if allow_empty else 'non-empty '}list of names")
     return as_names(items, where, fail)
 
 

@@ -237,6 +237,7 @@ class DrawStanding:
     per_setting: dict[str, tuple[int, int]]    # setting name -> (draws met against, draws judged)
     all_families: tuple[int, int]              # (draws against which every held-out family is met, judged)
     all_training: tuple[int, int] = (0, 0)     # (draws against which every training setting is met, judged)
+    complete: bool = True                      # every counted verdict had all planned runs of both sides
 
 
 def draw_standings(cfg: EvalConfig, stats: list[SeriesStats]) -> list[DrawStanding]:
@@ -246,16 +247,20 @@ def draw_standings(cfg: EvalConfig, stats: list[SeriesStats]) -> list[DrawStandi
     held_out = {s.name for s in cfg.settings if s.split == "held-out"}
     training = {s.name for s in cfg.settings if s.split == "training"}
     out = []
-    for label in dict.fromkeys(s.label for s in stats):   # every series that has statistics, in order
+    # The file's order, then any series the statistics have besides (a notebook's own rows).
+    labels = dict.fromkeys([*cfg.labels(), *(s.label for s in stats)])
+    for label in labels:
         if label == cfg.reference:
             continue
         per_setting: dict[str, list[bool]] = {}
         families_met: list[bool] = []
         training_met: list[bool] = []
+        complete = True
         for draw in draws:
             if draw == label:
                 continue
             vs = verdicts(cfg, stats, label, reference=draw)
+            complete = complete and all(v.complete for v in vs if v.met is not None)
             met = {v.setting.name: v.met for v in vs if v.met is not None}
             for name, ok in met.items():
                 per_setting.setdefault(name, []).append(ok)
@@ -267,50 +272,61 @@ def draw_standings(cfg: EvalConfig, stats: list[SeriesStats]) -> list[DrawStandi
         if per_setting:
             out.append(DrawStanding(label, {name: (sum(m), len(m)) for name, m in per_setting.items()},
                                     (sum(families_met), len(families_met)),
-                                    (sum(training_met), len(training_met))))
+                                    (sum(training_met), len(training_met)), complete))
     return out
 
 
+def median_and_range(counts: list[tuple[int, int]]) -> str:
+    """Several (met, judged) counts as "median of N (lowest-highest)"; with different numbers
+    judged, "median (lowest-highest) of N1-N2". Counts with nothing judged are left out."""
+    judged = [(m, n) for m, n in counts if n]
+    if not judged:
+        return "-"
+    met = sorted(m for m, _ in judged)
+    half = len(met) // 2
+    median = met[half] if len(met) % 2 else (met[half - 1] + met[half]) / 2
+    lo, hi = min(n for _, n in judged), max(n for _, n in judged)
+    if lo == hi:
+        return f"{median:g} of {lo} ({met[0]}-{met[-1]})"
+    return f"{median:g} ({met[0]}-{met[-1]}) of {lo}-{hi}"
+
+
 def _standing_markdown(cfg: EvalConfig, standings: list[DrawStanding]) -> list[str]:
-    draws = 1 + len(cfg.target.calibration)
     calibration = [d for d in standings if d.label in cfg.target.calibration]
     others = [d for d in standings if d.label not in cfg.target.calibration]
+    rows = len(cfg.target.calibration)
     lines = [f"#### Against each draw of {cfg.reference}", "",
-             f"The same target, judged against each of the {draws} rows that are {cfg.reference} in "
-             f"distribution ({cfg.reference} and the calibration rows) in turn instead of against "
-             f"{cfg.reference}'s row alone: against how many of them a series meets it (of those "
-             "judged). Last column: the calibration rows themselves, each against the other draws, "
-             "median (range) -- what a series that decides as the reference does gets.", "",
+             f"The same target, judged against each draw of {cfg.reference} in turn -- {cfg.reference}'s "
+             f"row and its {rows} calibration rows, all {cfg.reference} in distribution -- instead of "
+             f"against {cfg.reference}'s row alone: against how many of them a series meets it (of those "
+             f"judged). Last column: the {rows} calibration rows themselves, each against the other draws, "
+             f"median of the counts (lowest-highest): what a series that decides as {cfg.reference} does "
+             "gets." + ("" if all(d.complete for d in standings) else
+                         " (incomplete): some counted verdict lacks planned runs."), "",
              "| setting | split | " + " | ".join(d.label for d in others) + " | calibration rows |",
              "|---|---|" + "---|" * len(others) + "---|"]
 
-    def count(pair: tuple[int, int] | None) -> str:
-        return "-" if pair is None or pair[1] == 0 else f"{pair[0]} of {pair[1]}"
-
-    def spread(pairs: list[tuple[int, int]]) -> str:
-        met = sorted(m for m, n in pairs if n)
-        if not met:
+    def count(pair: tuple[int, int] | None, standing: DrawStanding) -> str:
+        if pair is None or pair[1] == 0:
             return "-"
-        judged = max(n for _, n in pairs)
-        median = met[len(met) // 2] if len(met) % 2 else (met[len(met) // 2 - 1] + met[len(met) // 2]) / 2
-        return f"{median:g} of {judged} ({met[0]}-{met[-1]})"
+        return f"{pair[0]} of {pair[1]}" + ("" if standing.complete else " (incomplete)")
 
     for setting in cfg.settings:
         if not any(setting.name in d.per_setting for d in standings):
             continue
-        cells = [count(d.per_setting.get(setting.name)) for d in others]
-        cal = spread([d.per_setting[setting.name] for d in calibration if setting.name in d.per_setting])
+        cells = [count(d.per_setting.get(setting.name), d) for d in others]
+        cal = median_and_range([d.per_setting[setting.name] for d in calibration if setting.name in d.per_setting])
         lines.append(f"| {setting.name} | {setting.split} | " + " | ".join(cells) + f" | {cal} |")
     if any(d.all_training[1] for d in standings):
         settings = sum(s.split == "training" for s in cfg.settings)
         lines.append(f"| all {settings} training settings | training | "
-                     + " | ".join(count(d.all_training) for d in others)
-                     + f" | {spread([d.all_training for d in calibration])} |")
+                     + " | ".join(count(d.all_training, d) for d in others)
+                     + f" | {median_and_range([d.all_training for d in calibration])} |")
     if any(d.all_families[1] for d in standings):
         families = len({s.scenario for s in cfg.settings if s.split == "held-out"})
         lines.append(f"| all {families} held-out families | held-out | "
-                     + " | ".join(count(d.all_families) for d in others)
-                     + f" | {spread([d.all_families for d in calibration])} |")
+                     + " | ".join(count(d.all_families, d) for d in others)
+                     + f" | {median_and_range([d.all_families for d in calibration])} |")
     return lines + [""]
 
 
