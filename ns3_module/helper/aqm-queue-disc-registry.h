@@ -44,6 +44,7 @@ struct AqmQueueDiscOptions
     Time llmLSojournLimit{Seconds(0)};       //!< L packets that waited longer are dropped (0: off)
     std::string llmLAgentDrop{"drop"};       //!< drop | mark (AgentLDrop)
     std::string llmAgentForward{"forward"};  //!< forward | draw (AgentForward)
+    std::string llmAgentDrop{"drop"};        //!< drop | draw (AgentDrop)
     std::string llmMode{"agent"};            //!< agent | teacher | record
     std::string teacher{"dualpi2"};          //!< acting teacher (teacher mode; record mode)
     std::string recordActor{"auto"};         //!< record mode: auto | agent | teacher

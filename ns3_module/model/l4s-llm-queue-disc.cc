@@ -179,6 +179,17 @@ L4sLlmQueueDisc::GetTypeId()
                                           "Forward",
                                           AGENT_FORWARD_DRAW,
                                           "Draw"))
+            .AddAttribute("AgentDrop",
+                          "What the agent's per-packet drop of a head-of-queue packet does. Drop: "
+                          "it drops the packet. Draw: the packet takes the epoch decision's draw, "
+                          "as a packet past the batch does, so the per-packet head drops no more "
+                          "than the epoch probabilities it decides (its argmax over three actions "
+                          "drops every batch packet where it rates a drop likeliest). AgentLDrop "
+                          "Mark still turns an L packet's drop into a mark. Teachers' actions are "
+                          "not affected.",
+                          EnumValue(AGENT_DROP_DROP),
+                          MakeEnumAccessor<AgentDropRule>(&L4sLlmQueueDisc::m_agentDrop),
+                          MakeEnumChecker(AGENT_DROP_DROP, "Drop", AGENT_DROP_DRAW, "Draw"))
             .AddTraceSource("Fallbacks",
                             "Number of epochs that fell back to DualPI2 because of the agent",
                             MakeTraceSourceAccessor(&L4sLlmQueueDisc::m_fallbacks),
@@ -407,7 +418,8 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
     // are dropped with p_C -- the fallback controller's or the decision's (OverloadRule).
     // LSojournLimit (off by default) drops an L packet that waited longer, whoever decides.
     // AgentLDrop Mark turns the agent's per-packet drop of an L packet into a mark; AgentForward
-    // Draw gives a packet the agent forwards the epoch draw of a packet past the batch.
+    // Draw gives a packet the agent forwards the epoch draw of a packet past the batch, AgentDrop
+    // Draw one it drops.
     if (ExceedsLSojournLimit(d))
     {
         dropReason = L_SOJOURN_LIMIT_DROP; // no draw: the random stream stays as without it
@@ -447,14 +459,17 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
                 markReason = AGENT_L_DROP_AS_MARK;
                 return Verdict::MARK;
             }
-            return Verdict::DROP;
+            if (!(byAgent && m_agentDrop == AGENT_DROP_DRAW))
+            {
+                return Verdict::DROP;
+            }
+            // AgentDrop Draw: the dropped packet falls through to the epoch draw below.
         }
-        if (*action == agent::kActionMark)
+        else if (*action == agent::kActionMark)
         {
             return Verdict::MARK;
         }
-        const bool forwardDraws = byAgent && m_agentForward == AGENT_FORWARD_DRAW;
-        if (!forwardDraws)
+        else if (!(byAgent && m_agentForward == AGENT_FORWARD_DRAW))
         {
             markReason = byAgent ? AGENT_EPOCH_MARK : TEACHER_EPOCH_MARK;
             return Draw(*m_uv, native) ? Verdict::MARK : Verdict::FORWARD;

@@ -145,6 +145,13 @@ class L4sLlmQueueDisc : public DualQueueDisc
         AGENT_L_DROP_MARK, //!< it CE-marks the packet (L packets dropped only by the overload rules)
     };
 
+    /// What the agent's per-packet drop of a head-of-queue packet does (AgentDrop).
+    enum AgentDropRule
+    {
+        AGENT_DROP_DROP, //!< it drops the packet
+        AGENT_DROP_DRAW, //!< it takes the epoch decision's draw, as a packet past the batch
+    };
+
     /// What the agent's per-packet forward of a head-of-queue packet does (AgentForward).
     enum AgentForwardRule
     {
@@ -295,6 +302,7 @@ class L4sLlmQueueDisc : public DualQueueDisc
     OverloadRule m_overloadRule;   //!< what the overload rule follows under a decision
     AgentLDropRule m_agentLDrop;   //!< what the agent's per-packet drop of an L packet does
     AgentForwardRule m_agentForward; //!< what the agent's per-packet forward does (AgentForward)
+    AgentDropRule m_agentDrop;       //!< what the agent's per-packet drop does (AgentDrop)
 
     // Fallback
     DualPi2Controller m_fallback;          //!< the fallback controller
