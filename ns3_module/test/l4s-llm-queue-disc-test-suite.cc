@@ -606,65 +606,13 @@ class L4sLlmSojournLimitTestCase : public TestCase
 
 /**
  * \ingroup aqm-llm-tests
- * \brief AgentLDrop: the agent drops every L packet over 1 ms and every C packet over 5 ms.
- * 5 ECT(1) + 1 CE L packets and 3 ECT(0) + 3 Not-ECT C packets waited 15 ms. Drop: 12 agent
- * drops. Mark: the 5 ECT(1) are marked (the CE one forwarded as it is), the C packets still
- * dropped. Packet and byte mode.
- */
-class L4sLlmAgentLDropTestCase : public TestCase
-{
-  public:
-    L4sLlmAgentLDropTestCase(QueueSizeUnit unit, bool mark)
-        : TestCase(std::string("AgentLDrop ") + (mark ? "Mark" : "Drop") + ", " +
-                   ModeName(unit) + " mode"),
-          m_unit(unit),
-          m_mark(mark)
-    {
-    }
-
-  private:
-    void DoRun() override
-    {
-        StubAgent stub(Policy::DROPPER);
-        NS_TEST_ASSERT_MSG_EQ(stub.Ready(), true, "stub agent created the channel");
-        auto q = MakeQueue(m_unit,
-                           {{"ChannelName", stub.Name()},
-                            {"AgentTimeout", "5s"},
-                            {"AgentLDrop", m_mark ? "Mark" : "Drop"}});
-        uint32_t forwarded = 0;
-        EnqueueAt(q, MilliSeconds(1), 5, Ipv4Header::ECN_ECT1);
-        EnqueueAt(q, MilliSeconds(1), 1, Ipv4Header::ECN_CE);
-        EnqueueAt(q, MilliSeconds(1), 3, Ipv4Header::ECN_ECT0);
-        EnqueueAt(q, MilliSeconds(1), 3, Ipv4Header::ECN_NotECT);
-        DrainAt(q, MilliSeconds(17), &forwarded);
-        Simulator::Stop(MilliSeconds(18));
-        Simulator::Run();
-
-        const uint64_t lMarks = m_mark ? 5 : 0;
-        const uint64_t lDrops = m_mark ? 0 : 6;
-        NS_TEST_EXPECT_MSG_EQ(Marks(q, Q::AGENT_L_DROP_AS_MARK), lMarks, "L drops as marks");
-        NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalMarkedPackets, lMarks, "no other marks");
-        NS_TEST_EXPECT_MSG_EQ(Drops(q, Q::AGENT_DROP), lDrops + 6, "agent drops");
-        NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalDroppedPackets, lDrops + 6, "no other drops");
-        NS_TEST_EXPECT_MSG_EQ(forwarded, 6 - lDrops, "forwarded");
-        NS_TEST_EXPECT_MSG_EQ(q->GetFallbackCount(), 0, "no fallback");
-        q->Dispose();
-        NS_TEST_EXPECT_MSG_EQ(stub.Join(), 0, "the agent saw the channel close and exited");
-        Simulator::Destroy();
-    }
-
-    QueueSizeUnit m_unit;
-    bool m_mark;
-};
-
-/**
- * \ingroup aqm-llm-tests
- * \brief AgentDrop: the agent drops every L packet over 1 ms and every C packet over 5 ms, with
- * epoch probabilities 0. 5 ECT(1) + 1 CE L packets and 3 ECT(0) + 3 Not-ECT C packets waited
- * 15 ms. Drop: 12 agent drops. Draw: each dropped packet takes the epoch draw instead -- no drop;
- * the 5 ECT(1) L packets get the native ramp's mark (15 ms, more than one L packet queued), the CE
- * one and the C packets are forwarded. Draw with AgentLDrop Mark: the L drops are marks as
- * before, the C packets forwarded. Packet and byte mode.
+ * \brief AgentDrop and AgentLDrop: the agent drops every L packet over 1 ms and every C packet
+ * over 5 ms, with epoch probabilities 0. 5 ECT(1) + 1 CE L packets and 3 ECT(0) + 3 Not-ECT C
+ * packets waited 15 ms. Drop: 12 agent drops. AgentLDrop Mark: the 5 ECT(1) are marked (the CE
+ * one forwarded as it is), the C packets still dropped. AgentDrop Draw: each dropped packet takes
+ * the epoch draw instead -- no drop; the 5 ECT(1) L packets get the native ramp's mark (15 ms,
+ * more than one L packet queued), the CE one and the C packets are forwarded. Draw with AgentLDrop
+ * Mark: the L drops are marks as before, the C packets forwarded. Packet and byte mode.
  */
 class L4sLlmAgentDropTestCase : public TestCase
 {
@@ -700,7 +648,7 @@ class L4sLlmAgentDropTestCase : public TestCase
 
         const uint64_t lDropsAsMarks = m_lMark ? 5 : 0;
         const uint64_t epochMarks = m_draw && !m_lMark ? 5 : 0;
-        const uint64_t agentDrops = m_draw ? 0 : 12; // (AgentLDrop Mark is tested with Draw only)
+        const uint64_t agentDrops = (m_draw ? 0 : 6) + (m_draw || m_lMark ? 0 : 6); // C, then L
         NS_TEST_EXPECT_MSG_EQ(Drops(q, Q::AGENT_DROP), agentDrops, "agent drops");
         NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalDroppedPackets, agentDrops, "no other drops");
         NS_TEST_EXPECT_MSG_EQ(Marks(q, Q::AGENT_L_DROP_AS_MARK), lDropsAsMarks, "L drops as marks");
@@ -1369,9 +1317,8 @@ class L4sLlmQueueDiscTestSuite : public TestSuite
         {
             AddTestCase(new L4sLlmClassifyTestCase(unit), Duration::QUICK);
             AddTestCase(new L4sLlmStubAgentTestCase(unit), Duration::QUICK);
-            AddTestCase(new L4sLlmAgentLDropTestCase(unit, false), Duration::QUICK);
-            AddTestCase(new L4sLlmAgentLDropTestCase(unit, true), Duration::QUICK);
             AddTestCase(new L4sLlmAgentDropTestCase(unit, false, false), Duration::QUICK);
+            AddTestCase(new L4sLlmAgentDropTestCase(unit, false, true), Duration::QUICK);
             AddTestCase(new L4sLlmAgentDropTestCase(unit, true, false), Duration::QUICK);
             AddTestCase(new L4sLlmAgentDropTestCase(unit, true, true), Duration::QUICK);
             AddTestCase(new L4sLlmAgentForwardTestCase(unit, false), Duration::QUICK);
