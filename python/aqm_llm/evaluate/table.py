@@ -317,16 +317,14 @@ def _standing_markdown(cfg: EvalConfig, standings: list[DrawStanding]) -> list[s
         cells = [count(d.per_setting.get(setting.name), d) for d in others]
         cal = median_and_range([d.per_setting[setting.name] for d in calibration if setting.name in d.per_setting])
         lines.append(f"| {setting.name} | {setting.split} | " + " | ".join(cells) + f" | {cal} |")
-    if any(d.all_training[1] for d in standings):
-        settings = sum(s.split == "training" for s in cfg.settings)
-        lines.append(f"| all {settings} training settings | training | "
-                     + " | ".join(count(d.all_training, d) for d in others)
-                     + f" | {median_and_range([d.all_training for d in calibration])} |")
-    if any(d.all_families[1] for d in standings):
-        families = len({s.scenario for s in cfg.settings if s.split == "held-out"})
-        lines.append(f"| all {families} held-out families | held-out | "
-                     + " | ".join(count(d.all_families, d) for d in others)
-                     + f" | {median_and_range([d.all_families for d in calibration])} |")
+    at_once = ((f"all {sum(s.split == 'training' for s in cfg.settings)} training settings", "training",
+                lambda d: d.all_training),
+               (f"all {len({s.scenario for s in cfg.settings if s.split == 'held-out'})} held-out families",
+                "held-out", lambda d: d.all_families))
+    for name, split, pick in at_once:
+        if any(pick(d)[1] for d in standings):
+            lines.append(f"| {name} | {split} | " + " | ".join(count(pick(d), d) for d in others)
+                         + f" | {median_and_range([pick(d) for d in calibration])} |")
     return lines + [""]
 
 
