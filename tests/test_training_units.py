@@ -384,6 +384,16 @@ def test_teachers_ranked_after_the_warm_up(tmp_path: Path) -> None:
         parse_train_config({"pool": "p", "rank_after_warmup": "yes"})
 
 
+def test_the_epoch_first_layout_is_a_model_setting_and_older_identities_stay() -> None:
+    first = parse_train_config({"pool": "p", "model": {"epoch_sees_packets": False}})
+    layout = first.model.layout()
+    assert not layout.epoch_sees_packets and layout.epoch_index < layout.packet_slice.start
+    assert first.identity()["model"]["epoch_sees_packets"] is False
+    assert "epoch_sees_packets" not in parse_train_config({"pool": "p"}).identity()["model"]
+    with pytest.raises(ConfigError, match="model.epoch_sees_packets: bad value '0': expected true or false"):
+        parse_train_config({"pool": "p", "model": {"epoch_sees_packets": 0}})
+
+
 def test_an_acting_policy_is_labelled_by_the_best_teacher_and_never_chosen(tmp_path: Path) -> None:
     # DAgger: the policy acted (and scored best); its states take the best teacher's decisions.
     pool = make_pool(tmp_path, [("dumbbell", 0, 10, 0.9), ("dumbbell", 2, 10, 0.2), ("dumbbell", -1, 10, 0.99)])

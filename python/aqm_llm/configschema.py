@@ -49,6 +49,13 @@ def checked_mapping(item: Any, where: str, keys: tuple[str, ...], fail: Fail) ->
     return item
 
 
+def as_flag(value: Any, where: str, fail: Fail) -> bool:
+    """A yes/no key: YAML true or false, nothing else (not 0/1, not "yes")."""
+    if not isinstance(value, bool):
+        raise fail(f"{where}: bad value '{value}': expected true or false")
+    return value
+
+
 def as_run_timeout(value: Any, fail: Fail) -> float | None:
     """``run_timeout_s`` of a sweep, collect or evaluation file: None or seconds > 0."""
     if value is None:

@@ -15,6 +15,12 @@ One decision epoch is one sequence of at most ``max_tokens`` embedded tokens, ol
     p  the K head-of-queue packets (K = 16), ``packets_per_token`` packets a token
     E  the epoch token: its hidden state gives (p_L mark, p_C drop, p_C mark)
 
+With ``epoch_sees_packets`` false the epoch token comes before the packet tokens,
+``[R][s..][q..][E][p..]``: the backbone's attention is causal, so the epoch decision is then
+computed from the state alone (the same whatever the head-of-queue packets), while each packet
+token still sees the state and the epoch token. Why: the shipped checkpoint's epoch probability
+rose with the packet tokens where capacity collapses (configs/evaluate-no-batch-probe.yaml).
+
 The default (:data:`DEFAULT_LAYOUT`) is the dense one the agent decides within one 16 ms epoch
 with: 1 token per past epoch, 2 series and 4 packets a token, so the current epoch takes
 1 + 2 + 4 + 4 + 1 = 12 tokens and H = 12 past epochs fill 24 tokens. The first checkpoint's
@@ -81,6 +87,7 @@ class TokenLayout:
     packets_per_token: int = 1
     series_per_token: int = 1
     tokens_per_past_epoch: int = WIDE_TOKENS_PER_PAST_EPOCH
+    epoch_sees_packets: bool = True  # False: [E] before the packet tokens (see the module doc)
 
     def __post_init__(self) -> None:
         if not 1 <= self.packets <= 32:
@@ -106,10 +113,12 @@ class TokenLayout:
     def fit(cls, *, packets: int = DEFAULT_PACKETS, max_tokens: int = MAX_TOKENS,
             scalar_groups: tuple[tuple[int, ...], ...] = DEFAULT_SCALAR_GROUPS,
             series: int = F.N_SERIES, packets_per_token: int = 1, series_per_token: int = 1,
-            tokens_per_past_epoch: int = WIDE_TOKENS_PER_PAST_EPOCH) -> TokenLayout:
+            tokens_per_past_epoch: int = WIDE_TOKENS_PER_PAST_EPOCH,
+            epoch_sees_packets: bool = True) -> TokenLayout:
         """The layout with as many past epochs as fit in ``max_tokens``."""
         grouping = {"packets_per_token": packets_per_token, "series_per_token": series_per_token,
-                    "tokens_per_past_epoch": tokens_per_past_epoch}
+                    "tokens_per_past_epoch": tokens_per_past_epoch,
+                    "epoch_sees_packets": epoch_sees_packets}
         probe = cls(packets=packets, history=0, scalar_groups=scalar_groups, series=series,
                     max_tokens=10**6, **grouping)  # validates the grouping
         current = probe.current_tokens
@@ -172,7 +181,7 @@ class TokenLayout:
     @property
     def packet_slice(self) -> slice:
         """The packet tokens (``packets_per_token`` packets each)."""
-        start = self.series_slice.stop
+        start = self.series_slice.stop + (0 if self.epoch_sees_packets else 1)
         return slice(start, start + self.packet_tokens)
 
     @property
@@ -181,7 +190,7 @@ class TokenLayout:
 
     @property
     def epoch_index(self) -> int:
-        return self.total - 1
+        return self.total - 1 if self.epoch_sees_packets else self.series_slice.stop
 
     def presence_mask(self, packet_counts: npt.ArrayLike,
                       past_epochs: npt.ArrayLike) -> npt.NDArray[np.bool_]:
@@ -221,23 +230,29 @@ class TokenLayout:
                 else "1 token [RTG+state+action]")
         def per(n: int, what: str) -> str:
             return f" ({n} {what} a token)" if n > 1 else ""
+        packets = (f"{self.packet_tokens} packet tokens"
+                   f"{per(self.packets_per_token, 'packets')}")
+        current = f"{packets}, [epoch]" if self.epoch_sees_packets else f"[epoch], {packets}"
         return (f"{self.total} tokens: {self.history} past epochs x {past}, then "
                 f"[RTG] {len(self.scalar_groups)} scalar, {self.series_tokens} series"
-                f"{per(self.series_per_token, 'series')}, {self.packet_tokens} packet tokens"
-                f"{per(self.packets_per_token, 'packets')}, [epoch]")
+                f"{per(self.series_per_token, 'series')}, {current}")
 
     def to_dict(self) -> dict[str, object]:
         return {"packets": self.packets, "history": self.history, "series": self.series,
                 "scalar_groups": [list(g) for g in self.scalar_groups],
                 "max_tokens": self.max_tokens, "packets_per_token": self.packets_per_token,
                 "series_per_token": self.series_per_token,
-                "tokens_per_past_epoch": self.tokens_per_past_epoch}
+                "tokens_per_past_epoch": self.tokens_per_past_epoch,
+                "epoch_sees_packets": self.epoch_sees_packets}
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> TokenLayout:
         groups = tuple(tuple(int(i) for i in g) for g in d["scalar_groups"])  # type: ignore[attr-defined]
-        grouping = {name: int(d[name]) for name in  # type: ignore[call-overload]
-                    ("packets_per_token", "series_per_token", "tokens_per_past_epoch") if name in d}
+        grouping: dict[str, object] = {
+            name: int(d[name]) for name in  # type: ignore[call-overload]
+            ("packets_per_token", "series_per_token", "tokens_per_past_epoch") if name in d}
+        if "epoch_sees_packets" in d:
+            grouping["epoch_sees_packets"] = bool(d["epoch_sees_packets"])
         return cls(packets=int(d["packets"]), history=int(d["history"]),  # type: ignore[arg-type]
                    series=int(d["series"]), scalar_groups=groups,  # type: ignore[arg-type]
                    max_tokens=int(d["max_tokens"]), **grouping)  # type: ignore[arg-type]

@@ -17,6 +17,8 @@
       packets_per_token: 4             # K packets in ceil(K / 4) tokens
       series_per_token: 2              # 8 series in 4 tokens
       tokens_per_past_epoch: 1         # 1 ([RTG+state+action]) or 3 ([RTG][state][action])
+      epoch_sees_packets: true         # false: the epoch token before the packet tokens, so the
+                                       # epoch decision comes from the state alone (agent.layout)
       encoder: {conv_channels: 32, conv_kernel: 4}
     return_conditioning: true          # false: behaviour cloning without return conditioning
     families: [scenario]               # what makes a family ("scenario", "setting": scenario + every
@@ -64,7 +66,7 @@ from aqm_llm.agent.band import INDEPENDENT, band_form, parse_band
 from aqm_llm.agent.factor import EPOCH_OUTPUTS, FACTOR, PROBABILITY
 from aqm_llm.agent.reward import REWARD_WEIGHTS, RTG_MODES, RTG_NORMS
 from aqm_llm.configfile import read_yaml
-from aqm_llm.configschema import Fail, checked_mapping, failing_with
+from aqm_llm.configschema import Fail, as_flag, checked_mapping, failing_with
 from aqm_llm.errors import ConfigError
 
 
@@ -81,6 +83,7 @@ class ModelSettings:
     packets_per_token: int = 4
     series_per_token: int = 2
     tokens_per_past_epoch: int = 1
+    epoch_sees_packets: bool = True
     conv_channels: int = 32
     conv_kernel: int = 4
 
@@ -91,7 +94,8 @@ class ModelSettings:
         return TokenLayout.fit(packets=self.packets, max_tokens=self.max_tokens,
                                packets_per_token=self.packets_per_token,
                                series_per_token=self.series_per_token,
-                               tokens_per_past_epoch=self.tokens_per_past_epoch)
+                               tokens_per_past_epoch=self.tokens_per_past_epoch,
+                               epoch_sees_packets=self.epoch_sees_packets)
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,8 @@ class TrainConfig:
             d.pop("rtg_norm", None)  # likewise
         if d.get("epoch_output") == PROBABILITY:
             d.pop("epoch_output", None)  # likewise
+        if d["model"].get("epoch_sees_packets"):
+            d["model"].pop("epoch_sees_packets")  # likewise
         return d
 
 
@@ -296,7 +302,8 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
 
     m = checked_mapping(top.get("model"), "model", ("backbone", "layers", "lora", "packets", "max_tokens",
                                             "packets_per_token", "series_per_token",
-                                            "tokens_per_past_epoch", "encoder"), fail)
+                                            "tokens_per_past_epoch", "epoch_sees_packets",
+                                            "encoder"), fail)
     lora = checked_mapping(m.get("lora"), "model.lora", ("r", "alpha", "dropout", "target_modules"), fail)
     enc = checked_mapping(m.get("encoder"), "model.encoder", ("conv_channels", "conv_kernel"), fail)
     targets = lora.get("target_modules")
@@ -321,6 +328,7 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
                               hi=8, integer=True),
         tokens_per_past_epoch=_num(m.get("tokens_per_past_epoch", 1), "model.tokens_per_past_epoch",
                                    fail, lo=1, hi=3, integer=True),
+        epoch_sees_packets=as_flag(m.get("epoch_sees_packets", True), "model.epoch_sees_packets", fail),
         conv_channels=_num(enc.get("conv_channels", 32), "model.encoder.conv_channels", fail, lo=1, integer=True),
         conv_kernel=_num(enc.get("conv_kernel", 4), "model.encoder.conv_kernel", fail, lo=1, hi=16, integer=True))
 
@@ -331,15 +339,11 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
     if model.layers is not None and backbone == "mlp":
         raise fail("model.layers: the mlp backbone has no layers to keep; set null")
 
-    cond = top.get("return_conditioning", True)
-    if not isinstance(cond, bool):
-        raise fail("return_conditioning: expected true or false")
+    cond = as_flag(top.get("return_conditioning", True), "return_conditioning", fail)
     fams = top.get("families", ["scenario"])
     if not isinstance(fams, list) or not fams or not all(isinstance(f, str) and f for f in fams):
         raise fail("families: expected a list such as [scenario] or [scenario, bottleneck_rate]")
-    rank_after_warmup = top.get("rank_after_warmup", False)
-    if not isinstance(rank_after_warmup, bool):
-        raise fail("rank_after_warmup: expected true or false")
+    rank_after_warmup = as_flag(top.get("rank_after_warmup", False), "rank_after_warmup", fail)
     band, form = _band(top.get("p_prime_band"), fail)
     epoch_output = top.get("epoch_output", PROBABILITY)
     if epoch_output not in EPOCH_OUTPUTS:
