@@ -37,7 +37,7 @@ from aqm_llm.configfile import read_yaml
 from aqm_llm.errors import ConfigError
 from aqm_llm.runner import AgentSpec, RunSpec
 from aqm_llm.sweep.runs import SweepRun, canonical, sweep_agent
-from aqm_llm.configschema import (Fail, Scalar, as_list, as_mapping, as_names, as_one_or_more_names, as_params,
+from aqm_llm.configschema import (Fail, Scalar, as_flag, as_list, as_mapping, as_names, as_one_or_more_names, as_params,
                                   as_run_timeout, as_seeds, checked_mapping, top_level)
 from aqm_llm.sweep.spec import agent_spec
 
@@ -209,9 +209,7 @@ def parse_eval_config(doc: Any, default_name: str = "evaluation", source: str = 
     names = [s.name for s in settings]
     if len(set(names)) != len(names):
         raise fail(f"settings: name '{next(x for x in names if names.count(x) > 1)}' is used twice")
-    timeseries = doc.get("timeseries", False)
-    if not isinstance(timeseries, bool):
-        raise fail("timeseries: expected true or false")
+    timeseries = as_flag(doc.get("timeseries", False), "timeseries", fail)
     return EvalConfig(name=name, settings=settings, baselines=baselines, policies=policies, reference=reference,
                       target=target, seeds=as_seeds(doc["seeds"], "seeds", fail) if "seeds" in doc else (1, 2, 3),
                       params=as_params(doc.get("params", {}), "params", fail),
@@ -277,9 +275,7 @@ def _policy(item: Any, i: int, fail: Fail) -> Policy:
         if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target):
             raise fail(f"{where}.target_return: bad value '{target}': expected a finite number")
         target = float(target)
-    sample = d.get("sample", False)
-    if not isinstance(sample, bool):
-        raise fail(f"{where}.sample: bad value '{sample}': expected true or false")
+    sample = as_flag(d.get("sample", False), f"{where}.sample", fail)
     return Policy(d["label"], d["checkpoint"], splits, as_params(d.get("params", {}), f"{where}.params", fail),
                   band, target, sample)
 

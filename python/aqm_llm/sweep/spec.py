@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from aqm_llm.configfile import read_yaml
-from aqm_llm.configschema import (Fail, Scalar, as_list, as_mapping, as_names, as_params, as_run_timeout,
+from aqm_llm.configschema import (Fail, Scalar, as_flag, as_list, as_mapping, as_names, as_params, as_run_timeout,
                                   as_scalar, as_seeds, as_values, is_positive_int,
                                   top_level)
 from aqm_llm.errors import ConfigError
@@ -148,9 +148,7 @@ def parse_spec(doc: Any, default_name: str = "sweep", source: str = "sweep") -> 
         per_scenario[scen] = {k: (as_values(v, f"per_scenario.{scen}.{k}", fail) if isinstance(v, list)
                                   else as_scalar(v, f"per_scenario.{scen}.{k}", fail))
                               for k, v in as_mapping(values, f"per_scenario.{scen}", fail).items()}
-    timeseries = doc.get("timeseries", True)
-    if not isinstance(timeseries, bool):
-        raise fail("timeseries: expected true or false")
+    timeseries = as_flag(doc.get("timeseries", True), "timeseries", fail)
     spec = SweepSpec(
         name=name, scenarios=scenarios, qdiscs=qdiscs,
         seeds=as_seeds(doc["seeds"], "seeds", fail) if "seeds" in doc else (1,),
@@ -186,8 +184,8 @@ def agent_spec(value: Any, fail: Fail) -> AgentSpec:
         raise fail(f"agent: unknown key '{unknown[0]}'; allowed: {', '.join(_AGENT_KEYS)}")
     if "threads" in doc and not is_positive_int(doc["threads"]):
         raise fail("agent.threads: expected an integer >= 1")
-    if "sample" in doc and not isinstance(doc["sample"], bool):
-        raise fail(f"agent.sample: bad value '{doc['sample']}'; expected true or false")
+    if "sample" in doc:
+        as_flag(doc["sample"], "agent.sample", fail)
     if "runtime" in doc and doc["runtime"] not in RUNTIMES:
         raise fail(f"agent.runtime: bad value '{doc['runtime']}'; allowed: {', '.join(RUNTIMES)}")
     try:
