@@ -53,12 +53,22 @@ def test_the_model_card_matches_the_checkpoint() -> None:
     ("l4s-llm-return", "lora", "l4s-llm"), ("l4s-llm-bc", "lora+bc", "l4s-llm"),
     # the MLP and the retrained recipe: the same recipe on the pool as today's code collects it
     ("l4s-llm-mlp", "mlp+bc+imitate:dualpi2", "l4s-llm-retrain"),
-    ("l4s-llm-retrain", "lora+bc+imitate:dualpi2", "l4s-llm-mlp")])
+    ("l4s-llm-retrain", "lora+bc+imitate:dualpi2", "l4s-llm-mlp"),
+    # the recipe with the epoch decision from the state alone; its control is the retrained recipe
+    ("l4s-llm-epoch-first", "lora+bc+imitate:dualpi2", "l4s-llm-retrain")])
 def test_the_ablation_checkpoints_ship_too(name: str, variant: str, same_pool_as: str) -> None:
     tr = _training(MODELS / name)
     assert tr["variant"] == variant
     assert tr["pool_identity"] == _training(MODELS / same_pool_as)["pool_identity"]  # same experience
     assert tr["steps_done"] == tr["config"]["optim"]["steps"]
+
+
+def test_the_epoch_first_checkpoint_differs_from_its_control_in_the_layout_only() -> None:
+    first, control = (read_checkpoint_config(MODELS / n) for n in ("l4s-llm-epoch-first", "l4s-llm-retrain"))
+    assert first["policy"]["layout"].pop("epoch_sees_packets") is False
+    assert first["policy"]["layout"] == control["policy"]["layout"]
+    assert first["metadata"]["training"]["config"]["model"] == {
+        **control["metadata"]["training"]["config"]["model"], "epoch_sees_packets": False}
 
 
 def test_the_shipped_weights_are_the_evaluated_network_s() -> None:
