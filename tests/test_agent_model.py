@@ -59,8 +59,12 @@ def perturb(policy: LlmPolicy, seed: int = 7) -> None:
 # ------------------------------------------------------------------------ shapes
 
 
+EPOCH_FIRST_LAYOUT = replace(DEFAULT_LAYOUT, epoch_sees_packets=False)
+
+
 @pytest.mark.parametrize("arch, layout", [("llama", WIDE_LAYOUT), ("gpt2", WIDE_LAYOUT),
-                                          ("opt", WIDE_LAYOUT), ("llama", DEFAULT_LAYOUT)])
+                                          ("opt", WIDE_LAYOUT), ("llama", DEFAULT_LAYOUT),
+                                          ("llama", EPOCH_FIRST_LAYOUT)])
 def test_encoder_and_head_shapes(arch: str, layout: TokenLayout) -> None:
     backbone = random_backbone(arch, hidden_size=32, lora=LoraSpec())
     model = AqmModel(layout, backbone).eval()
@@ -92,8 +96,7 @@ def test_encoder_and_head_shapes(arch: str, layout: TokenLayout) -> None:
 def test_epoch_first_layout_decides_the_epoch_from_the_state_alone() -> None:
     """With the epoch token before the packet tokens, the epoch logits are the same whatever the
     head-of-queue packets (none, some, others), while the packet logits still follow them."""
-    layout = TokenLayout.fit(max_tokens=24, packets_per_token=4, series_per_token=2,
-                             tokens_per_past_epoch=1, epoch_sees_packets=False)
+    layout = EPOCH_FIRST_LAYOUT
     assert layout.epoch_index == layout.packet_slice.start - 1 < layout.total - 1
     backbone = random_backbone("llama", hidden_size=32, lora=LoraSpec())
     model = AqmModel(layout, backbone).eval()
@@ -101,21 +104,24 @@ def test_epoch_first_layout_decides_the_epoch_from_the_state_alone() -> None:
                                      History(layout.history), 0.3, layout)[0]
     rng = np.random.default_rng(1)
     others = replace(base, packets=rng.random(base.packets.shape).astype(np.float32))
-    empty = replace(base, packets=np.zeros_like(base.packets),
-                                mask=layout.presence_mask([0], [0])[0])
+    empty = replace(base, packets=np.zeros_like(base.packets), mask=layout.presence_mask([0], [0])[0])
     with torch.inference_mode():
         outs = [model(TensorInputs.from_numpy(stack_inputs([item]))) for item in (base, others, empty)]
         alone = model(TensorInputs.from_numpy(empty), compact=True)
     for out in outs[1:] + [alone]:
         torch.testing.assert_close(out.epoch_logits, outs[0].epoch_logits, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(outs[1].packet_logits[0, :9], outs[0].packet_logits[0, :9])
-    # The default layout's epoch token comes last and does see the packets.
+    # The default layout's epoch token comes last and does see the packets (same inputs, its mask).
     seeing = AqmModel(DEFAULT_LAYOUT, random_backbone("llama", hidden_size=32, lora=LoraSpec())).eval()
-    items = [replace(base, mask=layout.presence_mask([9], [0])[0]), others]
+    mask = DEFAULT_LAYOUT.presence_mask([9], [0])[0]
+    assert mask[DEFAULT_LAYOUT.epoch_index] and mask[DEFAULT_LAYOUT.packet_indices].sum() == 3
+    items = [replace(base, mask=mask), replace(others, mask=mask)]
     with torch.inference_mode():
         a, b = (seeing(TensorInputs.from_numpy(stack_inputs([it]))) for it in items)
     assert not torch.allclose(a.epoch_logits, b.epoch_logits)
     assert TokenLayout.from_dict(layout.to_dict()) == layout
+    with pytest.raises(ValueError, match="epoch_sees_packets"):
+        TokenLayout.from_dict({**layout.to_dict(), "epoch_sees_packets": "false"})
     assert "[epoch], 4 packet tokens" in layout.describe()
 
 

@@ -252,7 +252,9 @@ class TokenLayout:
             name: int(d[name]) for name in  # type: ignore[call-overload]
             ("packets_per_token", "series_per_token", "tokens_per_past_epoch") if name in d}
         if "epoch_sees_packets" in d:
-            grouping["epoch_sees_packets"] = bool(d["epoch_sees_packets"])
+            if not isinstance(d["epoch_sees_packets"], bool):
+                raise ValueError(f"epoch_sees_packets = {d['epoch_sees_packets']!r}: expected true or false")
+            grouping["epoch_sees_packets"] = d["epoch_sees_packets"]
         return cls(packets=int(d["packets"]), history=int(d["history"]),  # type: ignore[arg-type]
                    series=int(d["series"]), scalar_groups=groups,  # type: ignore[arg-type]
                    max_tokens=int(d["max_tokens"]), **grouping)  # type: ignore[arg-type]

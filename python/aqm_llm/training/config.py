@@ -190,6 +190,9 @@ class TrainConfig:
                 raise ConfigError(f"bad value '{steps}' for --steps: must be >= 1")
             cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, steps=steps))
         if mlp:
+            if not cfg.model.epoch_sees_packets:
+                raise ConfigError("--mlp: model.epoch_sees_packets is false, and the mlp backbone "
+                                  "pools every token (the epoch decision would see the packets)")
             cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, backbone="mlp"))
         if bc:
             cfg = dataclasses.replace(cfg, return_conditioning=False)
@@ -338,6 +341,9 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
         raise fail(f"model: {exc}") from None
     if model.layers is not None and backbone == "mlp":
         raise fail("model.layers: the mlp backbone has no layers to keep; set null")
+    if not model.epoch_sees_packets and backbone == "mlp":
+        raise fail("model.epoch_sees_packets: the mlp backbone pools every token, so the epoch "
+                   "decision sees the packets whatever their order; set true")
 
     cond = as_flag(top.get("return_conditioning", True), "return_conditioning", fail)
     fams = top.get("families", ["scenario"])
