@@ -394,6 +394,8 @@ def test_the_epoch_first_layout_is_a_model_setting_and_older_identities_stay() -
         parse_train_config({"pool": "p", "model": {"epoch_sees_packets": 0}})
     with pytest.raises(ConfigError, match="mlp backbone pools every token"):
         parse_train_config({"pool": "p", "model": {"backbone": "mlp", "epoch_sees_packets": False}})
+    with pytest.raises(ConfigError, match="--mlp: model.epoch_sees_packets is false: the mlp backbone pools"):
+        first.with_overrides(mlp=True)
 
 
 def test_an_acting_policy_is_labelled_by_the_best_teacher_and_never_chosen(tmp_path: Path) -> None:

@@ -97,6 +97,14 @@ class ModelSettings:
                                tokens_per_past_epoch=self.tokens_per_past_epoch,
                                epoch_sees_packets=self.epoch_sees_packets)
 
+    def mlp_refusal(self) -> str | None:
+        """Why these settings cannot train the mlp backbone (None: they can); the one rule for
+        the file's ``model.backbone: mlp`` and for ``--mlp``."""
+        if not self.epoch_sees_packets:
+            return ("model.epoch_sees_packets is false: the mlp backbone pools every token, so the "
+                    "epoch decision would see the packets whatever their order; set true")
+        return None
+
 
 @dataclass(frozen=True)
 class TargetSettings:
@@ -190,9 +198,9 @@ class TrainConfig:
                 raise ConfigError(f"bad value '{steps}' for --steps: must be >= 1")
             cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, steps=steps))
         if mlp:
-            if not cfg.model.epoch_sees_packets:
-                raise ConfigError("--mlp: model.epoch_sees_packets is false, and the mlp backbone "
-                                  "pools every token (the epoch decision would see the packets)")
+            refusal = cfg.model.mlp_refusal()
+            if refusal:
+                raise ConfigError(f"--mlp: {refusal}")
             cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, backbone="mlp"))
         if bc:
             cfg = dataclasses.replace(cfg, return_conditioning=False)
@@ -341,9 +349,9 @@ def parse_train_config(doc: Any, *, source: str = "train", default_name: str = "
         raise fail(f"model: {exc}") from None
     if model.layers is not None and backbone == "mlp":
         raise fail("model.layers: the mlp backbone has no layers to keep; set null")
-    if not model.epoch_sees_packets and backbone == "mlp":
-        raise fail("model.epoch_sees_packets: the mlp backbone pools every token, so the epoch "
-                   "decision sees the packets whatever their order; set true")
+    refusal = model.mlp_refusal() if backbone == "mlp" else None
+    if refusal:
+        raise fail(refusal)
 
     cond = as_flag(top.get("return_conditioning", True), "return_conditioning", fail)
     fams = top.get("families", ["scenario"])
