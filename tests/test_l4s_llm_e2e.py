@@ -120,6 +120,58 @@ def test_dualpi2_probability_through_the_agent_path_reproduces_dualpi2(tmp_path)
     assert via_agent["classes"]["l4s"]["sojourn_ms"]["p99"] == native["classes"]["l4s"]["sojourn_ms"]["p99"]
 
 
+class ClassicDropperAgent:
+    """DualPI2's own p_L (k p'), and a classic signal DualPI2 would never give: p_C drop 0.5 every
+    epoch (test helper, loaded by the agent process)."""
+
+    def reset(self, run_info: object) -> None:
+        pass
+
+    def decide(self, request):  # noqa: ANN001, ANN201 - the Agent interface
+        import numpy as np
+
+        from aqm_llm.agent.interface import Decision
+        from aqm_llm.channel import Scalar
+
+        p_base = float(request.scalars[Scalar.P_PRIME])
+        return Decision(np.zeros(request.packets.shape[0], np.uint8), p_l_mark=min(2.0 * p_base, 1.0),
+                        p_c_drop=0.5)
+
+    def close(self) -> None:
+        pass
+
+
+def test_classic_by_the_controller_ignores_the_agents_classic_signal(tmp_path, monkeypatch):
+    """With llm_classic=controller the classic packets are DualPI2's controller's whatever the agent
+    says of them: an agent with DualPI2's p_L and a classic drop probability of 0.5 reproduces the
+    queue disc's own DualPI2 draw for draw, its classic drops counted as the controller's; with the
+    default (llm_classic=agent) its classic signal acts."""
+    import json
+    import os
+    import subprocess
+
+    from aqm_llm.native import scenario_binary
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
+    params = {"duration": "3s", "warmup": "1s", "bottleneck_rate": "50Mbps", "rtt": "20ms", "llm_batch": 0}
+    agent = AgentSpec(agent="test_l4s_llm_e2e:ClassicDropperAgent", threads=1)
+    runs = {who: aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=4, params={**params, "llm_classic": who},
+                             output_dir=tmp_path / who, agent=agent) for who in ("controller", "agent")}
+    out = tmp_path / "native.json"
+    subprocess.run([str(scenario_binary("dumbbell")), "--qdisc=l4s-llm", "--seed=4",
+                    *(f"--{k}={v}" for k, v in params.items()), f"--output={out}"],
+                   check=True, capture_output=True)
+    native = json.loads(out.read_text())
+    assert all(m["fallbacks"] == 0 for m in runs.values())
+    assert _counts(runs["controller"]) == _counts(native)
+    assert native["classes"]["classic"]["drops"] > 0
+    reasons = runs["controller"]["classes"]["classic"]["drop_reasons"]
+    assert set(reasons) == {"Controller classic drop"}, reasons
+    # When the agent decides them, its own classic signal acts (half the packets: Cubic collapses).
+    assert set(runs["agent"]["classes"]["classic"]["drop_reasons"]) == {"Agent epoch drop"}
+    assert _counts(runs["agent"]) != _counts(native)
+
+
 class NanAgent:
     """Answers NaN probabilities from epoch 3 on (test helper, loaded by the agent process)."""
 

@@ -174,6 +174,7 @@ AqmQueueDiscRegistry::Configure(Ptr<QueueDisc> qdisc,
         qdisc->SetAttribute("AgentForward",
                             word(options.llmAgentForward, "llm agent forward rule"));
         qdisc->SetAttribute("AgentDrop", word(options.llmAgentDrop, "llm agent drop rule"));
+        qdisc->SetAttribute("ClassicDecider", word(options.llmClassic, "llm classic decider"));
         qdisc->SetAttribute("Teacher", StringValue(options.teacher));
         qdisc->SetAttribute("RecordActor", word(options.recordActor, "record actor"));
         qdisc->SetAttribute("RecordPath", StringValue(options.recordPath));

@@ -45,6 +45,7 @@ struct AqmQueueDiscOptions
     std::string llmLAgentDrop{"drop"};       //!< drop | mark (AgentLDrop)
     std::string llmAgentForward{"forward"};  //!< forward | draw (AgentForward)
     std::string llmAgentDrop{"drop"};        //!< drop | draw (AgentDrop)
+    std::string llmClassic{"agent"};         //!< agent | controller (ClassicDecider)
     std::string llmMode{"agent"};            //!< agent | teacher | record
     std::string teacher{"dualpi2"};          //!< acting teacher (teacher mode; record mode)
     std::string recordActor{"auto"};         //!< record mode: auto | agent | teacher

@@ -190,6 +190,21 @@ L4sLlmQueueDisc::GetTypeId()
                           EnumValue(AGENT_DROP_DROP),
                           MakeEnumAccessor<AgentDropRule>(&L4sLlmQueueDisc::m_agentDrop),
                           MakeEnumChecker(AGENT_DROP_DROP, "Drop", AGENT_DROP_DRAW, "Draw"))
+            .AddAttribute("ClassicDecider",
+                          "Who decides the classic queue's packets under the agent's decisions. "
+                          "Agent: the agent, by its per-packet actions on the head-of-queue batch "
+                          "and its epoch classic signal (p_C drop + p_C mark). Controller: "
+                          "DualPI2's PI2 controller that the queue disc runs every epoch (RFC 9332 "
+                          "at dequeue: signal with p_C = p'^2, a drop where the packet cannot "
+                          "carry a mark or p_C >= p_Cmax), so the agent decides the L queue only; "
+                          "its classic actions are ignored. Teachers' decisions and the fallback "
+                          "are not affected.",
+                          EnumValue(CLASSIC_BY_AGENT),
+                          MakeEnumAccessor<ClassicDeciderRule>(&L4sLlmQueueDisc::m_classicDecider),
+                          MakeEnumChecker(CLASSIC_BY_AGENT,
+                                          "Agent",
+                                          CLASSIC_BY_CONTROLLER,
+                                          "Controller"))
             .AddTraceSource("Fallbacks",
                             "Number of epochs that fell back to DualPI2 because of the agent",
                             MakeTraceSourceAccessor(&L4sLlmQueueDisc::m_fallbacks),
@@ -419,7 +434,8 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
     // LSojournLimit (off by default) drops an L packet that waited longer, whoever decides.
     // AgentLDrop Mark turns the agent's per-packet drop of an L packet into a mark; AgentForward
     // Draw gives a packet the agent forwards the epoch draw of a packet past the batch, AgentDrop
-    // Draw one it drops.
+    // Draw one it drops. ClassicDecider Controller judges a classic packet under the agent's
+    // decision as the fallback does (RFC 9332 with the controller's p').
     if (ExceedsLSojournLimit(d))
     {
         dropReason = L_SOJOURN_LIMIT_DROP; // no draw: the random stream stays as without it
@@ -431,11 +447,16 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
                               : 0.0;
     auto draw = [this](double p, DualPi2Controller::DrawKind) { return Draw(*m_uv, p); };
     const EpochDecision& current = m_decisions.GetCurrent();
-    if (current.actor == ACTOR_FALLBACK)
+    const bool byAgent = current.actor == ACTOR_AGENT;
+    const bool byController =
+        current.actor == ACTOR_FALLBACK ||
+        (!isL && byAgent && m_classicDecider == CLASSIC_BY_CONTROLLER);
+    if (byController)
     {
-        // RFC 9332 at dequeue with the fallback's p'.
-        dropReason = FALLBACK_DROP;
-        markReason = FALLBACK_MARK;
+        // RFC 9332 at dequeue with the controller's p'.
+        const bool fallback = current.actor == ACTOR_FALLBACK;
+        dropReason = fallback ? FALLBACK_DROP : CONTROLLER_CLASSIC_DROP;
+        markReason = fallback ? FALLBACK_MARK : CONTROLLER_CLASSIC_MARK;
         const auto rule =
             m_fallback.DecidePacket(isL, d.ecn == dualq::ECN_ECT0, m_useEcn, native, true, draw);
         return DualPi2Controller::IsDrop(rule)   ? Verdict::DROP
@@ -447,7 +468,6 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
         dropReason = OVERLOAD_L4S_DROP;
         return Verdict::DROP;
     }
-    const bool byAgent = current.actor == ACTOR_AGENT;
     if (const auto action = current.FindAction(d.id))
     {
         dropReason = byAgent ? AGENT_DROP : TEACHER_DROP;

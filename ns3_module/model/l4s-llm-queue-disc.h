@@ -159,6 +159,13 @@ class L4sLlmQueueDisc : public DualQueueDisc
         AGENT_FORWARD_DRAW,    //!< it takes the epoch decision's draw, as a packet past the batch
     };
 
+    /// Who decides the classic queue's packets under the agent's decisions (ClassicDecider).
+    enum ClassicDeciderRule
+    {
+        CLASSIC_BY_AGENT,      //!< the agent: its per-packet actions and epoch classic signal
+        CLASSIC_BY_CONTROLLER, //!< DualPI2's controller (RFC 9332 at dequeue with its p')
+    };
+
     /// EpochRecordHeader::actor and the Decision trace: who decided (>= 0: teacher index).
     using ActorCode = EpochDecision::ActorCode;
     static constexpr ActorCode ACTOR_FALLBACK = EpochDecision::ACTOR_FALLBACK; //!< the fallback
@@ -202,6 +209,10 @@ class L4sLlmQueueDisc : public DualQueueDisc
     /// L packet dropped under DualPI2's overload rule (p_CL >= 1: drop with p_C), whoever acts
     static constexpr const char* OVERLOAD_L4S_DROP = "Overload L4S drop";
     static constexpr const char* FALLBACK_MARK = "Fallback mark"; //!< DualPI2 fallback mark
+    /// classic packet dropped by DualPI2's controller under the agent's decision (ClassicDecider)
+    static constexpr const char* CONTROLLER_CLASSIC_DROP = "Controller classic drop";
+    /// classic packet marked by DualPI2's controller under the agent's decision (ClassicDecider)
+    static constexpr const char* CONTROLLER_CLASSIC_MARK = "Controller classic mark";
 
     /**
      * \brief Use fixed random variable streams.
@@ -303,6 +314,7 @@ class L4sLlmQueueDisc : public DualQueueDisc
     AgentLDropRule m_agentLDrop;   //!< what the agent's per-packet drop of an L packet does
     AgentForwardRule m_agentForward; //!< what the agent's per-packet forward does (AgentForward)
     AgentDropRule m_agentDrop;       //!< what the agent's per-packet drop does (AgentDrop)
+    ClassicDeciderRule m_classicDecider; //!< who decides classic packets under the agent
 
     // Fallback
     DualPi2Controller m_fallback;          //!< the fallback controller

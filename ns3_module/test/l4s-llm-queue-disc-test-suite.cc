@@ -722,6 +722,79 @@ class L4sLlmAgentForwardTestCase : public TestCase
 
 /**
  * \ingroup aqm-llm-tests
+ * \brief ClassicDecider: the agent drops every L packet over 1 ms and every C packet over 5 ms,
+ * with epoch probabilities 0; 5 ECT(1) + 1 CE L packets and 3 ECT(0) + 3 Not-ECT C packets waited
+ * 15 ms when the epoch at 16 ms decides. The controller's p' there is 0 (FallbackTarget 1 s) or 1
+ * (FallbackBeta 1000: the L queue saturated, p_C = 1 >= p_Cmax). Agent: the agent's 6 C drops
+ * stand (with p' = 1 the 6 L packets are the overload rule's). Controller: the C packets are the
+ * controller's -- forwarded at p' = 0 (the agent's drops ignored), dropped at p' = 1 (Not-ECT:
+ * no mark; ECT(0): p_C >= p_Cmax), counted as controller drops -- while the L packets stay the
+ * agent's (6 agent drops at p' = 0). Packet and byte mode.
+ */
+class L4sLlmClassicDeciderTestCase : public TestCase
+{
+  public:
+    /// \param unit packet or byte mode \param controller ClassicDecider Controller
+    /// \param saturated the controller's p' is 1 (else 0)
+    L4sLlmClassicDeciderTestCase(QueueSizeUnit unit, bool controller, bool saturated)
+        : TestCase(std::string("ClassicDecider ") + (controller ? "Controller" : "Agent") +
+                   ", p' " + (saturated ? "1" : "0") + ", " + ModeName(unit) + " mode"),
+          m_unit(unit),
+          m_controller(controller),
+          m_saturated(saturated)
+    {
+    }
+
+  private:
+    void DoRun() override
+    {
+        StubAgent stub(Policy::DROPPER);
+        NS_TEST_ASSERT_MSG_EQ(stub.Ready(), true, "stub agent created the channel");
+        auto q = MakeQueue(m_unit,
+                           {{"ChannelName", stub.Name()},
+                            {"AgentTimeout", "5s"},
+                            {"ClassicDecider", m_controller ? "Controller" : "Agent"},
+                            {m_saturated ? "FallbackBeta" : "FallbackTarget",
+                             m_saturated ? "1000" : "1s"}});
+        uint32_t forwarded = 0;
+        EnqueueAt(q, MilliSeconds(1), 5, Ipv4Header::ECN_ECT1);
+        EnqueueAt(q, MilliSeconds(1), 1, Ipv4Header::ECN_CE);
+        EnqueueAt(q, MilliSeconds(1), 3, Ipv4Header::ECN_ECT0);
+        EnqueueAt(q, MilliSeconds(1), 3, Ipv4Header::ECN_NotECT);
+        DrainAt(q, MilliSeconds(17), &forwarded);
+        Simulator::Stop(MilliSeconds(18));
+        Simulator::Run();
+
+        const double pBase = q->GetFallbackController().GetProbBase();
+        NS_TEST_ASSERT_MSG_EQ_TOL(pBase, (m_saturated ? 1.0 : 0.0), 1e-12, "the controller's p'");
+        const uint64_t overloadL = m_saturated ? 6 : 0;
+        const uint64_t agentDrops = (m_saturated ? 0 : 6) + (m_controller ? 0 : 6); // L, then C
+        const uint64_t controllerDrops = m_controller && m_saturated ? 6 : 0;
+        NS_TEST_EXPECT_MSG_EQ(Drops(q, Q::OVERLOAD_L4S_DROP), overloadL, "overload L4S drops");
+        NS_TEST_EXPECT_MSG_EQ(Drops(q, Q::AGENT_DROP), agentDrops, "agent drops");
+        NS_TEST_EXPECT_MSG_EQ(Drops(q, Q::CONTROLLER_CLASSIC_DROP),
+                              controllerDrops,
+                              "controller classic drops");
+        NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalDroppedPackets,
+                              overloadL + agentDrops + controllerDrops,
+                              "no other drops");
+        NS_TEST_EXPECT_MSG_EQ(q->GetStats().nTotalMarkedPackets, 0, "no marks");
+        NS_TEST_EXPECT_MSG_EQ(forwarded,
+                              12 - overloadL - agentDrops - controllerDrops,
+                              "forwarded");
+        NS_TEST_EXPECT_MSG_EQ(q->GetFallbackCount(), 0, "no fallback");
+        q->Dispose();
+        NS_TEST_EXPECT_MSG_EQ(stub.Join(), 0, "the agent saw the channel close and exited");
+        Simulator::Destroy();
+    }
+
+    QueueSizeUnit m_unit;
+    bool m_controller;
+    bool m_saturated;
+};
+
+/**
+ * \ingroup aqm-llm-tests
  * \brief AgentForward Draw, draw for draw: an agent that forwards its whole batch with fractional
  * epoch probabilities (p_L mark 0.25, p_C drop 0.125, p_C mark 0.25) gives, with Draw, the same
  * drops and marks by reason as with BatchSize 0 (every packet by the epoch draw, on the same
@@ -1324,6 +1397,14 @@ class L4sLlmQueueDiscTestSuite : public TestSuite
             AddTestCase(new L4sLlmAgentForwardTestCase(unit, false), Duration::QUICK);
             AddTestCase(new L4sLlmAgentForwardTestCase(unit, true), Duration::QUICK);
             AddTestCase(new L4sLlmAgentForwardDrawTestCase(unit), Duration::QUICK);
+            for (bool controller : {false, true})
+            {
+                for (bool saturated : {false, true})
+                {
+                    AddTestCase(new L4sLlmClassicDeciderTestCase(unit, controller, saturated),
+                                Duration::QUICK);
+                }
+            }
             AddTestCase(new L4sLlmDecisionDelayTestCase(unit, true), Duration::QUICK);
             AddTestCase(new L4sLlmDecisionDelayTestCase(unit, false), Duration::QUICK);
             AddTestCase(new L4sLlmOverloadRuleTestCase(unit, false, Policy::EPOCH_NONE),

@@ -46,6 +46,7 @@ DeclareCommonParams(ParamSet& p)
         .Time("llm_l_sojourn_limit", "0s", "l4s-llm: an L4S packet that waited longer is dropped whoever decides (the L queue's own overload rule; 0s: off)", 0, 10)
         .Choice("llm_l_agent_drop", "drop", {"drop", "mark"}, "l4s-llm: what the agent's per-packet drop of an L4S packet does (mark: a CE mark instead, as DualPI2 signals to L4S senders; teachers unaffected)")
         .Choice("llm_agent_drop", "drop", {"drop", "draw"}, "l4s-llm: what the agent's per-packet drop of a head-of-queue packet does (draw: the packet takes the epoch decision's draw, as packets past the batch do, so the per-packet head drops no more than the epoch probabilities; llm_l_agent_drop=mark still marks an L4S packet instead; teachers unaffected)")
+        .Choice("llm_classic", "agent", {"agent", "controller"}, "l4s-llm: who decides the classic queue's packets under the agent's decisions (controller: DualPI2's PI2 controller, RFC 9332 with its p', so the agent decides the L4S queue only; teachers and the fallback unaffected)")
         .Choice("llm_agent_forward", "forward", {"forward", "draw"}, "l4s-llm: what the agent's per-packet forward of a head-of-queue packet does (draw: the packet takes the epoch decision's draw, as packets past the batch do, so per-packet drops and marks add to the epoch probabilities; teachers unaffected)")
         .Choice("llm_mode", "agent", {"agent", "teacher", "record"}, "l4s-llm: who decides (record: one acts, every teacher in shadow, all logged to record_path)")
         .Choice("teacher", "dualpi2", AqmTeacher::DefaultSet(), "l4s-llm: the teacher that acts in teacher mode (and in record mode when record_actor is teacher)")
@@ -116,6 +117,7 @@ QueueDiscOptionsFrom(const ParamSet& p, DataRate linkRate, Time linkDelay)
     o.llmLAgentDrop = p.GetString("llm_l_agent_drop");
     o.llmAgentForward = p.GetString("llm_agent_forward");
     o.llmAgentDrop = p.GetString("llm_agent_drop");
+    o.llmClassic = p.GetString("llm_classic");
     o.teacher = p.GetString("teacher");
     o.recordActor = p.GetString("record_actor");
     o.recordPath = p.GetString("record_path");

@@ -23,7 +23,7 @@ DEFAULT_CHECKPOINT = Path(aqm_llm.__file__).resolve().parents[2] / "models" / "l
 #: The l4s-llm queue disc's scenario parameters a checkpoint may carry (the policy config's
 #: ``queue_disc``): how the queue disc around the agent is set, not who decides.
 QUEUE_DISC_PARAMS = ("llm_l_sojourn_limit", "llm_l_agent_drop", "llm_agent_forward", "llm_agent_drop",
-                     "llm_overload", "llm_batch")
+                     "llm_classic", "llm_overload", "llm_batch")
 
 
 def safetensors_problem(path: Path) -> str | None:

@@ -34,7 +34,7 @@
     queue_disc: {}                     # l4s-llm queue-disc parameters saved in the checkpoint and
                                        # applied to the runs it serves unless a run sets them
                                        # (llm_l_sojourn_limit, llm_l_agent_drop, llm_agent_forward,
-                                       # llm_agent_drop, llm_overload, llm_batch)
+                                       # llm_agent_drop, llm_classic, llm_overload, llm_batch)
     distill_teacher: null              # imitate this teacher in every state (every loss term: its
                                        # shadow actions and probabilities) instead of the acting
                                        # controller and each family's best (dualpi2: the sanity rung)
