@@ -280,6 +280,26 @@ MakeQueue(QueueSizeUnit unit,
     return q;
 }
 
+/**
+ * The mixed backlog of the per-packet drop tests: 5 ECT(1) + 1 CE L packets and 3 ECT(0) + 3
+ * Not-ECT C packets enqueued at 1 ms, drained at 17 ms (after the epoch at 16 ms decided them).
+ * \param q the queue disc
+ * \return the packets forwarded
+ */
+uint32_t
+RunMixedBacklog(Ptr<Q> q)
+{
+    uint32_t forwarded = 0;
+    EnqueueAt(q, MilliSeconds(1), 5, Ipv4Header::ECN_ECT1);
+    EnqueueAt(q, MilliSeconds(1), 1, Ipv4Header::ECN_CE);
+    EnqueueAt(q, MilliSeconds(1), 3, Ipv4Header::ECN_ECT0);
+    EnqueueAt(q, MilliSeconds(1), 3, Ipv4Header::ECN_NotECT);
+    DrainAt(q, MilliSeconds(17), &forwarded);
+    Simulator::Stop(MilliSeconds(18));
+    Simulator::Run();
+    return forwarded;
+}
+
 void
 RecordDecision(std::vector<std::pair<uint64_t, int32_t>>* v, uint64_t epoch, int32_t actor, uint32_t)
 {
@@ -637,14 +657,7 @@ class L4sLlmAgentDropTestCase : public TestCase
                             {"AgentTimeout", "5s"},
                             {"AgentDrop", m_draw ? "Draw" : "Drop"},
                             {"AgentLDrop", m_lMark ? "Mark" : "Drop"}});
-        uint32_t forwarded = 0;
-        EnqueueAt(q, MilliSeconds(1), 5, Ipv4Header::ECN_ECT1);
-        EnqueueAt(q, MilliSeconds(1), 1, Ipv4Header::ECN_CE);
-        EnqueueAt(q, MilliSeconds(1), 3, Ipv4Header::ECN_ECT0);
-        EnqueueAt(q, MilliSeconds(1), 3, Ipv4Header::ECN_NotECT);
-        DrainAt(q, MilliSeconds(17), &forwarded);
-        Simulator::Stop(MilliSeconds(18));
-        Simulator::Run();
+        const uint32_t forwarded = RunMixedBacklog(q);
 
         const uint64_t lDropsAsMarks = m_lMark ? 5 : 0;
         const uint64_t epochMarks = m_draw && !m_lMark ? 5 : 0;
@@ -756,14 +769,7 @@ class L4sLlmClassicDeciderTestCase : public TestCase
                             {"ClassicDecider", m_controller ? "Controller" : "Agent"},
                             {m_saturated ? "FallbackBeta" : "FallbackTarget",
                              m_saturated ? "1000" : "1s"}});
-        uint32_t forwarded = 0;
-        EnqueueAt(q, MilliSeconds(1), 5, Ipv4Header::ECN_ECT1);
-        EnqueueAt(q, MilliSeconds(1), 1, Ipv4Header::ECN_CE);
-        EnqueueAt(q, MilliSeconds(1), 3, Ipv4Header::ECN_ECT0);
-        EnqueueAt(q, MilliSeconds(1), 3, Ipv4Header::ECN_NotECT);
-        DrainAt(q, MilliSeconds(17), &forwarded);
-        Simulator::Stop(MilliSeconds(18));
-        Simulator::Run();
+        const uint32_t forwarded = RunMixedBacklog(q);
 
         const double pBase = q->GetFallbackController().GetProbBase();
         NS_TEST_ASSERT_MSG_EQ_TOL(pBase, (m_saturated ? 1.0 : 0.0), 1e-12, "the controller's p'");
