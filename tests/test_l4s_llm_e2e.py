@@ -141,11 +141,12 @@ class ClassicDropperAgent:
         pass
 
 
-def test_classic_by_the_controller_ignores_the_agents_classic_signal(tmp_path, monkeypatch):
+@pytest.mark.parametrize("classic_ecn", [False, True], ids=["classic-drops", "classic-ecn"])
+def test_classic_by_the_controller_ignores_the_agents_classic_signal(tmp_path, monkeypatch, classic_ecn):
     """With llm_classic=controller the classic packets are DualPI2's controller's whatever the agent
     says of them: an agent with DualPI2's p_L and a classic drop probability of 0.5 reproduces the
-    queue disc's own DualPI2 draw for draw, its classic drops counted as the controller's; with the
-    default (llm_classic=agent) its classic signal acts."""
+    queue disc's own DualPI2 draw for draw, its classic drops (and, with ECN-capable classic flows,
+    marks) counted as the controller's; with the default (llm_classic=agent) its classic signal acts."""
     import json
     import os
     import subprocess
@@ -153,7 +154,8 @@ def test_classic_by_the_controller_ignores_the_agents_classic_signal(tmp_path, m
     from aqm_llm.native import scenario_binary
 
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
-    params = {"duration": "3s", "warmup": "1s", "bottleneck_rate": "50Mbps", "rtt": "20ms", "llm_batch": 0}
+    params = {"duration": "3s", "warmup": "1s", "bottleneck_rate": "50Mbps", "rtt": "20ms", "llm_batch": 0,
+              "classic_ecn": str(classic_ecn).lower()}
     agent = AgentSpec(agent="test_l4s_llm_e2e:ClassicDropperAgent", threads=1)
     runs = {who: aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=4, params={**params, "llm_classic": who},
                              output_dir=tmp_path / who, agent=agent) for who in ("controller", "agent")}
@@ -164,11 +166,17 @@ def test_classic_by_the_controller_ignores_the_agents_classic_signal(tmp_path, m
     native = json.loads(out.read_text())
     assert all(m["fallbacks"] == 0 for m in runs.values())
     assert _counts(runs["controller"]) == _counts(native)
-    assert native["classes"]["classic"]["drops"] > 0
-    reasons = runs["controller"]["classes"]["classic"]["drop_reasons"]
-    assert set(reasons) == {"Controller classic drop"}, reasons
+    classic = runs["controller"]["classes"]["classic"]
+    if classic_ecn:
+        assert native["classes"]["classic"]["marks"] > 0
+        assert set(classic["mark_reasons"]) == {"Controller classic mark"}, classic["mark_reasons"]
+        assert set(classic["drop_reasons"]) <= {"Controller classic drop"}, classic["drop_reasons"]
+    else:
+        assert native["classes"]["classic"]["drops"] > 0
+        assert set(classic["drop_reasons"]) == {"Controller classic drop"}, classic["drop_reasons"]
     # When the agent decides them, its own classic signal acts (half the packets: Cubic collapses).
-    assert set(runs["agent"]["classes"]["classic"]["drop_reasons"]) == {"Agent epoch drop"}
+    assert set(runs["agent"]["classes"]["classic"]["drop_reasons"]) <= {"Agent epoch drop"}
+    assert not set(runs["agent"]["classes"]["classic"]["mark_reasons"]) - {"Agent epoch mark"}
     assert _counts(runs["agent"]) != _counts(native)
 
 

@@ -197,8 +197,9 @@ L4sLlmQueueDisc::GetTypeId()
                           "DualPI2's PI2 controller that the queue disc runs every epoch (RFC 9332 "
                           "at dequeue: signal with p_C = p'^2, a drop where the packet cannot "
                           "carry a mark or p_C >= p_Cmax), so the agent decides the L queue only; "
-                          "its classic actions are ignored. Teachers' decisions and the fallback "
-                          "are not affected.",
+                          "its classic actions are ignored, and OverloadRule Decision drops "
+                          "overloaded L packets with the controller's p_C. Teachers' decisions "
+                          "and the fallback are not affected.",
                           EnumValue(CLASSIC_BY_AGENT),
                           MakeEnumAccessor<ClassicDeciderRule>(&L4sLlmQueueDisc::m_classicDecider),
                           MakeEnumChecker(CLASSIC_BY_AGENT,
@@ -448,13 +449,10 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
     auto draw = [this](double p, DualPi2Controller::DrawKind) { return Draw(*m_uv, p); };
     const EpochDecision& current = m_decisions.GetCurrent();
     const bool byAgent = current.actor == ACTOR_AGENT;
-    const bool byController =
-        current.actor == ACTOR_FALLBACK ||
-        (!isL && byAgent && m_classicDecider == CLASSIC_BY_CONTROLLER);
-    if (byController)
+    const bool fallback = current.actor == ACTOR_FALLBACK;
+    if (fallback || (!isL && byAgent && m_classicDecider == CLASSIC_BY_CONTROLLER))
     {
         // RFC 9332 at dequeue with the controller's p'.
-        const bool fallback = current.actor == ACTOR_FALLBACK;
         dropReason = fallback ? FALLBACK_DROP : CONTROLLER_CLASSIC_DROP;
         markReason = fallback ? FALLBACK_MARK : CONTROLLER_CLASSIC_MARK;
         const auto rule =
@@ -523,8 +521,11 @@ L4sLlmQueueDisc::DropsOverloadedL(const EpochDecision& current)
         return m_fallback.DropsOverloadedL(
             [this](double p, DualPi2Controller::DrawKind) { return Draw(*m_uv, p); });
     }
-    return current.pLMark >= 1.0 &&
-           Draw(*m_uv, std::min(current.pCDrop + current.pCMark, 1.0));
+    // The decision's classic signal: the controller's p_C where it decides the classic queue.
+    const double pC = current.actor == ACTOR_AGENT && m_classicDecider == CLASSIC_BY_CONTROLLER
+                          ? m_fallback.GetProbC()
+                          : current.pCDrop + current.pCMark;
+    return current.pLMark >= 1.0 && Draw(*m_uv, std::min(pC, 1.0));
 }
 
 Ptr<QueueDiscItem>

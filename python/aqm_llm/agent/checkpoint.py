@@ -21,7 +21,8 @@ CHECKPOINT_VERSION = 1
 #: The shipped checkpoint, used when none is given (``models/l4s-llm`` in the source tree).
 DEFAULT_CHECKPOINT = Path(aqm_llm.__file__).resolve().parents[2] / "models" / "l4s-llm"
 #: The l4s-llm queue disc's scenario parameters a checkpoint may carry (the policy config's
-#: ``queue_disc``): how the queue disc around the agent is set, not who decides.
+#: ``queue_disc``): how the queue disc around the agent is set (the rules it keeps around the
+#: agent's decisions, and with llm_classic which queue the agent decides), not which agent decides.
 QUEUE_DISC_PARAMS = ("llm_l_sojourn_limit", "llm_l_agent_drop", "llm_agent_forward", "llm_agent_drop",
                      "llm_classic", "llm_overload", "llm_batch")
 
