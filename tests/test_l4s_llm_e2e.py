@@ -7,6 +7,7 @@ import time
 import pytest
 
 import aqm_llm
+from aqm_llm.agent.stub import DualPi2ProbabilityAgent
 from aqm_llm.runner import AgentSpec
 from conftest import strip_volatile
 
@@ -94,25 +95,30 @@ def _counts(m: dict) -> dict:
     return {c: (m["classes"][c]["drops"], m["classes"][c]["marks"]) for c in ("l4s", "classic")}
 
 
-def test_dualpi2_probability_through_the_agent_path_reproduces_dualpi2(tmp_path):
-    """A policy that replies DualPI2's own probabilities (p_L = k p', p_C = p'^2) through the
-    agent's epoch path, with no per-packet batch, gives the very drops and marks of the queue
-    disc's own DualPI2 rule (its no-agent fallback), draw for draw, in a closed loop."""
+def _native_dualpi2(tmp_path, seed: int, params: dict) -> dict:
+    """The metrics of the queue disc's own DualPI2 rule (no agent: its fallback) on ``params``."""
     import json
     import subprocess
 
     from aqm_llm.native import scenario_binary
 
+    out = tmp_path / "native.json"
+    subprocess.run([str(scenario_binary("dumbbell")), "--qdisc=l4s-llm", f"--seed={seed}",
+                    *(f"--{k}={v}" for k, v in params.items()), f"--output={out}"],
+                   check=True, capture_output=True)
+    return json.loads(out.read_text())
+
+
+def test_dualpi2_probability_through_the_agent_path_reproduces_dualpi2(tmp_path):
+    """A policy that replies DualPI2's own probabilities (p_L = k p', p_C = p'^2) through the
+    agent's epoch path, with no per-packet batch, gives the very drops and marks of the queue
+    disc's own DualPI2 rule (its no-agent fallback), draw for draw, in a closed loop."""
     params = {"duration": "4s", "warmup": "1s", "bottleneck_rate": "50Mbps", "rtt": "20ms"}
     agent = AgentSpec(agent="aqm_llm.agent.stub:DualPi2ProbabilityAgent", threads=1)
     via_agent = aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=3, params={**params, "llm_batch": 0},
                             output_dir=tmp_path / "agent", agent=agent)
     assert via_agent["fallbacks"] == 0 and via_agent["agent_epochs"] >= 240
-    out = tmp_path / "fallback.json"
-    subprocess.run([str(scenario_binary("dumbbell")), "--qdisc=l4s-llm", "--seed=3",
-                    *(f"--{k}={v}" for k, v in params.items()), f"--output={out}"],
-                   check=True, capture_output=True)
-    native = json.loads(out.read_text())
+    native = _native_dualpi2(tmp_path, 3, params)
     assert native["fallbacks"] == native["llm"]["epochs"]  # no agent: DualPI2 decided every epoch
     assert _counts(via_agent) == _counts(native)
     assert via_agent["classes"]["l4s"]["marks"] > 50 and via_agent["classes"]["classic"]["drops"] > 0
@@ -120,25 +126,14 @@ def test_dualpi2_probability_through_the_agent_path_reproduces_dualpi2(tmp_path)
     assert via_agent["classes"]["l4s"]["sojourn_ms"]["p99"] == native["classes"]["l4s"]["sojourn_ms"]["p99"]
 
 
-class ClassicDropperAgent:
+class ClassicDropperAgent(DualPi2ProbabilityAgent):
     """DualPI2's own p_L (k p'), and a classic signal DualPI2 would never give: p_C drop 0.5 every
     epoch (test helper, loaded by the agent process)."""
 
-    def reset(self, run_info: object) -> None:
-        pass
-
     def decide(self, request):  # noqa: ANN001, ANN201 - the Agent interface
-        import numpy as np
+        from dataclasses import replace
 
-        from aqm_llm.agent.interface import Decision
-        from aqm_llm.channel import Scalar
-
-        p_base = float(request.scalars[Scalar.P_PRIME])
-        return Decision(np.zeros(request.packets.shape[0], np.uint8), p_l_mark=min(2.0 * p_base, 1.0),
-                        p_c_drop=0.5)
-
-    def close(self) -> None:
-        pass
+        return replace(super().decide(request), p_c_drop=0.5, p_c_mark=0.0)
 
 
 @pytest.mark.parametrize("classic_ecn", [False, True], ids=["classic-drops", "classic-ecn"])
@@ -147,11 +142,7 @@ def test_classic_by_the_controller_ignores_the_agents_classic_signal(tmp_path, m
     says of them: an agent with DualPI2's p_L and a classic drop probability of 0.5 reproduces the
     queue disc's own DualPI2 draw for draw, its classic drops (and, with ECN-capable classic flows,
     marks) counted as the controller's; with the default (llm_classic=agent) its classic signal acts."""
-    import json
     import os
-    import subprocess
-
-    from aqm_llm.native import scenario_binary
 
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
     params = {"duration": "3s", "warmup": "1s", "bottleneck_rate": "50Mbps", "rtt": "20ms", "llm_batch": 0,
@@ -159,11 +150,7 @@ def test_classic_by_the_controller_ignores_the_agents_classic_signal(tmp_path, m
     agent = AgentSpec(agent="test_l4s_llm_e2e:ClassicDropperAgent", threads=1)
     runs = {who: aqm_llm.run("dumbbell", qdisc="l4s-llm", seed=4, params={**params, "llm_classic": who},
                              output_dir=tmp_path / who, agent=agent) for who in ("controller", "agent")}
-    out = tmp_path / "native.json"
-    subprocess.run([str(scenario_binary("dumbbell")), "--qdisc=l4s-llm", "--seed=4",
-                    *(f"--{k}={v}" for k, v in params.items()), f"--output={out}"],
-                   check=True, capture_output=True)
-    native = json.loads(out.read_text())
+    native = _native_dualpi2(tmp_path, 4, params)
     assert all(m["fallbacks"] == 0 for m in runs.values())
     assert _counts(runs["controller"]) == _counts(native)
     classic = runs["controller"]["classes"]["classic"]

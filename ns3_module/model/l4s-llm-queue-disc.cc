@@ -450,7 +450,7 @@ L4sLlmQueueDisc::Judge(const Dequeued& d, const char*& dropReason, const char*& 
     const EpochDecision& current = m_decisions.GetCurrent();
     const bool byAgent = current.actor == ACTOR_AGENT;
     const bool fallback = current.actor == ACTOR_FALLBACK;
-    if (fallback || (!isL && byAgent && m_classicDecider == CLASSIC_BY_CONTROLLER))
+    if (fallback || (!isL && ControllerDecidesClassic(current)))
     {
         // RFC 9332 at dequeue with the controller's p'.
         dropReason = fallback ? FALLBACK_DROP : CONTROLLER_CLASSIC_DROP;
@@ -522,10 +522,15 @@ L4sLlmQueueDisc::DropsOverloadedL(const EpochDecision& current)
             [this](double p, DualPi2Controller::DrawKind) { return Draw(*m_uv, p); });
     }
     // The decision's classic signal: the controller's p_C where it decides the classic queue.
-    const double pC = current.actor == ACTOR_AGENT && m_classicDecider == CLASSIC_BY_CONTROLLER
-                          ? m_fallback.GetProbC()
-                          : current.pCDrop + current.pCMark;
+    const double pC = ControllerDecidesClassic(current) ? m_fallback.GetProbC()
+                                                        : current.pCDrop + current.pCMark;
     return current.pLMark >= 1.0 && Draw(*m_uv, std::min(pC, 1.0));
+}
+
+bool
+L4sLlmQueueDisc::ControllerDecidesClassic(const EpochDecision& current) const
+{
+    return current.actor == ACTOR_AGENT && m_classicDecider == CLASSIC_BY_CONTROLLER;
 }
 
 Ptr<QueueDiscItem>

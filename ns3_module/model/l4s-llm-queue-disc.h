@@ -294,6 +294,12 @@ class L4sLlmQueueDisc : public DualQueueDisc
      * \return whether the L packet is dropped
      */
     bool DropsOverloadedL(const EpochDecision& current);
+    /**
+     * \brief Whether the controller, not the decision, judges the classic queue (ClassicDecider).
+     * \param current the decision in force
+     * \return true under the agent's decision with ClassicDecider Controller
+     */
+    bool ControllerDecidesClassic(const EpochDecision& current) const;
 
     // Attributes
     Time m_interval;               //!< decision interval
